@@ -1,0 +1,95 @@
+"""`create_app(config)`: the aiohttp application and its long-lived resources.
+
+Each resource is one cleanup context, entered in this order and left in reverse:
+database (embedded server, migrations, pool) → ingest writer → HTTP client and relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from gateway import keys
+from gateway.clock import Clock, SystemClock
+from gateway.config import Config
+from gateway.ingress import routes
+from gateway.middleware import handle_errors
+from gateway.plugins import Registry, Resources, load_registry
+from gateway.relay.lanes import build_lanes
+from gateway.relay.listener import listen
+from gateway.relay.worker import Relay
+from gateway.storage.batch import GroupCommit
+from gateway.storage.embedded import embedded_postgres
+from gateway.storage.migrate import migrate
+from gateway.storage.store import Store, open_pool, translated
+
+log = structlog.get_logger("hookgate.app")
+
+
+def create_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    registry: Registry | None = None,
+    ingress: bool = True,
+) -> web.Application:
+    """The gateway: public ingress (unless `ingress` is False) and, if enabled, the relay."""
+    app = web.Application(middlewares=[handle_errors], handler_args={"max_field_size": 16384})
+    app[keys.CONFIG] = config
+    app[keys.CLOCK] = clock or SystemClock()
+    app[keys.REGISTRY] = registry or load_registry()
+    app.cleanup_ctx.append(database)
+    if ingress:
+        app.cleanup_ctx.append(ingest_writer)
+        routes.setup(app)
+    if config.relay.enabled:
+        app.cleanup_ctx.append(relay)
+    return app
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """The pool, after starting the embedded server if needed and migrating."""
+    config = app[keys.CONFIG].database
+    async with contextlib.AsyncExitStack() as stack:
+        dsn = config.url or await stack.enter_async_context(embedded_postgres(config.data_dir))
+        pool = await open_pool(dsn, config.pool_size)
+        stack.push_async_callback(pool.close)
+        async with translated(), pool.acquire() as conn:
+            await migrate(conn)
+        app[keys.DSN] = dsn
+        app[keys.STORE] = Store(pool)
+        yield
+
+
+async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
+    writer = GroupCommit(app[keys.STORE], app[keys.CONFIG].ingest)
+    writer.start()
+    app[keys.INGEST] = writer
+    yield
+    await writer.stop()
+
+
+async def relay(app: web.Application) -> AsyncIterator[None]:
+    """The shared client session, the relay loop and its LISTEN connection."""
+    config = app[keys.CONFIG]
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        app[keys.HTTP] = session
+        lanes = build_lanes(config, app[keys.REGISTRY], Resources(session, app[keys.CLOCK]))
+        worker = Relay(app[keys.STORE], lanes, config.relay, app[keys.CLOCK])
+        app[keys.RELAY] = worker
+        tasks = [
+            asyncio.create_task(worker.run(), name="relay"),
+            asyncio.create_task(listen(app[keys.DSN], worker.wake), name="relay-listener"),
+        ]
+        log.info("relay_started", worker=worker.worker, targets=sorted(lanes))
+        yield
+        await worker.stop(config.server.shutdown_timeout)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,132 @@
+"""The `hookgate` command: serve, worker, migrate, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import logging as hg_logging
+from gateway.app import create_app, database
+from gateway.config import Config, load_config
+from gateway.errors import HookgateError
+
+DEFAULT_CONFIG = "hookgate.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hookgate` console script."""
+    args = _parser().parse_args(argv)
+    hg_logging.configure(args.log_level, json=args.log_json)
+    try:
+        code: int = args.run(args)
+        return code
+    except HookgateError as exc:
+        print(f"hookgate: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hookgate", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-json", action=argparse.BooleanOptionalAction, default=None)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    for name, run, text in [
+        ("serve", _serve, "run ingress and (unless relay.enabled is false) the relay"),
+        ("worker", _worker, "run the relay alone"),
+        ("migrate", _migrate, "bring the database schema up to date, then exit"),
+    ]:
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
+        command.set_defaults(run=run)
+    serve = commands.choices["serve"]
+    serve.add_argument("--host", help="overrides server.host")
+    serve.add_argument("--port", type=int, help="overrides server.port")
+    check = commands.add_parser("check", help="validate a config file and print every problem")
+    check.add_argument("config", nargs="?", default=DEFAULT_CONFIG, type=Path)
+    check.set_defaults(run=_check)
+    return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except HookgateError as exc:
+        for line in exc.message.splitlines():
+            print(f"{args.config}: {line}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.config}: ok: {len(config.sources)} sources, {len(config.targets)} targets, "
+        f"{len(config.routes)} routes"
+    )
+    return 0
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    _install_uvloop()
+    web.run_app(
+        create_app(config),
+        host=args.host or config.server.host,
+        port=args.port if args.port is not None else config.server.port,
+        shutdown_timeout=config.server.shutdown_timeout,
+        access_log=None,
+        print=None,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    _install_uvloop()
+    asyncio.run(_run_until_signal(create_app(config, ingress=False)))
+    return 0
+
+
+async def _run_until_signal(app: web.Application) -> None:
+    """Start the app's resources without a listening socket; stop on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    asyncio.run(_migrate_only(config))
+    print("hookgate: schema up to date")
+    return 0
+
+
+async def _migrate_only(config: Config) -> None:
+    app = web.Application()
+    from gateway import keys
+
+    app[keys.CONFIG] = config
+    async for _ in database(app):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""hookgate.yaml → frozen dataclasses, with every mistake reported by its key path.
+
+`load_config(path)` reads the file, expands ``${VAR}`` and ``${VAR:-default}`` from the
+environment, and validates it; it raises one `ConfigError` carrying every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.errors import ConfigError
+from gateway.plugins import Registry, load_registry
+from gateway.relay.policy import RetryPolicy
+from gateway.section import Section, show
+from gateway.units import parse_duration
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str | None = None
+    data_dir: Path = Path(".hookgate")
+    pool_size: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    max_body: int = 1024 * 1024
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Group commit: whatever arrived while the previous write ran goes in one transaction."""
+
+    writers: int = 4
+    max_batch_rows: int = 256
+    max_batch_bytes: int = 8 * 1024 * 1024
+    retry_after: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    enabled: bool = True
+    lease: float = 60.0
+    poll_interval: float = 1.0
+    batch_size: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Extractor:
+    """Where a value lives in a request: ``json:data.type`` or ``header:X-GitHub-Event``."""
+
+    kind: str
+    key: str
+
+    @classmethod
+    def parse(cls, value: object) -> Extractor:
+        kind, _, key = str(value).partition(":")
+        if kind not in {"json", "header"} or not key:
+            raise ValueError(f'expected "json:<field.path>" or "header:<Name>", got {show(value)}')
+        return cls(kind, key)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    name: str
+    methods: frozenset[str] = frozenset({"POST"})
+    event_type: Extractor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """A configured plugin: its type name and its validated options."""
+
+    type: str
+    options: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    name: str
+    type: str
+    options: Any
+    timeout: float = 10.0
+    concurrency: int = 8
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    middleware: tuple[PluginSpec, ...] = ()
+    forward_headers: tuple[str, ...] = ()
+
+    def forwards(self, header: str) -> bool:
+        name = header.lower()
+        return any(fnmatchcase(name, pattern.lower()) for pattern in self.forward_headers)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    source: str
+    targets: tuple[str, ...]
+    event_types: tuple[str, ...] = ()
+
+    def matches(self, event_type: str | None) -> bool:
+        if not self.event_types:
+            return True
+        return event_type is not None and any(fnmatchcase(event_type, p) for p in self.event_types)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    sources: Mapping[str, SourceConfig] = field(default_factory=dict)
+    targets: Mapping[str, TargetConfig] = field(default_factory=dict)
+    routes: tuple[RouteConfig, ...] = ()
+
+    def targets_for(self, source: str, event_type: str | None) -> list[str]:
+        """Target names the routes send this event to, each once, in config order."""
+        names: dict[str, None] = {}
+        for route in self.routes:
+            if route.source == source and route.matches(event_type):
+                names.update(dict.fromkeys(route.targets))
+        return list(names)
+
+
+SERVER_DEFAULTS = ServerConfig()
+INGEST_DEFAULTS = IngestConfig()
+RELAY_DEFAULTS = RelayConfig()
+
+
+def load_config(path: str | Path, registry: Registry | None = None) -> Config:
+    """Read, interpolate and validate a config file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    return parse_config(text, registry, env=os.environ)
+
+
+def parse_config(
+    text: str, registry: Registry | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate config text; `env` is what ``${VAR}`` reads (the process environment by default)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_problem(exc)]) from exc
+    problems: list[str] = []
+    data = _interpolate(data, "", os.environ if env is None else env, problems)
+    config = _build(Section(data, "", problems), registry or load_registry())
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+    return f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"
+
+
+def _interpolate(value: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env, problems)
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def expand(match: re.Match[str]) -> str:
+        name, default = match[1], match[2]
+        if name in env and (env[name] or default is None):
+            return env[name]
+        if default is None:
+            problems.append(f"{path}: environment variable {name} is not set")
+            return ""
+        return default
+
+    return _VAR.sub(expand, value)
+
+
+def _build(top: Section, registry: Registry) -> Config:
+    database = _database(top.section("database"))
+    server = _server(top.section("server"))
+    ingest = _ingest(top.section("ingest"))
+    relay = _relay(top.section("relay"))
+    admin = AdminConfig(token=top.section("admin").str("token", None) or None)
+    sources = _named(top.section("sources"), _source)
+    targets = _named(top.section("targets"), lambda s, n: _target(s, n, registry))
+    routes = _routes(top, sources, targets)
+    for name, target in targets.items():
+        if target.timeout >= relay.lease:
+            top.problems.append(
+                f"targets.{name}.timeout: must be shorter than relay.lease ({relay.lease:g}s), "
+                f"or a slow answer would be sent again by another worker"
+            )
+    top.done()
+    return Config(database, server, ingest, relay, admin, sources, targets, routes)
+
+
+def _database(s: Section) -> DatabaseConfig:
+    url = s.str("url", None) or None
+    config = DatabaseConfig(
+        url=url,
+        data_dir=Path(s.str("data_dir", ".hookgate")),
+        pool_size=s.int("pool_size", 16, minimum=2),
+    )
+    s.done()
+    return config
+
+
+def _server(s: Section) -> ServerConfig:
+    config = ServerConfig(
+        host=s.str("host", SERVER_DEFAULTS.host),
+        port=s.int("port", 8080, minimum=0),
+        max_body=s.size("max_body", SERVER_DEFAULTS.max_body),
+        shutdown_timeout=s.duration("shutdown_timeout", SERVER_DEFAULTS.shutdown_timeout),
+    )
+    if config.port > 65535:
+        s.fail(f"expected a port number up to 65535, got {config.port}", "port")
+    s.done()
+    return config
+
+
+def _ingest(s: Section) -> IngestConfig:
+    config = IngestConfig(
+        writers=s.int("writers", INGEST_DEFAULTS.writers, minimum=1),
+        max_batch_rows=s.int("max_batch_rows", INGEST_DEFAULTS.max_batch_rows, minimum=1),
+        max_batch_bytes=s.size("max_batch_bytes", INGEST_DEFAULTS.max_batch_bytes),
+        retry_after=s.int("retry_after", INGEST_DEFAULTS.retry_after, minimum=1),
+    )
+    s.done()
+    return config
+
+
+def _relay(s: Section) -> RelayConfig:
+    config = RelayConfig(
+        enabled=s.bool("enabled", True),
+        lease=s.duration("lease", RELAY_DEFAULTS.lease),
+        poll_interval=s.duration("poll_interval", RELAY_DEFAULTS.poll_interval),
+        batch_size=s.int("batch_size", RELAY_DEFAULTS.batch_size, minimum=1),
+    )
+    s.done()
+    return config
+
+
+def _named(s: Section, build: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, _ in s.items():
+        if not _NAME.match(name):
+            s.fail("a name may use letters, digits, '_', '.' and '-' (64 at most)", name)
+            continue
+        result[name] = build(s.section(name), name)
+    return result
+
+
+def _source(s: Section, name: str) -> SourceConfig:
+    methods = frozenset(m.upper() for m in s.str_list("methods", ("POST",)))
+    for method in sorted(methods - _METHODS):
+        s.fail(f"unsupported method {show(method)} (use {', '.join(sorted(_METHODS))})", "methods")
+    config = SourceConfig(name, methods, s.get("event_type", Extractor.parse, None))
+    s.done()
+    return config
+
+
+def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
+    kind = s.str("type", "http")
+    plugin = registry.target(kind)
+    if plugin is None:
+        known = ", ".join(registry.names("target"))
+        s.fail(f"unknown target type {show(kind)} (installed: {known})", "type")
+    config = TargetConfig(
+        name=name,
+        type=kind,
+        options=plugin.parse(s) if plugin else None,
+        timeout=s.duration("timeout", 10.0),
+        concurrency=s.int("concurrency", 8, minimum=1),
+        retry=_retry(s.section("retry")),
+        middleware=_middleware(s, registry),
+        forward_headers=s.str_list("forward_headers", ()),
+    )
+    s.done()
+    return config
+
+
+def _retry(s: Section) -> RetryPolicy:
+    default = RetryPolicy()
+    schedule = s.get("schedule", _schedule, default.schedule)
+    jitter = s.get("jitter", _fraction, default.jitter)
+    cap = s.duration("max_retry_after", default.max_retry_after)
+    s.done()
+    return RetryPolicy(schedule=schedule, jitter=jitter, max_retry_after=cap)
+
+
+def _schedule(value: object) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of durations like [5s, 5m, 1h], got {show(value)}")
+    return tuple(parse_duration(v) for v in value)
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1:
+        return float(value)
+    raise ValueError(f"expected a fraction from 0 to below 1, got {show(value)}")
+
+
+def _middleware(s: Section, registry: Registry) -> tuple[PluginSpec, ...]:
+    """Per-target middleware; today the `sign` key, later a whole chain."""
+    if "sign" not in s:
+        return ()
+    sign = s.section("sign")
+    kind = sign.str("type", None)
+    plugin = registry.middleware(kind) if kind else None
+    if kind and plugin is None:
+        known = ", ".join(registry.names("middleware"))
+        sign.fail(f"unknown signing type {show(kind)} (installed: {known})", "type")
+    if plugin is None:
+        return ()
+    options = plugin.parse(sign)
+    sign.done()
+    return (PluginSpec(kind or "", options),)
+
+
+def _routes(
+    top: Section, sources: Mapping[str, Any], targets: Mapping[str, Any]
+) -> tuple[RouteConfig, ...]:
+    raw = top.get("routes", lambda v: v if isinstance(v, list) else _not_list(v), [])
+    routes = []
+    for index, item in enumerate(raw):
+        s = Section(item, f"routes[{index}]", top.problems)
+        source = s.str("source")
+        if source is not None and source not in sources:
+            s.fail(f"no source named {show(source)}", "source")
+        names = s.str_list("targets")
+        for name in names or ():
+            if name not in targets:
+                s.fail(f"no target named {show(name)}", "targets")
+        route_filter = s.section("filter")
+        event_types = route_filter.str_list("event_type", ())
+        route_filter.done()
+        s.done()
+        routes.append(RouteConfig(source or "", tuple(names or ()), event_types))
+    return tuple(routes)
+
+
+def _not_list(value: object) -> list[Any]:
+    raise ValueError(f"expected a list of routes, got {show(value)}")

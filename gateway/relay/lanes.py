@@ -1,0 +1,93 @@
+"""A target at run time: its config and its composed middleware chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.config import Config, TargetConfig
+from gateway.errors import PluginError
+from gateway.plugins import Registry, Resources
+from gateway.relay.message import Headers, Message, Send, compose
+from gateway.storage.store import Claimed
+
+USER_AGENT = "hookgate/0.1"
+# Never copied from the provider's request: they describe that hop, not ours.
+_HOP_BY_HOP = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "expect",
+     "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    config: TargetConfig
+    send: Send
+
+
+def build_lanes(config: Config, registry: Registry, resources: Resources) -> dict[str, Lane]:
+    """One lane per configured target, middleware composed in config order."""
+    return {name: _lane(target, registry, resources) for name, target in config.targets.items()}
+
+
+def _lane(target: TargetConfig, registry: Registry, resources: Resources) -> Lane:
+    plugin = registry.target(target.type)
+    if plugin is None:
+        raise PluginError(f"targets.{target.name}: target type {target.type!r} is not installed")
+    middleware = []
+    for spec in target.middleware:
+        item = registry.middleware(spec.type)
+        if item is None:
+            raise PluginError(f"targets.{target.name}: middleware {spec.type!r} is not installed")
+        middleware.append(item.create(spec.options, resources))
+    return Lane(target, compose(middleware, plugin.create(target.options, resources)))
+
+
+def build_message(claimed: Claimed, target: TargetConfig, now: dt.datetime) -> Message:
+    """The outgoing message: original body, chosen original headers, hookgate's own."""
+    return Message(
+        event_id=claimed.event_id,
+        delivery_id=claimed.id,
+        attempt=claimed.attempt,
+        source=claimed.source,
+        target=claimed.target,
+        event_type=claimed.event_type,
+        received_at=claimed.received_at,
+        now=now,
+        body=claimed.body,
+        headers=outgoing_headers(claimed, target),
+        request_headers=claimed.headers,
+    )
+
+
+def outgoing_headers(claimed: Claimed, target: TargetConfig) -> Headers:
+    original = _first_values(claimed.headers)
+    headers: list[tuple[str, str]] = []
+    if "content-type" in original:
+        headers.append(("Content-Type", original["content-type"]))
+    headers += [
+        (name, value)
+        for name, value in claimed.headers
+        if name.lower() not in _HOP_BY_HOP
+        and name.lower() != "content-type"
+        and target.forwards(name)
+    ]
+    headers += [
+        ("User-Agent", USER_AGENT),
+        ("X-Hookgate-Event-Id", str(claimed.event_id)),
+        ("X-Hookgate-Delivery-Id", str(claimed.id)),
+        ("X-Hookgate-Attempt", str(claimed.attempt)),
+        ("X-Hookgate-Source", claimed.source),
+        ("Idempotency-Key", str(claimed.id)),
+    ]
+    if claimed.event_type:
+        headers.append(("X-Hookgate-Event-Type", claimed.event_type))
+    return tuple(headers)
+
+
+def _first_values(headers: Headers) -> Mapping[str, str]:
+    found: dict[str, str] = {}
+    for name, value in headers:
+        found.setdefault(name.lower(), value)
+    return found

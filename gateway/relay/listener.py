@@ -1,0 +1,46 @@
+"""LISTEN for new deliveries on a dedicated connection that reconnects when it drops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import structlog
+
+CHANNEL = "hookgate_deliveries"
+KEEPALIVE = 15.0
+
+log = structlog.get_logger("hookgate.relay")
+
+
+async def listen(dsn: str, on_notify: Callable[[], None], retry: float = 1.0) -> None:
+    """Call `on_notify` for every NOTIFY, and after each (re)connect to catch up; forever."""
+    while True:
+        try:
+            await _session(dsn, on_notify)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("listener_disconnected", error=type(exc).__name__, retry_in=retry)
+        await asyncio.sleep(retry)
+
+
+async def _session(dsn: str, on_notify: Callable[[], None]) -> None:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+
+        def notified(*_: Any) -> None:
+            on_notify()
+
+        await conn.add_listener(CHANNEL, notified)
+        log.info("listener_connected")
+        on_notify()  # anything committed while we were away
+        while not lost.is_set():
+            try:
+                await asyncio.wait_for(lost.wait(), KEEPALIVE)
+            except TimeoutError:
+                await conn.execute("SELECT 1", timeout=KEEPALIVE)  # notices a silent network
+    finally:
+        await conn.close(timeout=2)

@@ -1,0 +1,218 @@
+"""The relay: claim due deliveries, send each through its lane, record what happened.
+
+Any number of relays (in `hookgate serve` or `hookgate worker` processes) share one
+database. Claims use FOR UPDATE SKIP LOCKED with a lease, per target, so no delivery is
+in flight twice and no target's backlog hides another's. A NOTIFY wakes the loop; the
+poll interval is the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from gateway.clock import Clock
+from gateway.config import RelayConfig
+from gateway.errors import StorageError
+from gateway.relay.lanes import Lane, build_message
+from gateway.relay.message import SendResult
+from gateway.relay.policy import Outcome
+from gateway.storage.store import AttemptResult, Claimed, Store
+
+log = structlog.get_logger("hookgate.relay")
+SNIPPET = 4096
+_KEPT_HEADERS = frozenset({"content-type", "retry-after", "location", "x-request-id", "date"})
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Relay:
+    """Moves deliveries from the database to their targets."""
+
+    def __init__(
+        self,
+        store: Store,
+        lanes: Mapping[str, Lane],
+        config: RelayConfig,
+        clock: Clock,
+        worker: str | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.lanes = lanes
+        self.config = config
+        self.clock = clock
+        self.worker = worker or worker_name()
+        self.rand = rand
+        self._busy = dict.fromkeys(lanes, 0)
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._more = False
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look for due deliveries now (a NOTIFY arrived, or a slot freed up)."""
+        self._wake.set()
+
+    def quotas(self) -> dict[str, int]:
+        """How many each target may take now: its free concurrency, at most a batch."""
+        free = {
+            name: lane.config.concurrency - self._busy[name] for name, lane in self.lanes.items()
+        }
+        return {name: min(n, self.config.batch_size) for name, n in free.items() if n > 0}
+
+    async def run_once(self) -> int:
+        """Claim what is due and start sending it; the number claimed."""
+        quotas = self.quotas()
+        if not quotas or self._stopping:
+            return 0
+        claimed = await self.store.claim(quotas, self.clock.now(), self.config.lease, self.worker)
+        counts = dict.fromkeys(quotas, 0)
+        for item in claimed:
+            counts[item.target] += 1
+            self._start(item)
+        self._more = any(counts[name] == quota for name, quota in quotas.items())
+        return len(claimed)
+
+    async def run(self) -> None:
+        """Claim and send until stopped."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except StorageError as exc:
+                log.warning("relay_claim_failed", error=exc.message)
+                self._more = False
+            if self._more:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+
+    async def drain(self) -> None:
+        """Wait until every delivery this relay started has finished."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming, give in-flight sends `grace` seconds, then release the rest."""
+        self._stopping = True
+        self.wake()
+        pending = list(self._tasks.values())
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        unfinished = [delivery for delivery, task in self._tasks.items() if not task.done()]
+        for delivery in unfinished:
+            self._tasks[delivery].cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if unfinished:
+            await self.store.release(unfinished, self.clock.now(), self.worker)
+            log.info("deliveries_released", count=len(unfinished))
+
+    def _start(self, claimed: Claimed) -> None:
+        self._busy[claimed.target] += 1
+        task = asyncio.create_task(self._deliver(claimed))
+        self._tasks[claimed.id] = task
+        task.add_done_callback(lambda _: self._finished(claimed))
+
+    def _finished(self, claimed: Claimed) -> None:
+        self._tasks.pop(claimed.id, None)
+        self._busy[claimed.target] -= 1
+        if (
+            self._more
+            or self._busy[claimed.target] == self.lanes[claimed.target].config.concurrency - 1
+        ):
+            self.wake()
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        structlog.contextvars.bind_contextvars(
+            event_id=str(claimed.event_id),
+            delivery_id=str(claimed.id),
+            attempt=claimed.attempt,
+            target=claimed.target,
+        )
+        lane = self.lanes[claimed.target]
+        started = time.perf_counter()
+        result = await self._send(lane, claimed)
+        duration_ms = (time.perf_counter() - started) * 1000
+        now = self.clock.now()
+        status, due = self._next_step(lane, claimed.attempt, result, now)
+        attempt = _attempt(claimed, result, duration_ms, status, due)
+        try:
+            kept = await self.store.finish(attempt, now)
+        except StorageError as exc:
+            # The lease runs out and another claim sends it again: at least once, never lost.
+            log.error("delivery_record_failed", error=exc.message)
+            return
+        _log_attempt(result, status, due, now, duration_ms, kept)
+
+    async def _send(self, lane: Lane, claimed: Claimed) -> SendResult:
+        message = build_message(claimed, lane.config, self.clock.now())
+        try:
+            async with asyncio.timeout(lane.config.timeout):
+                return await lane.send(message)
+        except TimeoutError:
+            return SendResult(Outcome.TIMEOUT, error=f"no answer within {lane.config.timeout}s")
+        except Exception as exc:
+            log.exception("target_crashed")
+            return SendResult(Outcome.TARGET_ERROR, error=f"{type(exc).__name__}: {exc}")
+
+    def _next_step(
+        self, lane: Lane, attempt: int, result: SendResult, now: dt.datetime
+    ) -> tuple[str, dt.datetime]:
+        if result.outcome is Outcome.HTTP_2XX:
+            return "delivered", now
+        delay = lane.config.retry.next_delay(attempt, result.outcome, result.retry_after, self.rand)
+        if delay is None:
+            return "dead", now
+        return "pending", now + dt.timedelta(seconds=delay)
+
+
+def _attempt(
+    claimed: Claimed, result: SendResult, duration_ms: float, status: str, due: dt.datetime
+) -> AttemptResult:
+    return AttemptResult(
+        delivery_id=claimed.id,
+        attempt=claimed.attempt,
+        duration_ms=round(duration_ms, 3),
+        outcome=str(result.outcome),
+        status_code=result.status,
+        response_headers=[(k, v) for k, v in result.headers if k.lower() in _KEPT_HEADERS],
+        response_body=result.body[:SNIPPET],
+        error=result.error,
+        next_status=status,
+        next_due=due,
+    )
+
+
+def _log_attempt(
+    result: SendResult,
+    status: str,
+    due: dt.datetime,
+    now: dt.datetime,
+    duration_ms: float,
+    kept: bool,
+) -> None:
+    event = {
+        "delivered": "delivery_succeeded",
+        "dead": "delivery_dead",
+        "pending": "delivery_retry_scheduled",
+    }[status]
+    log.info(
+        event if kept else "delivery_lease_lost",
+        outcome=str(result.outcome),
+        status_code=result.status,
+        duration_ms=round(duration_ms, 2),
+        error=result.error,
+        retry_in_s=round((due - now).total_seconds(), 1) if status == "pending" else None,
+    )

@@ -1,0 +1,126 @@
+"""Reading one mapping of hookgate.yaml while remembering where it is.
+
+A `Section` hands out typed values and records every problem with its key path, so a
+config file with five mistakes is reported as five lines, not one traceback.
+Plugins validate their own options through the same class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from gateway.units import parse_duration, parse_size, show_value
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+def show(value: object) -> str:
+    """A config value as the user wrote it, for error messages."""
+    return show_value(value)
+
+
+class Section:
+    """One mapping of the config, its key path, and the shared list of problems."""
+
+    def __init__(self, data: object, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        self._seen: set[str] = set()
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            self.fail(f"expected a mapping, got {show(data)}")
+            data = {}
+        self.data: Mapping[str, Any] = data
+
+    def key_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, message: str, key: str | None = None) -> None:
+        where = self.key_path(key) if key is not None else self.path or "(top level)"
+        self.problems.append(f"{where}: {message}")
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str, convert: Callable[[Any], T], default: T = _MISSING) -> T:
+        """The value at `key` passed through `convert`; a ValueError becomes a problem."""
+        self._seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            if default is _MISSING:
+                self.fail("is required", key)
+            return default
+        try:
+            return convert(self.data[key])
+        except ValueError as exc:
+            self.fail(str(exc), key)
+            return default
+
+    def str(self, key: str, default: Any = _MISSING) -> Any:
+        return self.get(key, _string, default)
+
+    def int(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
+        return self.get(key, lambda v: _integer(v, minimum), default)
+
+    def bool(self, key: str, default: Any = _MISSING) -> Any:
+        return self.get(key, _boolean, default)
+
+    def duration(self, key: str, default: Any = _MISSING) -> Any:
+        return self.get(key, parse_duration, default)
+
+    def size(self, key: str, default: Any = _MISSING) -> Any:
+        return self.get(key, parse_size, default)
+
+    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+        return self.get(key, _string_list, default)
+
+    def section(self, key: str) -> Section:
+        """The nested mapping at `key` (empty when absent)."""
+        self._seen.add(key)
+        return Section(self.data.get(key), self.key_path(key), self.problems)
+
+    def items(self) -> list[tuple[str, Any]]:
+        self._seen.update(self.data)
+        return [(str(k), v) for k, v in self.data.items()]
+
+    def done(self) -> None:
+        """Report every key that nothing asked for: a typo must not pass silently."""
+        for key in self.data:
+            if key not in self._seen:
+                self.fail("unknown key", str(key))
+
+
+def _string(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a string, got {show(value)}")
+    return str(value)
+
+
+def _integer(value: object, minimum: int) -> int:
+    number = None
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None or number < minimum:
+        raise ValueError(f"expected a whole number >= {minimum}, got {show(value)}")
+    return number
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+        return value.lower() in {"true", "yes", "1"}
+    raise ValueError(f"expected true or false, got {show(value)}")
+
+
+def _string_list(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of strings, got {show(value)}")
+    return tuple(value)

@@ -1,0 +1,112 @@
+-- Every statement hookgate runs, by name. Loaded once by gateway/storage/queries.py.
+
+-- name: insert_events
+-- One statement, so one implicit transaction: the events, their deliveries and the
+-- wake-up NOTIFY commit together or not at all.
+WITH new_events AS (
+    INSERT INTO hookgate.events
+        (id, source, event_type, received_at, method, path, query, headers, body, peer)
+    SELECT * FROM unnest(
+        $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+        $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[])
+), new_deliveries AS (
+    INSERT INTO hookgate.deliveries (id, event_id, target, due_at, created_at, updated_at)
+    SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at
+    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[])
+        AS d (id, event_id, target, due_at)
+    RETURNING 1
+)
+SELECT pg_notify('hookgate_deliveries', '')
+WHERE EXISTS (SELECT FROM new_deliveries);
+
+-- name: claim_deliveries
+-- $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker.
+-- Each target is looked up on its own (LATERAL), so a target with a large backlog
+-- cannot fill the LIMIT and starve the others. An in_flight row whose lease ran out
+-- is claimed again and its lost attempt is closed as LEASE_EXPIRED.
+WITH wanted AS (
+    SELECT d.id, d.status AS previous_status
+    FROM unnest($1::text[], $2::integer[]) AS t (target, quota)
+    CROSS JOIN LATERAL (
+        SELECT id, status
+        FROM hookgate.deliveries
+        WHERE target = t.target
+          AND status IN ('pending', 'in_flight')
+          AND due_at <= $3
+        ORDER BY due_at
+        LIMIT t.quota
+        FOR UPDATE SKIP LOCKED
+    ) AS d
+), claimed AS (
+    UPDATE hookgate.deliveries AS d
+    SET status = 'in_flight',
+        attempts = d.attempts + 1,
+        due_at = $3::timestamptz + make_interval(secs => $4),
+        worker = $5,
+        updated_at = $3
+    FROM wanted AS w
+    WHERE d.id = w.id
+    RETURNING d.id, d.event_id, d.target, d.attempts, w.previous_status
+), expired AS (
+    UPDATE hookgate.attempts AS a
+    SET outcome = 'LEASE_EXPIRED', error = 'the worker holding the lease stopped answering'
+    FROM claimed AS c
+    WHERE c.previous_status = 'in_flight'
+      AND a.delivery_id = c.id AND a.attempt = c.attempts - 1 AND a.outcome IS NULL
+), started AS (
+    INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at)
+    SELECT id, attempts, $5, $3 FROM claimed
+)
+SELECT c.id, c.event_id, c.target, c.attempts, e.source, e.event_type, e.received_at,
+       e.headers, e.body
+FROM claimed AS c
+JOIN hookgate.events AS e ON e.id = c.event_id;
+
+-- name: finish_attempt
+-- Records the attempt whatever happened to the lease, but moves the delivery only if
+-- this worker still holds it (same attempt number, still in flight).
+WITH recorded AS (
+    UPDATE hookgate.attempts
+    SET duration_ms = $3, outcome = $4, status_code = $5, response_headers = $6::jsonb,
+        response_body = $7, error = $8
+    WHERE delivery_id = $1 AND attempt = $2
+)
+UPDATE hookgate.deliveries
+SET status = $9, due_at = $10, last_outcome = $4, last_error = $8, worker = NULL,
+    updated_at = $11
+WHERE id = $1 AND attempts = $2 AND status = 'in_flight'
+RETURNING id;
+
+-- name: release_deliveries
+-- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the lease.
+WITH released AS (
+    UPDATE hookgate.deliveries
+    SET status = 'pending', due_at = $2, worker = NULL, updated_at = $2
+    WHERE id = ANY($1::uuid[]) AND worker = $3 AND status = 'in_flight'
+    RETURNING id, attempts
+)
+UPDATE hookgate.attempts AS a
+SET outcome = 'RELEASED', error = 'released unfinished at shutdown'
+FROM released AS r
+WHERE a.delivery_id = r.id AND a.attempt = r.attempts AND a.outcome IS NULL;
+
+-- name: get_event
+SELECT id, source, event_type, received_at, method, path, query, headers, body, peer
+FROM hookgate.events
+WHERE id = $1;
+
+-- name: deliveries_for_event
+SELECT id, event_id, target, status, attempts, due_at, worker, last_outcome, last_error
+FROM hookgate.deliveries
+WHERE event_id = $1
+ORDER BY target;
+
+-- name: attempts_for_delivery
+SELECT delivery_id, attempt, worker, started_at, duration_ms, outcome, status_code,
+       response_headers, response_body, error
+FROM hookgate.attempts
+WHERE delivery_id = $1
+ORDER BY attempt;
+
+-- name: ping
+SELECT 1;

@@ -1,0 +1,205 @@
+"""All database access: asyncpg in, plain values out, driver errors translated here only."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from gateway.errors import StorageError, StorageUnavailable
+from gateway.storage.queries import QUERIES
+
+ACQUIRE_TIMEOUT = 5.0
+
+# Connection-level trouble: the server is down, restarting, or unreachable. Retry later.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One received request and the targets it goes to, ready to be written."""
+
+    id: UUID
+    source: str
+    event_type: str | None
+    received_at: dt.datetime
+    method: str
+    path: str
+    query: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes
+    peer: str | None
+    deliveries: Sequence[tuple[UUID, str]]  # (delivery id, target)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this worker now holds, with what it needs from its event."""
+
+    id: UUID
+    event_id: UUID
+    target: str
+    attempt: int
+    source: str
+    event_type: str | None
+    received_at: dt.datetime
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """How an attempt ended and where its delivery goes next."""
+
+    delivery_id: UUID
+    attempt: int
+    duration_ms: float
+    outcome: str
+    status_code: int | None
+    response_headers: Sequence[tuple[str, str]]
+    response_body: bytes
+    error: str | None
+    next_status: str  # pending (retry), delivered or dead
+    next_due: dt.datetime
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """Turn driver errors into `StorageError`s; connection trouble into `StorageUnavailable`."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    except asyncpg.PostgresError as exc:
+        raise StorageError(f"database error: {exc.sqlstate} {type(exc).__name__}") from exc
+
+
+class Store:
+    """The queries hookgate runs, over one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def _execute(self, name: str, *args: Any) -> list[asyncpg.Record]:
+        async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(QUERIES[name], *args)
+            return rows
+
+    async def ping(self) -> None:
+        await self._execute("ping")
+
+    async def insert_events(self, records: Sequence[EventRecord]) -> None:
+        """Write events and their deliveries in one transaction, waking the relay on commit."""
+        deliveries = [(d_id, r.id, target, r.received_at)
+                      for r in records for d_id, target in r.deliveries]  # fmt: skip
+        await self._execute(
+            "insert_events",
+            [r.id for r in records],
+            [r.source for r in records],
+            [r.event_type for r in records],
+            [r.received_at for r in records],
+            [r.method for r in records],
+            [r.path for r in records],
+            [r.query for r in records],
+            [orjson.dumps(r.headers).decode() for r in records],
+            [r.body for r in records],
+            [r.peer for r in records],
+            *(list(column) for column in zip(*deliveries, strict=True)) if deliveries
+            else ([], [], [], []),
+        )  # fmt: skip
+
+    async def claim(
+        self, quotas: dict[str, int], now: dt.datetime, lease: float, worker: str
+    ) -> list[Claimed]:
+        """Take up to `quotas[target]` due deliveries per target; expired leases are due."""
+        rows = await self._execute(
+            "claim_deliveries", list(quotas), list(quotas.values()), now, lease, worker
+        )
+        return [_claimed(row) for row in rows]
+
+    async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
+        """Record an attempt; False when the lease was lost and another worker took over."""
+        rows = await self._execute(
+            "finish_attempt",
+            result.delivery_id,
+            result.attempt,
+            result.duration_ms,
+            result.outcome,
+            result.status_code,
+            orjson.dumps(result.response_headers).decode(),
+            result.response_body,
+            result.error,
+            result.next_status,
+            result.next_due,
+            now,
+        )
+        return bool(rows)
+
+    async def release(self, ids: Sequence[UUID], now: dt.datetime, worker: str) -> None:
+        await self._execute("release_deliveries", list(ids), now, worker)
+
+    async def event(self, event_id: UUID) -> dict[str, Any] | None:
+        rows = await self._execute("get_event", event_id)
+        return _event(rows[0]) if rows else None
+
+    async def deliveries(self, event_id: UUID) -> list[dict[str, Any]]:
+        return [dict(row) for row in await self._execute("deliveries_for_event", event_id)]
+
+    async def attempts(self, delivery_id: UUID) -> list[dict[str, Any]]:
+        rows = await self._execute("attempts_for_delivery", delivery_id)
+        return [{**row, "response_headers": _pairs(row["response_headers"])} for row in rows]
+
+
+def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in orjson.loads(value)) if value else ()
+
+
+def _claimed(row: asyncpg.Record) -> Claimed:
+    return Claimed(
+        id=row["id"],
+        event_id=row["event_id"],
+        target=row["target"],
+        attempt=row["attempts"],
+        source=row["source"],
+        event_type=row["event_type"],
+        received_at=row["received_at"],
+        headers=_pairs(row["headers"]),
+        body=row["body"],
+    )
+
+
+def _event(row: asyncpg.Record) -> dict[str, Any]:
+    return {**row, "headers": _pairs(row["headers"])}
+
+
+async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
+    """A pool to `dsn`, waiting up to `wait` seconds for the server to accept connections."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        try:
+            async with translated():
+                pool: asyncpg.Pool = await asyncpg.create_pool(
+                    dsn, min_size=min(2, size), max_size=size, timeout=ACQUIRE_TIMEOUT
+                )
+                return pool
+        except StorageUnavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)

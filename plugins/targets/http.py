@@ -1,0 +1,99 @@
+"""The `http` target: POST the event to an internal URL over the shared client session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+from yarl import URL
+
+from gateway.plugins import Resources
+from gateway.relay.message import Message, Send, SendResult
+from gateway.relay.policy import Outcome, classify_status, parse_retry_after
+from gateway.section import Section, show
+
+SNIPPET = 4096
+_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    url: str
+    method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class HttpTarget:
+    """Sends one message; classifies the answer or the failure."""
+
+    def __init__(self, options: HttpOptions, session: aiohttp.ClientSession) -> None:
+        self.options = options
+        self.session = session
+
+    async def __call__(self, message: Message) -> SendResult:
+        headers = [*message.headers, *self.options.headers]
+        try:
+            async with self.session.request(
+                self.options.method,
+                self.options.url,
+                data=message.body,
+                headers=headers,
+                allow_redirects=False,
+            ) as response:
+                body = await response.content.read(SNIPPET)
+                return SendResult(
+                    outcome=classify_status(response.status),
+                    status=response.status,
+                    headers=tuple(response.headers.items()),
+                    body=body,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After"), message.now),
+                )
+        except aiohttp.ClientError as exc:
+            return SendResult(classify_error(exc), error=f"{type(exc).__name__}: {exc}")
+        except TimeoutError as exc:
+            return SendResult(Outcome.TIMEOUT, error=f"{type(exc).__name__}: {exc}")
+
+
+def classify_error(exc: aiohttp.ClientError) -> Outcome:
+    """Which network failure this was; the order matters (subclasses first)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return Outcome.DNS_ERROR
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return Outcome.TLS_ERROR
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return Outcome.TIMEOUT
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return Outcome.CONNECT_ERROR
+    return Outcome.TARGET_ERROR
+
+
+class HttpPlugin:
+    kind: Literal["target"] = "target"
+    name = "http"
+
+    def parse(self, section: Section) -> HttpOptions:
+        url = section.get("url", _url, "")
+        method = section.str("method", "POST").upper()
+        if method not in _METHODS:
+            section.fail(
+                f"expected one of {', '.join(sorted(_METHODS))}, got {show(method)}", "method"
+            )
+        headers = section.section("headers")
+        static = tuple((name, str(value)) for name, value in headers.items())
+        return HttpOptions(url=url, method=method, headers=static)
+
+    def create(self, options: Any, resources: Resources) -> Send:
+        return HttpTarget(options, resources.http)
+
+
+def _url(value: object) -> str:
+    url = URL(str(value))
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError(f"expected an http:// or https:// URL, got {show(value)}")
+    return str(value)
+
+
+plugin = HttpPlugin()
+
+__all__ = ["HttpOptions", "HttpTarget", "plugin"]
