@@ -73,7 +73,7 @@ class HttpPlugin:
     name = "http"
 
     def parse(self, section: Section) -> HttpOptions:
-        url = section.get("url", _url, "")
+        url = section.get("url", _url)
         method = section.str("method", "POST").upper()
         if method not in _METHODS:
             section.fail(

@@ -1,0 +1,183 @@
+"""Shared fixtures: a real PostgreSQL, a migrated template database, recording targets.
+
+The server is `HOOKGATE_TEST_DATABASE_URL` when set, else the one the PG* variables
+describe when PGHOST is set, else an embedded PostgreSQL (pgserver) started for the
+session. Migrations run once into a template; each test gets its own database copied
+from it, so commits are real and visible across connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.clock import FrozenClock
+from gateway.config import Config, parse_config
+from gateway.storage.migrate import migrate
+from gateway.storage.store import Store
+
+
+def with_database(dsn: str, name: str) -> str:
+    """`dsn` pointing at database `name` (socket directories in the query are kept)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    """A DSN to a maintenance database on a real server we may create databases on."""
+    if url := os.environ.get("HOOKGATE_TEST_DATABASE_URL"):
+        yield url
+    elif os.environ.get("PGHOST"):
+        yield f"postgresql:///{os.environ.get('PGDATABASE', 'postgres')}"
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            with tempfile.TemporaryDirectory(prefix="hookgate-test-pg-") as tmp:
+                server = pgserver.get_server(Path(tmp), cleanup_mode="stop")
+                try:
+                    yield str(server.get_uri())
+                finally:
+                    server.cleanup()
+
+
+async def _admin(server_dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn: str) -> Iterator[str]:
+    """The name of a database holding the migrated schema, created once per session."""
+    name = f"hookgate_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def create() -> None:
+        await _admin(server_dsn, f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def database_url(server_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = f"hookgate_t_{uuid.uuid4().hex[:12]}"
+    await _admin(server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield with_database(server_dsn, name)
+    await _admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_database_url(server_dsn: str) -> AsyncIterator[str]:
+    """A database with no hookgate schema at all."""
+    name = f"hookgate_e_{uuid.uuid4().hex[:12]}"
+    await _admin(server_dsn, f'CREATE DATABASE "{name}"')
+    yield with_database(server_dsn, name)
+    await _admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+    yield Store(pool)
+    await pool.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@dataclass
+class Recorder:
+    """A fake internal service: records every request; answers from a script, then 200."""
+
+    script: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    hold: asyncio.Event | None = None  # when set on a test's behalf, requests wait for it
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        async with self._arrived:
+            self.requests.append((dict(request.headers), body))
+            self._arrived.notify_all()
+        if self.hold is not None:
+            await self.hold.wait()
+        status, headers, text = self.script.pop(0) if self.script else (200, {}, b"ok")
+        return web.Response(status=status, headers=headers, body=text)
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        """Until `count` requests have arrived (fails the test after `timeout` seconds)."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= count)
+
+
+@dataclass
+class Target:
+    recorder: Recorder
+    url: str
+
+
+@pytest.fixture
+def target(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> Callable[[], Awaitable[Target]]:
+    """Start a recording target server: `t = await target(); t.url; t.recorder`."""
+
+    async def start() -> Target:
+        recorder = Recorder()
+        app = web.Application()
+        app.router.add_route("*", "/hook", recorder.handle)
+        server = await aiohttp_server(app)
+        return Target(recorder, str(server.make_url("/hook")))
+
+    return start
+
+
+def make_config(database_url: str, yaml_text: str = "", **env: str) -> Config:
+    """A config from YAML text (sources/targets/routes), on `database_url`."""
+    text = f"database: {{url: '{database_url}'}}\n" + yaml_text
+    return parse_config(text, env=env)
+
+
+@pytest.fixture
+def gateway(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], clock: FrozenClock
+) -> Callable[[Config], Awaitable[TestClient[Any, Any]]]:
+    """Run the whole app (ingress and relay) on the test's clock: `client = await gateway(cfg)`."""
+
+    async def start(config: Config) -> TestClient[Any, Any]:
+        return await aiohttp_client(create_app(config, clock=clock))
+
+    return start

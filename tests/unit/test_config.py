@@ -1,0 +1,150 @@
+"""Config validation: every mistake reported with its key path, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import load_config, parse_config
+from gateway.errors import ConfigError
+from gateway.units import parse_duration, parse_size
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "example.yaml"
+
+GOOD = """
+server: {port: 9090, max_body: 2MiB}
+sources:
+  github: {event_type: "header:X-GitHub-Event", methods: [post]}
+targets:
+  ci:
+    url: http://ci.internal/hooks
+    timeout: 5s
+    retry: {schedule: [1s, 1m], jitter: 0.1}
+    sign: {type: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
+routes:
+  - {source: github, targets: [ci], filter: {event_type: ["push", "pull_request*"]}}
+"""
+
+
+def problems(text: str, **env: str) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, env=env)
+    return list(raised.value.problems)
+
+
+def test_a_good_config_becomes_frozen_dataclasses():
+    config = parse_config(GOOD, env={})
+    assert config.server.max_body == 2 * 1024 * 1024
+    assert config.sources["github"].methods == frozenset({"POST"})
+    target = config.targets["ci"]
+    assert (target.timeout, target.retry.schedule, target.retry.jitter) == (5.0, (1.0, 60.0), 0.1)
+    assert [spec.type for spec in target.middleware] == ["standard-webhooks"]
+    assert config.targets_for("github", "pull_request_review") == ["ci"]
+    assert config.targets_for("github", "issues") == []
+    with pytest.raises(AttributeError):
+        config.server.port = 1  # type: ignore[misc]
+
+
+def test_every_error_is_reported_with_its_key_path():
+    found = problems(
+        """
+server: {port: lots, max_body: huge}
+targets:
+  billing: {url: "ftp://x", timeout: ten, colour: red}
+routes:
+  - {source: stripe, targets: [billing, nope]}
+"""
+    )
+    assert found == [
+        'server.port: expected a whole number >= 0, got "lots"',
+        'server.max_body: expected a size like 1MiB, got "huge"',
+        'targets.billing.url: expected an http:// or https:// URL, got "ftp://x"',
+        'targets.billing.timeout: expected a duration like 10s, got "ten"',
+        "targets.billing.colour: unknown key",
+        'routes[0].source: no source named "stripe"',
+        'routes[0].targets: no target named "nope"',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("targets: {t: {}}", "targets.t.url: is required"),
+        ("targets: {t: {url: 'http://x', type: kafka}}", 'targets.t.type: unknown target type "kafka"'),
+        ("targets: {t: {url: 'http://x', sign: {type: pgp}}}", 'targets.t.sign.type: unknown signing'),
+        ("targets: {t: {url: 'http://x', sign: {type: standard-webhooks, secret: '!!'}}}",
+         "targets.t.sign.secret: expected a base64 secret like whsec_"),
+        ("targets: {t: {url: 'http://x', retry: {schedule: 5s}}}", "targets.t.retry.schedule: expected a list"),
+        ("targets: {t: {url: 'http://x', retry: {jitter: 2}}}", "targets.t.retry.jitter: expected a fraction"),
+        ("targets: {t: {url: 'http://x', timeout: 2m}}", "targets.t.timeout: must be shorter than relay.lease"),
+        ("sources: {s: {event_type: body}}", 'sources.s.event_type: expected "json:<field.path>"'),
+        ("sources: {s: {methods: [TRACE]}}", 'sources.s.methods: unsupported method "TRACE"'),
+        ("sources: {'bad name!': {}}", "sources.bad name!: a name may use"),
+        ("sources: [a, b]", "sources: expected a mapping"),
+        ("routes: {a: 1}", "routes: expected a list of routes"),
+        ("relay: {lease: 0x}", 'relay.lease: expected a duration like 10s, got "0x"'),
+        ("database: {pool_size: 1}", "database.pool_size: expected a whole number >= 2"),
+        ("serverr: {}", "serverr: unknown key"),
+        ("a: [\n", "line 2, column 1: not valid YAML"),
+    ],
+)  # fmt: skip
+def test_each_mistake_names_its_path(text, expected):
+    assert any(p.startswith(expected) for p in problems(text)), problems(text)
+
+
+def test_environment_variables_are_interpolated_with_defaults():
+    text = "server: {port: '${PORT:-8081}', host: '${HOST}'}\nadmin: {token: 'x-${TOKEN:-}'}"
+    config = parse_config(text, env={"HOST": "127.0.0.2"})
+    assert (config.server.port, config.server.host, config.admin.token) == (8081, "127.0.0.2", "x-")
+    assert parse_config(text, env={"HOST": "h", "PORT": "7000"}).server.port == 7000
+
+
+def test_a_missing_environment_variable_is_an_error_with_its_path():
+    assert problems("admin: {token: '${HOOKGATE_ADMIN_TOKEN}'}") == [
+        "admin.token: environment variable HOOKGATE_ADMIN_TOKEN is not set"
+    ]
+
+
+def test_secrets_never_appear_in_errors():
+    found = problems("targets: {t: {url: 'http://x', sign: {type: standard-webhooks, secret: 's3cr3t!'}}}")
+    assert not any("s3cr3t" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("250ms", 0.25), ("10s", 10), ("5m", 300), ("72h", 259200), ("2d", 172800), (3, 3)]
+)
+def test_durations_parse(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("text", "size"), [("1MiB", 1048576), ("512KiB", 524288), ("1KB", 1000), (10, 10)])
+def test_sizes_parse(text, size):
+    assert parse_size(text) == size
+
+
+def test_the_example_config_is_valid():
+    config = load_config(EXAMPLE)
+    assert config.targets_for("demo", None) == ["local"]
+
+
+def test_check_prints_every_error_and_exits_1(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("server: {port: lots}\ntargets: {t: {}}\n")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f'{path}: server.port: expected a whole number >= 0, got "lots"',
+        f"{path}: targets.t.url: is required",
+    ]
+
+
+def test_check_prints_a_summary_and_exits_0(capsys):
+    assert main(["check", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.strip() == f"{EXAMPLE}: ok: 1 sources, 1 targets, 1 routes"
+
+
+def test_check_reports_an_unreadable_file(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "missing.yaml")]) == 1
+    assert "cannot read" in capsys.readouterr().err
