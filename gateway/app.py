@@ -56,7 +56,9 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     """The pool, after starting the embedded server if needed and migrating."""
     config = app[keys.CONFIG].database
     async with contextlib.AsyncExitStack() as stack:
-        dsn = config.url or await stack.enter_async_context(embedded_postgres(config.data_dir))
+        dsn: str = config.url or ""
+        if not dsn:
+            dsn = await stack.enter_async_context(embedded_postgres(config.data_dir))
         pool = await open_pool(dsn, config.pool_size)
         stack.push_async_callback(pool.close)
         async with translated(), pool.acquire() as conn:

@@ -205,7 +205,7 @@ def _build(top: Section, registry: Registry) -> Config:
     server = _server(top.section("server"))
     ingest = _ingest(top.section("ingest"))
     relay = _relay(top.section("relay"))
-    admin = AdminConfig(token=top.section("admin").str("token", None) or None)
+    admin = AdminConfig(token=top.section("admin").text("token", None) or None)
     sources = _named(top.section("sources"), _source)
     targets = _named(top.section("targets"), lambda s, n: _target(s, n, registry))
     routes = _routes(top, sources, targets)
@@ -220,11 +220,11 @@ def _build(top: Section, registry: Registry) -> Config:
 
 
 def _database(s: Section) -> DatabaseConfig:
-    url = s.str("url", None) or None
+    url = s.text("url", None) or None
     config = DatabaseConfig(
         url=url,
-        data_dir=Path(s.str("data_dir", ".hookgate")),
-        pool_size=s.int("pool_size", 16, minimum=2),
+        data_dir=Path(s.text("data_dir", ".hookgate")),
+        pool_size=s.integer("pool_size", 16, minimum=2),
     )
     s.done()
     return config
@@ -232,8 +232,8 @@ def _database(s: Section) -> DatabaseConfig:
 
 def _server(s: Section) -> ServerConfig:
     config = ServerConfig(
-        host=s.str("host", SERVER_DEFAULTS.host),
-        port=s.int("port", 8080, minimum=0),
+        host=s.text("host", SERVER_DEFAULTS.host),
+        port=s.integer("port", 8080, minimum=0),
         max_body=s.size("max_body", SERVER_DEFAULTS.max_body),
         shutdown_timeout=s.duration("shutdown_timeout", SERVER_DEFAULTS.shutdown_timeout),
     )
@@ -245,10 +245,10 @@ def _server(s: Section) -> ServerConfig:
 
 def _ingest(s: Section) -> IngestConfig:
     config = IngestConfig(
-        writers=s.int("writers", INGEST_DEFAULTS.writers, minimum=1),
-        max_batch_rows=s.int("max_batch_rows", INGEST_DEFAULTS.max_batch_rows, minimum=1),
+        writers=s.integer("writers", INGEST_DEFAULTS.writers, minimum=1),
+        max_batch_rows=s.integer("max_batch_rows", INGEST_DEFAULTS.max_batch_rows, minimum=1),
         max_batch_bytes=s.size("max_batch_bytes", INGEST_DEFAULTS.max_batch_bytes),
-        retry_after=s.int("retry_after", INGEST_DEFAULTS.retry_after, minimum=1),
+        retry_after=s.integer("retry_after", INGEST_DEFAULTS.retry_after, minimum=1),
     )
     s.done()
     return config
@@ -256,10 +256,10 @@ def _ingest(s: Section) -> IngestConfig:
 
 def _relay(s: Section) -> RelayConfig:
     config = RelayConfig(
-        enabled=s.bool("enabled", True),
+        enabled=s.flag("enabled", True),
         lease=s.duration("lease", RELAY_DEFAULTS.lease),
         poll_interval=s.duration("poll_interval", RELAY_DEFAULTS.poll_interval),
-        batch_size=s.int("batch_size", RELAY_DEFAULTS.batch_size, minimum=1),
+        batch_size=s.integer("batch_size", RELAY_DEFAULTS.batch_size, minimum=1),
     )
     s.done()
     return config
@@ -276,7 +276,7 @@ def _named(s: Section, build: Any) -> dict[str, Any]:
 
 
 def _source(s: Section, name: str) -> SourceConfig:
-    methods = frozenset(m.upper() for m in s.str_list("methods", ("POST",)))
+    methods = frozenset(m.upper() for m in s.text_list("methods", ("POST",)))
     for method in sorted(methods - _METHODS):
         s.fail(f"unsupported method {show(method)} (use {', '.join(sorted(_METHODS))})", "methods")
     config = SourceConfig(name, methods, s.get("event_type", Extractor.parse, None))
@@ -285,7 +285,7 @@ def _source(s: Section, name: str) -> SourceConfig:
 
 
 def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
-    kind = s.str("type", "http")
+    kind = s.text("type", "http")
     plugin = registry.target(kind)
     if plugin is None:
         known = ", ".join(registry.names("target"))
@@ -295,10 +295,10 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
         type=kind,
         options=plugin.parse(s) if plugin else None,
         timeout=s.duration("timeout", 10.0),
-        concurrency=s.int("concurrency", 8, minimum=1),
+        concurrency=s.integer("concurrency", 8, minimum=1),
         retry=_retry(s.section("retry")),
         middleware=_middleware(s, registry),
-        forward_headers=s.str_list("forward_headers", ()),
+        forward_headers=s.text_list("forward_headers", ()),
     )
     s.done()
     return config
@@ -330,7 +330,7 @@ def _middleware(s: Section, registry: Registry) -> tuple[PluginSpec, ...]:
     if "sign" not in s:
         return ()
     sign = s.section("sign")
-    kind = sign.str("type", None)
+    kind = sign.text("type", None)
     plugin = registry.middleware(kind) if kind else None
     if kind and plugin is None:
         known = ", ".join(registry.names("middleware"))
@@ -345,19 +345,19 @@ def _middleware(s: Section, registry: Registry) -> tuple[PluginSpec, ...]:
 def _routes(
     top: Section, sources: Mapping[str, Any], targets: Mapping[str, Any]
 ) -> tuple[RouteConfig, ...]:
-    raw = top.get("routes", lambda v: v if isinstance(v, list) else _not_list(v), [])
+    raw: list[Any] = top.get("routes", lambda v: v if isinstance(v, list) else _not_list(v), [])
     routes = []
     for index, item in enumerate(raw):
         s = Section(item, f"routes[{index}]", top.problems)
-        source = s.str("source")
+        source = s.text("source")
         if source is not None and source not in sources:
             s.fail(f"no source named {show(source)}", "source")
-        names = s.str_list("targets")
+        names = s.text_list("targets")
         for name in names or ():
             if name not in targets:
                 s.fail(f"no target named {show(name)}", "targets")
         route_filter = s.section("filter")
-        event_types = route_filter.str_list("event_type", ())
+        event_types = route_filter.text_list("event_type", ())
         route_filter.done()
         s.done()
         routes.append(RouteConfig(source or "", tuple(names or ()), event_types))

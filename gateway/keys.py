@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 from aiohttp import web
 
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.plugins import Registry
+from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import Store
-
-if TYPE_CHECKING:
-    pass
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -23,4 +19,4 @@ DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", GroupCommit)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-RELAY = web.AppKey("relay", "Relay")
+RELAY = web.AppKey("relay", Relay)

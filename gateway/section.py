@@ -58,13 +58,13 @@ class Section:
             self.fail(str(exc), key)
             return default
 
-    def str(self, key: str, default: Any = _MISSING) -> Any:
+    def text(self, key: str, default: Any = _MISSING) -> Any:
         return self.get(key, _string, default)
 
-    def int(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
+    def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
         return self.get(key, lambda v: _integer(v, minimum), default)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def flag(self, key: str, default: Any = _MISSING) -> Any:
         return self.get(key, _boolean, default)
 
     def duration(self, key: str, default: Any = _MISSING) -> Any:
@@ -73,7 +73,7 @@ class Section:
     def size(self, key: str, default: Any = _MISSING) -> Any:
         return self.get(key, parse_size, default)
 
-    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+    def text_list(self, key: str, default: Any = _MISSING) -> Any:
         return self.get(key, _string_list, default)
 
     def section(self, key: str) -> Section:

@@ -137,7 +137,7 @@ class Recorder:
         status, headers, text = self.script.pop(0) if self.script else (200, {}, b"ok")
         return web.Response(status=status, headers=headers, body=text)
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+    async def wait_for(self, count: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Until `count` requests have arrived (fails the test after `timeout` seconds)."""
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(lambda: len(self.requests) >= count)

@@ -14,7 +14,7 @@ from gateway.middleware import error_response
 log = structlog.get_logger("hookgate.ingress")
 
 
-def source_for(request: web.BaseRequest, app: web.Application) -> SourceConfig:
+def source_for(request: web.Request, app: web.Application) -> SourceConfig:
     source = app[keys.CONFIG].sources.get(request.match_info["source"])
     if source is None:
         raise UnknownSource()

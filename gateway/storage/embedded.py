@@ -29,10 +29,11 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[str]:
 def _start(pgdata: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver  # imported here: it is only needed without database.url
+        # imported here: it is only needed without database.url
+        from pgserver.postgres_server import get_server
 
     pgdata.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.
         warnings.simplefilter("ignore")
-        return pgserver.get_server(pgdata, cleanup_mode="stop")
+        return get_server(pgdata, cleanup_mode="stop")

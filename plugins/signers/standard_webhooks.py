@@ -87,9 +87,9 @@ class StandardWebhooksSigning:
     name = "standard-webhooks"
 
     def parse(self, section: Section) -> SignOptions:
-        secrets = section.str_list("secrets", ())
+        secrets = section.text_list("secrets", ())
         if "secret" in section or not secrets:
-            secrets = (section.str("secret", ""), *secrets)
+            secrets = (section.text("secret", ""), *secrets)
         keys = []
         for secret in secrets:
             try:

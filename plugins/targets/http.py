@@ -74,7 +74,7 @@ class HttpPlugin:
 
     def parse(self, section: Section) -> HttpOptions:
         url = section.get("url", _url)
-        method = section.str("method", "POST").upper()
+        method = section.text("method", "POST").upper()
         if method not in _METHODS:
             section.fail(
                 f"expected one of {', '.join(sorted(_METHODS))}, got {show(method)}", "method"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-
 from conftest import database_name, make_config, with_database
 
 
@@ -29,7 +28,9 @@ async def test_202_is_sent_only_after_the_event_is_committed(database_url, targe
     event_id = uuid.UUID((await response.json())["id"])
     conn = await asyncpg.connect(database_url)  # a different connection sees the commit
     try:
-        row = await conn.fetchrow("SELECT source, event_type FROM hookgate.events WHERE id=$1", event_id)
+        row = await conn.fetchrow(
+            "SELECT source, event_type FROM hookgate.events WHERE id=$1", event_id
+        )
         targets = await conn.fetch(
             "SELECT target FROM hookgate.deliveries WHERE event_id=$1 ORDER BY target", event_id
         )

@@ -108,18 +108,23 @@ def test_a_missing_environment_variable_is_an_error_with_its_path():
 
 
 def test_secrets_never_appear_in_errors():
-    found = problems("targets: {t: {url: 'http://x', sign: {type: standard-webhooks, secret: 's3cr3t!'}}}")
+    found = problems(
+        "targets: {t: {url: 'http://x', sign: {type: standard-webhooks, secret: 's3cr3t!'}}}"
+    )
     assert not any("s3cr3t" in p for p in found)
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("250ms", 0.25), ("10s", 10), ("5m", 300), ("72h", 259200), ("2d", 172800), (3, 3)]
+    ("text", "seconds"),
+    [("250ms", 0.25), ("10s", 10), ("5m", 300), ("72h", 259200), ("2d", 172800), (3, 3)],
 )
 def test_durations_parse(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize(("text", "size"), [("1MiB", 1048576), ("512KiB", 524288), ("1KB", 1000), (10, 10)])
+@pytest.mark.parametrize(
+    ("text", "size"), [("1MiB", 1048576), ("512KiB", 524288), ("1KB", 1000), (10, 10)]
+)
 def test_sizes_parse(text, size):
     assert parse_size(text) == size
 
