@@ -23,7 +23,8 @@ DEFAULT_CONFIG = "hookgate.yaml"
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hookgate` console script."""
     args = _parser().parse_args(argv)
-    hg_logging.configure(args.log_level, json=args.log_json)
+    if args.run is not _check:
+        hg_logging.configure(args.log_level, json=args.log_json)
     try:
         code: int = args.run(args)
         return code
