@@ -11,6 +11,7 @@ import structlog
 
 CHANNEL = "hookgate_deliveries"
 KEEPALIVE = 15.0
+APPLICATION_NAME = "hookgate-listener"
 
 log = structlog.get_logger("hookgate.relay")
 
@@ -26,7 +27,9 @@ async def listen(dsn: str, on_notify: Callable[[], None], retry: float = 1.0) ->
 
 
 async def _session(dsn: str, on_notify: Callable[[], None]) -> None:
-    conn = await asyncpg.connect(dsn, timeout=10)
+    conn = await asyncpg.connect(
+        dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+    )
     try:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _: lost.set())

@@ -1,0 +1,55 @@
+"""The relay wakes on NOTIFY, not on its poll, and its LISTEN connection comes back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from conftest import make_config
+
+SLOW_POLL = """
+relay: {{poll_interval: 50s}}
+sources:
+  shop: {{}}
+targets:
+  billing: {{url: "{url}"}}
+routes:
+  - {{source: shop, targets: [billing]}}
+"""
+
+
+async def kill_listener(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'hookgate-listener' AND datname = current_database()"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_new_event_is_relayed_on_notify_without_waiting_for_the_poll(
+    database_url, target, gateway
+):
+    sink = await target()
+    client = await gateway(make_config(database_url, SLOW_POLL.format(url=sink.url)))
+    await asyncio.sleep(0)  # let the relay reach its first wait
+    assert (await client.post("/in/shop", data=b"{}")).status == 202
+    await sink.recorder.wait_for(1, timeout=10)  # the 50 s poll would be far too late
+
+
+async def test_the_listener_reconnects_after_its_connection_is_killed(database_url, target, gateway):
+    sink = await target()
+    client = await gateway(make_config(database_url, SLOW_POLL.format(url=sink.url)))
+    async with asyncio.timeout(10):
+        while await kill_listener(database_url) == 0:  # wait until it has connected
+            await asyncio.sleep(0.05)
+    assert (await client.post("/in/shop", data=b"{}")).status == 202
+    await sink.recorder.wait_for(1, timeout=10)
+    async with asyncio.timeout(10):  # and it is listening again
+        while await kill_listener(database_url) == 0:
+            await asyncio.sleep(0.05)
