@@ -94,6 +94,10 @@ class Relay:
             except StorageError as exc:
                 log.warning("relay_claim_failed", error=exc.message)
                 self._more = False
+            except Exception:
+                # A bug must not silently stop all delivery: log it and try again later.
+                log.exception("relay_loop_crashed")
+                self._more = False
             if self._more:
                 continue
             with contextlib.suppress(TimeoutError):
