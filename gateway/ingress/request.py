@@ -14,6 +14,7 @@ from gateway.ids import delivery_id, event_id
 from gateway.storage.store import EventRecord
 
 CHUNK = 64 * 1024
+MAX_EVENT_TYPE = 256
 
 
 def check_length(request: web.BaseRequest, limit: int) -> None:
@@ -41,8 +42,10 @@ def event_type(extractor: Extractor | None, headers: Any, body: bytes) -> str | 
         return None
     if extractor.kind == "header":
         value = headers.get(extractor.key)
-        return str(value) if value else None
-    return _json_field(body, extractor.key)
+    else:
+        value = _json_field(body, extractor.key)
+    # Postgres text cannot hold NUL: one such value must not make the event unstorable.
+    return value.replace("\x00", "\ufffd")[:MAX_EVENT_TYPE] if value else None
 
 
 def _json_field(body: bytes, path: str) -> str | None:
@@ -54,7 +57,9 @@ def _json_field(body: bytes, path: str) -> str | None:
         if not isinstance(value, dict):
             return None
         value = value.get(part)
-    return str(value) if isinstance(value, str | int | float) and value != "" else None
+    return (
+        str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+    )
 
 
 def to_record(

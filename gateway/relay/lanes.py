@@ -20,6 +20,11 @@ _HOP_BY_HOP = frozenset(
 )  # fmt: skip
 
 
+# hookgate's own identity headers: a provider's header of the same name is never forwarded.
+_RESERVED = frozenset({"user-agent", "idempotency-key"})
+_RESERVED_PREFIX = "x-hookgate-"
+
+
 @dataclass(frozen=True, slots=True)
 class Lane:
     config: TargetConfig
@@ -66,13 +71,7 @@ def outgoing_headers(claimed: Claimed, target: TargetConfig) -> Headers:
     headers: list[tuple[str, str]] = []
     if "content-type" in original:
         headers.append(("Content-Type", original["content-type"]))
-    headers += [
-        (name, value)
-        for name, value in claimed.headers
-        if name.lower() not in _HOP_BY_HOP
-        and name.lower() != "content-type"
-        and target.forwards(name)
-    ]
+    headers += [(name, value) for name, value in claimed.headers if _forwarded(name, target)]
     headers += [
         ("User-Agent", USER_AGENT),
         ("X-Hookgate-Event-Id", str(claimed.event_id)),
@@ -84,6 +83,13 @@ def outgoing_headers(claimed: Claimed, target: TargetConfig) -> Headers:
     if claimed.event_type:
         headers.append(("X-Hookgate-Event-Type", claimed.event_type))
     return tuple(headers)
+
+
+def _forwarded(name: str, target: TargetConfig) -> bool:
+    lower = name.lower()
+    if lower in _HOP_BY_HOP or lower in _RESERVED or lower == "content-type":
+        return False
+    return not lower.startswith(_RESERVED_PREFIX) and target.forwards(name)
 
 
 def _first_values(headers: Headers) -> Mapping[str, str]:

@@ -30,6 +30,8 @@ from gateway.storage.store import AttemptResult, Claimed, Store
 
 log = structlog.get_logger("hookgate.relay")
 SNIPPET = 4096
+# A delivery whose worker keeps dying (a crash on this very message) is stopped, not looped.
+MAX_INTERRUPTIONS = 10
 _KEPT_HEADERS = frozenset({"content-type", "retry-after", "location", "x-request-id", "date"})
 
 
@@ -147,10 +149,16 @@ class Relay:
         )
         lane = self.lanes[claimed.target]
         started = time.perf_counter()
-        result = await self._send(lane, claimed)
+        if claimed.interruptions >= MAX_INTERRUPTIONS:
+            result = SendResult(
+                Outcome.LEASE_EXPIRED,
+                error=f"not sent again: {claimed.interruptions} attempts were cut short",
+            )
+        else:
+            result = await self._send(lane, claimed)
         duration_ms = (time.perf_counter() - started) * 1000
         now = self.clock.now()
-        status, due = self._next_step(lane, claimed.attempt, result, now)
+        status, due = self._next_step(lane, claimed, result, now)
         attempt = _attempt(claimed, result, duration_ms, status, due)
         try:
             kept = await self.store.finish(attempt, now)
@@ -172,11 +180,16 @@ class Relay:
             return SendResult(Outcome.TARGET_ERROR, error=f"{type(exc).__name__}: {exc}")
 
     def _next_step(
-        self, lane: Lane, attempt: int, result: SendResult, now: dt.datetime
+        self, lane: Lane, claimed: Claimed, result: SendResult, now: dt.datetime
     ) -> tuple[str, dt.datetime]:
         if result.outcome is Outcome.HTTP_2XX:
             return "delivered", now
-        delay = lane.config.retry.next_delay(attempt, result.outcome, result.retry_after, self.rand)
+        if claimed.interruptions >= MAX_INTERRUPTIONS:
+            return "dead", now
+        answered = claimed.attempt - claimed.interruptions
+        delay = lane.config.retry.next_delay(
+            answered, result.outcome, result.retry_after, self.rand
+        )
         if delay is None:
             return "dead", now
         return "pending", now + dt.timedelta(seconds=delay)

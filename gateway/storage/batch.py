@@ -3,8 +3,9 @@
 Requests queue their `EventRecord`; each of a few writer tasks takes whatever is queued
 (bounded by rows and bytes) and writes it in one statement. Under load, everything that
 arrived while the previous write ran goes in the next one; at rest a lone request is
-written at once. Each caller is answered when its own batch commits, and a failed batch
-fails only its own callers.
+written at once. Each caller is answered when its own batch commits. When the database
+is unavailable the whole batch fails (503, the providers retry); when it rejects the
+batch's data, each row is retried alone so one bad row fails only its own caller.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import NamedTuple
 import structlog
 
 from gateway.config import IngestConfig
-from gateway.errors import StorageError
+from gateway.errors import StorageError, StorageUnavailable
 from gateway.storage.store import EventRecord, Store
 
 log = structlog.get_logger("hookgate.ingest")
@@ -40,6 +41,8 @@ class GroupCommit:
 
     async def write(self, record: EventRecord) -> None:
         """Queue `record` and wait for its commit; raises `StorageError` if it failed."""
+        if self._closing:
+            raise StorageUnavailable("shutting down")
         done = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(record, done))
         self._ready.set()
@@ -78,23 +81,27 @@ class GroupCommit:
         return batch
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        error = await self._insert(batch)
+        if error is not None and not isinstance(error, StorageUnavailable) and len(batch) > 1:
+            for item in batch:  # find the row the database refuses; the others go in
+                await self._commit([item])
+            return
+        if error is not None:
+            log.warning("ingest_batch_failed", rows=len(batch), error=error.message)
+        for item in batch:
+            if item.done.done():
+                continue
+            if error is None:
+                item.done.set_result(None)
+            else:
+                item.done.set_exception(type(error)(error.message))
+
+    async def _insert(self, batch: list[_Pending]) -> StorageError | None:
         try:
             await self._store.insert_events([item.record for item in batch])
         except StorageError as exc:
-            log.warning("ingest_batch_failed", rows=len(batch), error=exc.message)
-            _settle(batch, exc)
+            return exc
         except Exception as exc:
             log.exception("ingest_batch_crashed", rows=len(batch))
-            _settle(batch, StorageError(f"batch write failed: {type(exc).__name__}"))
-        else:
-            _settle(batch, None)
-
-
-def _settle(batch: list[_Pending], error: BaseException | None) -> None:
-    for item in batch:
-        if item.done.done():
-            continue
-        if error is None:
-            item.done.set_result(None)
-        else:
-            item.done.set_exception(error)
+            return StorageError(f"batch write failed: {type(exc).__name__}")
+        return None

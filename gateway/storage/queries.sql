@@ -41,12 +41,13 @@ WITH wanted AS (
     UPDATE hookgate.deliveries AS d
     SET status = 'in_flight',
         attempts = d.attempts + 1,
+        interruptions = d.interruptions + (w.previous_status = 'in_flight')::integer,
         due_at = $3::timestamptz + make_interval(secs => $4),
         worker = $5,
         updated_at = $3
     FROM wanted AS w
     WHERE d.id = w.id
-    RETURNING d.id, d.event_id, d.target, d.attempts, w.previous_status
+    RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, w.previous_status
 ), expired AS (
     UPDATE hookgate.attempts AS a
     SET outcome = 'LEASE_EXPIRED', error = 'the worker holding the lease stopped answering'
@@ -57,7 +58,7 @@ WITH wanted AS (
     INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at)
     SELECT id, attempts, $5, $3 FROM claimed
 )
-SELECT c.id, c.event_id, c.target, c.attempts, e.source, e.event_type, e.received_at,
+SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, e.source, e.event_type, e.received_at,
        e.headers, e.body
 FROM claimed AS c
 JOIN hookgate.events AS e ON e.id = c.event_id;
@@ -81,7 +82,8 @@ RETURNING id;
 -- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the lease.
 WITH released AS (
     UPDATE hookgate.deliveries
-    SET status = 'pending', due_at = $2, worker = NULL, updated_at = $2
+    SET status = 'pending', due_at = $2, worker = NULL, updated_at = $2,
+        interruptions = interruptions + 1
     WHERE id = ANY($1::uuid[]) AND worker = $3 AND status = 'in_flight'
     RETURNING id, attempts
 )
@@ -96,7 +98,7 @@ FROM hookgate.events
 WHERE id = $1;
 
 -- name: deliveries_for_event
-SELECT id, event_id, target, status, attempts, due_at, worker, last_outcome, last_error
+SELECT id, event_id, target, status, attempts, interruptions, due_at, worker, last_outcome, last_error
 FROM hookgate.deliveries
 WHERE event_id = $1
 ORDER BY target;

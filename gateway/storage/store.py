@@ -57,6 +57,7 @@ class Claimed:
     event_id: UUID
     target: str
     attempt: int
+    interruptions: int  # earlier attempts cut short: they do not use up the retry schedule
     source: str
     event_type: str | None
     received_at: dt.datetime
@@ -177,6 +178,7 @@ def _claimed(row: asyncpg.Record) -> Claimed:
         event_id=row["event_id"],
         target=row["target"],
         attempt=row["attempts"],
+        interruptions=row["interruptions"],
         source=row["source"],
         event_type=row["event_type"],
         received_at=row["received_at"],

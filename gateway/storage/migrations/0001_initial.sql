@@ -21,6 +21,7 @@ CREATE TABLE hookgate.deliveries (
     target       text        NOT NULL,
     status       text        NOT NULL DEFAULT 'pending',
     attempts     integer     NOT NULL DEFAULT 0,  -- attempts started; fences a stale worker's result
+    interruptions integer    NOT NULL DEFAULT 0,  -- attempts cut short (lease expired, released)
     due_at       timestamptz NOT NULL,            -- pending: next try; in_flight: lease expiry
     worker       text,
     last_outcome text,
