@@ -26,10 +26,12 @@ import asyncio
 import contextlib
 import json
 import math
+import signal
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlsplit
 
 
@@ -106,8 +108,7 @@ class Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.send()
 
     def send(self) -> None:
@@ -177,13 +178,16 @@ async def connection_loop(run: Run, host: str, port: int) -> None:
 
 
 async def drive(run: Run, host: str, port: int, connections: int, deadline: float) -> None:
-    """Run every connection; give up on unanswered requests at `deadline` (monotonic)."""
+    """Run every connection until done, `deadline` (monotonic) or SIGTERM, then stop."""
     tasks = [asyncio.create_task(connection_loop(run, host, port)) for _ in range(connections)]
-    _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-    for task in pending:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    waiters = [asyncio.ensure_future(asyncio.gather(*tasks)), asyncio.create_task(stop.wait())]
+    timeout = max(0.0, deadline - time.monotonic())
+    await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for task in [*tasks, *waiters]:
         task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.gather(*tasks, *waiters, return_exceptions=True)
     if run.in_flight > 0:  # answers lost without a connection to blame
         run.errors["unaccounted"] += run.in_flight
 

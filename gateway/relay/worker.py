@@ -78,6 +78,7 @@ class Relay:
         """Claim what is due and start sending it; the number claimed."""
         quotas = self.quotas()
         if not quotas or self._stopping:
+            self._more = False  # every lane is full: wait for a slot to free (it wakes us)
             return 0
         claimed = await self.store.claim(quotas, self.clock.now(), self.config.lease, self.worker)
         counts = dict.fromkeys(quotas, 0)

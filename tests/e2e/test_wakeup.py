@@ -58,3 +58,28 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
     assert (await client.post("/in/shop", data=b"{}")).status == 202
     await sink.recorder.wait_for(1, timeout=10)
     await kill_listener_once_connected(database_url)  # it is listening again
+
+
+async def test_a_burst_larger_than_concurrency_keeps_the_server_responsive(
+    database_url, target, gateway
+):
+    sink = await target()
+    sink.recorder.hold = asyncio.Event()  # every slot of the target stays busy
+    config = make_config(
+        database_url,
+        f"""
+sources: {{shop: {{}}}}
+targets: {{billing: {{url: "{sink.url}", concurrency: 2}}}}
+routes: [{{source: shop, targets: [billing]}}]
+""",
+    )
+    client = await gateway(config)
+    for _ in range(6):
+        assert (await client.post("/in/shop", data=b"{}")).status == 202
+    await sink.recorder.wait_for(2)
+    async with asyncio.timeout(5):  # the relay waits for a free slot instead of spinning
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.post("/in/shop", data=b"{}")).status == 202
+    assert len(sink.recorder.requests) == 2
+    sink.recorder.hold.set()
+    await sink.recorder.wait_for(7)
