@@ -26,6 +26,7 @@ from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
 from gateway.storage.embedded import embedded_postgres
 from gateway.storage.migrate import migrate
+from gateway.storage.notify import Notifier
 from gateway.storage.store import Store, open_pool, translated
 
 log = structlog.get_logger("hookgate.app")
@@ -69,11 +70,15 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
-    writer = GroupCommit(app[keys.STORE], app[keys.CONFIG].ingest)
+    """Group commit, and the task that wakes the relays after each commit."""
+    notifier = Notifier(app[keys.STORE])
+    notifier.start()
+    writer = GroupCommit(app[keys.STORE], app[keys.CONFIG].ingest, notifier)
     writer.start()
     app[keys.INGEST] = writer
     yield
     await writer.stop()
+    await notifier.stop()
 
 
 async def relay(app: web.Application) -> AsyncIterator[None]:

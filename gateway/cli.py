@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -80,11 +81,25 @@ def _install_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+async def _freeze_heap(app: web.Application) -> None:
+    """Full collections walked every long-lived object (pools, caches, modules) and
+    stalled all requests for 20-30 ms at a time under load: freeze what exists once
+    started, and collect the oldest generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
+
+
+def _production(app: web.Application) -> web.Application:
+    app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
+    return app
+
+
 def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _install_uvloop()
     web.run_app(
-        create_app(config),
+        _production(create_app(config)),
         host=args.host or config.server.host,
         port=args.port if args.port is not None else config.server.port,
         shutdown_timeout=config.server.shutdown_timeout,
@@ -97,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _install_uvloop()
-    asyncio.run(_run_until_signal(create_app(config, ingress=False)))
+    asyncio.run(_run_until_signal(_production(create_app(config, ingress=False))))
     return 0
 
 

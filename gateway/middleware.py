@@ -31,12 +31,25 @@ def error_response(exc: Exception, retry_after: int) -> web.Response:
     raise exc
 
 
+LOG_FIELDS = "hookgate.log_fields"
+
+
+def log_fields(request: web.Request) -> dict[str, object]:
+    """Fields a handler adds to the request's one canonical log line."""
+    fields: dict[str, object] = request[LOG_FIELDS]
+    return fields
+
+
 @web.middleware
 async def handle_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Known errors become their HTTP answer; anything else is logged once and becomes 500."""
+    """Known errors become their HTTP answer; anything else is logged once and becomes 500.
+
+    Every request ends in exactly one `request_handled` line carrying what the handler
+    added through `log_fields` (the event id for an ingest).
+    """
     request_id = uuid.uuid4().hex
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+    fields: dict[str, object] = {"request_id": request_id}
+    request[LOG_FIELDS] = fields
     started = time.perf_counter()
     try:
         response = await handler(request)
@@ -45,7 +58,7 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except (IngressError, StorageError) as exc:
         response = error_response(exc, request.app[keys.CONFIG].ingest.retry_after)
     except Exception:
-        log.exception("request_crashed", method=request.method, path=request.path)
+        log.exception("request_crashed", method=request.method, path=request.path, **fields)
         response = web.json_response(
             {"error": "internal error", "request_id": request_id}, status=500
         )
@@ -56,5 +69,6 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         status=response.status,
         duration_ms=round((time.perf_counter() - started) * 1000, 2),
         peer=request.remote,
+        **fields,
     )
     return response

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import structlog
 from aiohttp import web
 
 from gateway import keys
 from gateway.config import SourceConfig
 from gateway.errors import IngressError, MethodNotAllowed, UnknownSource
 from gateway.ingress.request import check_length, read_body, to_record
-from gateway.middleware import error_response
-
-log = structlog.get_logger("hookgate.ingress")
+from gateway.middleware import error_response, log_fields
 
 
 def source_for(request: web.Request, app: web.Application) -> SourceConfig:
@@ -46,15 +43,18 @@ async def ingest(request: web.Request) -> web.Response:
     config = app[keys.CONFIG]
     body = await read_body(request, config.server.max_body)
     record = to_record(request, source, body, app[keys.CLOCK].now(), config)
-    structlog.contextvars.bind_contextvars(event_id=str(record.id), source=source.name)
-    await app[keys.INGEST].write(record)
-    log.info(
-        "event_received",
+    event_id = str(record.id)
+    log_fields(request).update(
+        event_id=event_id,
+        source=source.name,
         event_type=record.event_type,
         size=len(body),
         deliveries=len(record.deliveries),
     )
-    return web.json_response({"id": str(record.id)}, status=202)
+    await app[keys.INGEST].write(record)
+    return web.Response(
+        status=202, body=b'{"id": "%s"}' % event_id.encode(), content_type="application/json"
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ import structlog
 
 from gateway.config import IngestConfig
 from gateway.errors import StorageError, StorageUnavailable
+from gateway.storage.notify import Notifier
 from gateway.storage.store import EventRecord, Store
 
 log = structlog.get_logger("hookgate.ingest")
@@ -31,9 +32,12 @@ class _Pending(NamedTuple):
 class GroupCommit:
     """Writes queued events in batches; `write` returns once the event is committed."""
 
-    def __init__(self, store: Store, config: IngestConfig) -> None:
+    def __init__(
+        self, store: Store, config: IngestConfig, notifier: Notifier | None = None
+    ) -> None:
         self._store = store
         self._config = config
+        self._notifier = notifier
         self._queue: collections.deque[_Pending] = collections.deque()
         self._ready = asyncio.Event()
         self._writers: list[asyncio.Task[None]] = []
@@ -88,6 +92,8 @@ class GroupCommit:
             return
         if error is not None:
             log.warning("ingest_batch_failed", rows=len(batch), error=error.message)
+        elif self._notifier is not None and any(item.record.deliveries for item in batch):
+            self._notifier.poke()
         for item in batch:
             if item.done.done():
                 continue

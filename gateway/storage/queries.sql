@@ -1,8 +1,9 @@
 -- Every statement hookgate runs, by name. Loaded once by gateway/storage/queries.py.
 
 -- name: insert_events
--- One statement, so one implicit transaction: the events, their deliveries and the
--- wake-up NOTIFY commit together or not at all.
+-- One statement, so one implicit transaction: the events and their deliveries commit
+-- together or not at all. No NOTIFY here: Postgres holds a global lock from a NOTIFY
+-- until its commit is flushed, which would serialise concurrent ingest commits.
 WITH new_events AS (
     INSERT INTO hookgate.events
         (id, source, event_type, received_at, method, path, query, headers, body, peer)
@@ -14,10 +15,12 @@ WITH new_events AS (
     SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at
     FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[])
         AS d (id, event_id, target, due_at)
-    RETURNING 1
 )
-SELECT pg_notify('hookgate_deliveries', '')
-WHERE EXISTS (SELECT FROM new_deliveries);
+SELECT;
+
+-- name: notify_deliveries
+-- Wakes every listening relay; sent after commits, never inside them.
+SELECT pg_notify('hookgate_deliveries', '');
 
 -- name: claim_deliveries
 -- $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker.

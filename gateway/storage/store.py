@@ -126,6 +126,10 @@ class Store:
             else ([], [], [], []),
         )  # fmt: skip
 
+    async def notify(self) -> None:
+        """Wake the relays listening for new deliveries."""
+        await self._execute("notify_deliveries")
+
     async def claim(
         self, quotas: dict[str, int], now: dt.datetime, lease: float, worker: str
     ) -> list[Claimed]:

@@ -89,7 +89,7 @@ async def test_serve_relays_a_webhook_and_exits_0_on_sigterm(tmp_path, database_
         assert sink.recorder.requests[0][0]["X-Hookgate-Event-Id"] == answer["id"]
         code, logs = await stop(process)
     assert code == 0
-    received = [line for line in logs if line["event"] == "event_received"]
+    received = [line for line in logs if line["event"] == "request_handled" and "event_id" in line]
     assert received[0]["event_id"] == answer["id"]
     assert any(line["event"] == "delivery_succeeded" for line in logs)
 

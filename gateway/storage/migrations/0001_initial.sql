@@ -1,7 +1,9 @@
 -- Events as received, byte for byte, and one delivery per (event, target).
 
 CREATE TABLE hookgate.events (
-    id          uuid        PRIMARY KEY,          -- UUIDv7: time-ordered, so inserts stay at the right edge
+    -- UUIDv7: time-ordered, so inserts stay at the index's right edge, and this key is
+    -- also the index for listing events by time (its first 48 bits are received_at).
+    id          uuid        PRIMARY KEY,
     source      text        NOT NULL,
     event_type  text,
     received_at timestamptz NOT NULL,
@@ -12,11 +14,9 @@ CREATE TABLE hookgate.events (
     body        bytea       NOT NULL,
     peer        text
 );
-CREATE INDEX events_received_at_idx ON hookgate.events (received_at DESC, id DESC);
-CREATE INDEX events_source_received_at_idx ON hookgate.events (source, received_at DESC);
 
 CREATE TABLE hookgate.deliveries (
-    id           uuid        PRIMARY KEY,         -- uuid5(event id, target): also the idempotency key
+    id           uuid        PRIMARY KEY,         -- from (event id, target): the idempotency key
     event_id     uuid        NOT NULL REFERENCES hookgate.events (id) ON DELETE CASCADE,
     target       text        NOT NULL,
     status       text        NOT NULL DEFAULT 'pending',
