@@ -73,7 +73,7 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     """Group commit, and the task that wakes the relays after each commit."""
     notifier = Notifier(app[keys.STORE])
     notifier.start()
-    writer = GroupCommit(app[keys.STORE], app[keys.CONFIG].ingest, notifier)
+    writer = GroupCommit.for_ingest(app[keys.STORE], app[keys.CONFIG].ingest, notifier)
     writer.start()
     app[keys.INGEST] = writer
     yield

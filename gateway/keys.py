@@ -10,13 +10,13 @@ from gateway.config import Config
 from gateway.plugins import Registry
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
-from gateway.storage.store import Store
+from gateway.storage.store import EventRecord, Store
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
 REGISTRY = web.AppKey("registry", Registry)
 DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", Store)
-INGEST = web.AppKey("ingest", GroupCommit)
+INGEST = web.AppKey("ingest", GroupCommit[EventRecord, None])
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 RELAY = web.AppKey("relay", Relay)

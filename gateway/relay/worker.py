@@ -26,6 +26,7 @@ from gateway.errors import StorageError
 from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
 from gateway.relay.policy import Outcome
+from gateway.storage.batch import GroupCommit
 from gateway.storage.store import AttemptResult, Claimed, Store
 
 log = structlog.get_logger("hookgate.relay")
@@ -62,6 +63,11 @@ class Relay:
         self._wake = asyncio.Event()
         self._more = False
         self._stopping = False
+        # Attempt results share transactions, like ingest: one commit per batch, not per send.
+        self._results: GroupCommit[AttemptResult, bool] = GroupCommit(
+            lambda results: store.finish_many(results, clock.now()), writers=2
+        )
+        self._results_started = False
 
     def wake(self) -> None:
         """Look for due deliveries now (a NOTIFY arrived, or a slot freed up)."""
@@ -122,11 +128,15 @@ class Relay:
         for delivery in unfinished:
             self._tasks[delivery].cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._results.stop()
         if unfinished:
             await self.store.release(unfinished, self.clock.now(), self.worker)
             log.info("deliveries_released", count=len(unfinished))
 
     def _start(self, claimed: Claimed) -> None:
+        if not self._results_started:
+            self._results.start()
+            self._results_started = True
         self._busy[claimed.target] += 1
         task = asyncio.create_task(self._deliver(claimed))
         self._tasks[claimed.id] = task
@@ -162,7 +172,7 @@ class Relay:
         status, due = self._next_step(lane, claimed, result, now)
         attempt = _attempt(claimed, result, duration_ms, status, due)
         try:
-            kept = await self.store.finish(attempt, now)
+            kept = await self._results.write(attempt)
         except StorageError as exc:
             # The lease runs out and another claim sends it again: at least once, never lost.
             log.error("delivery_record_failed", error=exc.message)

@@ -1,18 +1,21 @@
-"""Group commit: concurrent ingests share transactions.
+"""Group commit: concurrent writers share transactions.
 
-Requests queue their `EventRecord`; each of a few writer tasks takes whatever is queued
-(bounded by rows and bytes) and writes it in one statement. Under load, everything that
-arrived while the previous write ran goes in the next one; at rest a lone request is
-written at once. Each caller is answered when its own batch commits. When the database
-is unavailable the whole batch fails (503, the providers retry); when it rejects the
-batch's data, each row is retried alone so one bad row fails only its own caller.
+Callers queue an item; each of a few writer tasks takes whatever is queued (bounded by
+rows and bytes) and writes it with one statement. Under load, everything that arrived
+while the previous write ran goes in the next one; at rest a lone item is written at
+once. Each caller is answered when its own batch commits. When the database is
+unavailable the whole batch fails; when it rejects the batch's data, each item is
+retried alone so one bad row fails only its own caller.
+
+Ingest uses it for events (`for_ingest`), the relay for attempt results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, NamedTuple, TypeVar
 
 import structlog
 
@@ -21,39 +24,75 @@ from gateway.errors import StorageError, StorageUnavailable
 from gateway.storage.notify import Notifier
 from gateway.storage.store import EventRecord, Store
 
-log = structlog.get_logger("hookgate.ingest")
+log = structlog.get_logger("hookgate.storage")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class _Pending(NamedTuple):
-    record: EventRecord
-    done: asyncio.Future[None]
+class _Pending(NamedTuple, Generic[T, R]):
+    item: T
+    done: asyncio.Future[R]
 
 
-class GroupCommit:
-    """Writes queued events in batches; `write` returns once the event is committed."""
+class GroupCommit(Generic[T, R]):
+    """Writes queued items in batches; `write` returns the item's result once committed."""
 
     def __init__(
-        self, store: Store, config: IngestConfig, notifier: Notifier | None = None
+        self,
+        write_many: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        writers: int = 4,
+        max_rows: int = 256,
+        max_bytes: int = 8 * 1024 * 1024,
+        size: Callable[[T], int] = lambda _: 0,
+        on_commit: Callable[[list[T]], None] | None = None,
     ) -> None:
-        self._store = store
-        self._config = config
-        self._notifier = notifier
-        self._queue: collections.deque[_Pending] = collections.deque()
+        self._write_many = write_many
+        self._writer_count = writers
+        self._max_rows = max_rows
+        self._max_bytes = max_bytes
+        self._size = size
+        self._on_commit = on_commit
+        self._queue: collections.deque[_Pending[T, R]] = collections.deque()
         self._ready = asyncio.Event()
         self._writers: list[asyncio.Task[None]] = []
         self._closing = False
 
-    async def write(self, record: EventRecord) -> None:
-        """Queue `record` and wait for its commit; raises `StorageError` if it failed."""
+    @classmethod
+    def for_ingest(
+        cls, store: Store, config: IngestConfig, notifier: Notifier | None = None
+    ) -> GroupCommit[EventRecord, None]:
+        """Events and their deliveries; the relays are woken after each commit."""
+
+        async def write_many(records: list[EventRecord]) -> list[None]:
+            await store.insert_events(records)
+            return [None] * len(records)
+
+        def committed(records: list[EventRecord]) -> None:
+            if notifier is not None and any(record.deliveries for record in records):
+                notifier.poke()
+
+        return GroupCommit(
+            write_many,
+            writers=config.writers,
+            max_rows=config.max_batch_rows,
+            max_bytes=config.max_batch_bytes,
+            size=lambda record: len(record.body),
+            on_commit=committed,
+        )
+
+    async def write(self, item: T) -> R:
+        """Queue `item` and wait for its commit; raises `StorageError` if it failed."""
         if self._closing:
             raise StorageUnavailable("shutting down")
-        done = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(record, done))
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(item, done))
         self._ready.set()
-        await done
+        return await done
 
     def start(self) -> None:
-        self._writers = [asyncio.create_task(self._run()) for _ in range(self._config.writers)]
+        self._writers = [asyncio.create_task(self._run()) for _ in range(self._writer_count)]
 
     async def stop(self) -> None:
         """Write everything queued, answer every caller, then stop the writers."""
@@ -70,44 +109,42 @@ class GroupCommit:
             elif self._closing:
                 return
 
-    def _take(self) -> list[_Pending]:
-        batch: list[_Pending] = []
+    def _take(self) -> list[_Pending[T, R]]:
+        batch: list[_Pending[T, R]] = []
         size = 0
-        limit = self._config
-        while self._queue and len(batch) < limit.max_batch_rows:
-            item = self._queue[0]
-            size += len(item.record.body)
-            if batch and size > limit.max_batch_bytes:
+        while self._queue and len(batch) < self._max_rows:
+            size += self._size(self._queue[0].item)
+            if batch and size > self._max_bytes:
                 break
             batch.append(self._queue.popleft())
         if not self._queue and not self._closing:
             self._ready.clear()
         return batch
 
-    async def _commit(self, batch: list[_Pending]) -> None:
-        error = await self._insert(batch)
-        if error is not None and not isinstance(error, StorageUnavailable) and len(batch) > 1:
-            for item in batch:  # find the row the database refuses; the others go in
-                await self._commit([item])
-            return
-        if error is not None:
-            log.warning("ingest_batch_failed", rows=len(batch), error=error.message)
-        elif self._notifier is not None and any(item.record.deliveries for item in batch):
-            self._notifier.poke()
-        for item in batch:
-            if item.done.done():
-                continue
-            if error is None:
-                item.done.set_result(None)
-            else:
-                item.done.set_exception(type(error)(error.message))
-
-    async def _insert(self, batch: list[_Pending]) -> StorageError | None:
+    async def _commit(self, batch: list[_Pending[T, R]]) -> None:
+        items = [pending.item for pending in batch]
         try:
-            await self._store.insert_events([item.record for item in batch])
+            results = await self._write_many(items)
         except StorageError as exc:
-            return exc
+            if isinstance(exc, StorageUnavailable) or len(batch) == 1:
+                log.warning("batch_write_failed", rows=len(batch), error=exc.message)
+                _fail(batch, exc)
+            else:
+                for pending in batch:  # find the row the database refuses; the others go in
+                    await self._commit([pending])
+            return
         except Exception as exc:
-            log.exception("ingest_batch_crashed", rows=len(batch))
-            return StorageError(f"batch write failed: {type(exc).__name__}")
-        return None
+            log.exception("batch_write_crashed", rows=len(batch))
+            _fail(batch, StorageError(f"batch write failed: {type(exc).__name__}"))
+            return
+        if self._on_commit is not None:
+            self._on_commit(items)
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.done.done():
+                pending.done.set_result(result)
+
+
+def _fail(batch: Sequence[_Pending[T, R]], error: StorageError) -> None:
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(type(error)(error.message))

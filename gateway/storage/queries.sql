@@ -66,20 +66,30 @@ SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, e.source, e.even
 FROM claimed AS c
 JOIN hookgate.events AS e ON e.id = c.event_id;
 
--- name: finish_attempt
--- Records the attempt whatever happened to the lease, but moves the delivery only if
--- this worker still holds it (same attempt number, still in flight).
-WITH recorded AS (
-    UPDATE hookgate.attempts
-    SET duration_ms = $3, outcome = $4, status_code = $5, response_headers = $6::jsonb,
-        response_body = $7, error = $8
-    WHERE delivery_id = $1 AND attempt = $2
+-- name: finish_attempts
+-- Records each attempt whatever happened to its lease, but moves a delivery only if
+-- this worker still holds it (same attempt number, still in flight). $11 is now.
+WITH result AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::integer[], $3::double precision[], $4::text[],
+                $5::integer[], $6::jsonb[], $7::bytea[], $8::text[], $9::text[],
+                $10::timestamptz[])
+        AS r (delivery_id, attempt, duration_ms, outcome, status_code, response_headers,
+              response_body, error, next_status, next_due)
+), recorded AS (
+    UPDATE hookgate.attempts AS a
+    SET duration_ms = r.duration_ms, outcome = r.outcome, status_code = r.status_code,
+        response_headers = r.response_headers, response_body = r.response_body,
+        error = r.error
+    FROM result AS r
+    WHERE a.delivery_id = r.delivery_id AND a.attempt = r.attempt
 )
-UPDATE hookgate.deliveries
-SET status = $9, due_at = $10, last_outcome = $4, last_error = $8, worker = NULL,
-    updated_at = $11
-WHERE id = $1 AND attempts = $2 AND status = 'in_flight'
-RETURNING id;
+UPDATE hookgate.deliveries AS d
+SET status = r.next_status, due_at = r.next_due, last_outcome = r.outcome,
+    last_error = r.error, worker = NULL, updated_at = $11
+FROM result AS r
+WHERE d.id = r.delivery_id AND d.attempts = r.attempt AND d.status = 'in_flight'
+RETURNING d.id;
 
 -- name: release_deliveries
 -- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the lease.

@@ -141,21 +141,26 @@ class Store:
 
     async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
         """Record an attempt; False when the lease was lost and another worker took over."""
+        return (await self.finish_many([result], now))[0]
+
+    async def finish_many(self, results: Sequence[AttemptResult], now: dt.datetime) -> list[bool]:
+        """Record attempts in one statement; for each, whether this worker still held it."""
         rows = await self._execute(
-            "finish_attempt",
-            result.delivery_id,
-            result.attempt,
-            result.duration_ms,
-            result.outcome,
-            result.status_code,
-            orjson.dumps(result.response_headers).decode(),
-            result.response_body,
-            result.error,
-            result.next_status,
-            result.next_due,
+            "finish_attempts",
+            [r.delivery_id for r in results],
+            [r.attempt for r in results],
+            [r.duration_ms for r in results],
+            [r.outcome for r in results],
+            [r.status_code for r in results],
+            [orjson.dumps(r.response_headers).decode() for r in results],
+            [r.response_body for r in results],
+            [r.error for r in results],
+            [r.next_status for r in results],
+            [r.next_due for r in results],
             now,
         )
-        return bool(rows)
+        kept = {row["id"] for row in rows}
+        return [r.delivery_id in kept for r in results]
 
     async def release(self, ids: Sequence[UUID], now: dt.datetime, worker: str) -> None:
         await self._execute("release_deliveries", list(ids), now, worker)

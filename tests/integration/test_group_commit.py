@@ -48,7 +48,7 @@ async def count(store: Store, query: str) -> int:
 
 
 async def test_concurrent_writes_share_transactions(store):
-    writer = GroupCommit(store, IngestConfig(writers=2))
+    writer = GroupCommit.for_ingest(store, IngestConfig(writers=2))
     writer.start()
     try:
         await asyncio.gather(*(writer.write(record()) for _ in range(200)))
@@ -62,7 +62,7 @@ async def test_concurrent_writes_share_transactions(store):
 
 
 async def test_a_row_the_database_rejects_fails_only_its_own_caller(store):
-    writer = GroupCommit(store, IngestConfig(writers=1, max_batch_rows=5))
+    writer = GroupCommit.for_ingest(store, IngestConfig(writers=1, max_batch_rows=5))
     bad = record("order.\x00paid")  # text columns reject NUL: written as-is, it must fail
     batch = [record(), record(), bad, record(), record()]
     kept = [record() for _ in range(5)]
@@ -89,7 +89,7 @@ async def test_a_row_the_database_rejects_fails_only_its_own_caller(store):
 
 
 async def test_a_write_after_stop_is_refused_not_left_waiting(store):
-    writer = GroupCommit(store, IngestConfig(writers=1))
+    writer = GroupCommit.for_ingest(store, IngestConfig(writers=1))
     writer.start()
     await writer.stop()
     with pytest.raises(StorageUnavailable):
@@ -97,7 +97,7 @@ async def test_a_write_after_stop_is_refused_not_left_waiting(store):
 
 
 async def test_stop_answers_every_queued_caller(store):
-    writer = GroupCommit(store, IngestConfig(writers=1, max_batch_rows=7))
+    writer = GroupCommit.for_ingest(store, IngestConfig(writers=1, max_batch_rows=7))
     writer.start()
     writes = [asyncio.create_task(writer.write(record())) for _ in range(50)]
     await asyncio.sleep(0)  # not a wait for time: lets every write queue up
@@ -111,7 +111,7 @@ async def test_stop_answers_every_queued_caller(store):
 
 @pytest.mark.parametrize("writers", [1, 3])
 async def test_stop_with_nothing_queued_returns(store, writers):
-    writer = GroupCommit(store, IngestConfig(writers=writers))
+    writer = GroupCommit.for_ingest(store, IngestConfig(writers=writers))
     writer.start()
     async with asyncio.timeout(5):
         await writer.stop()
@@ -120,7 +120,7 @@ async def test_stop_with_nothing_queued_returns(store, writers):
 
 async def test_a_json_event_type_holding_u0000_is_stored_with_its_batch(store):
     kind = event_type(Extractor("json", "type"), {}, b'{"type": "order.\\u0000paid"}')
-    writer = GroupCommit(store, IngestConfig(writers=1))
+    writer = GroupCommit.for_ingest(store, IngestConfig(writers=1))
     records = [record(), record(kind), record()]
     writer.start()
     try:
