@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -17,7 +18,9 @@ from aiohttp import web
 from gateway import keys
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
+from gateway.errors import StorageError
 from gateway.ingress import routes
+from gateway.ingress.guard import Rejections, build_guards
 from gateway.middleware import handle_errors
 from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
@@ -45,8 +48,10 @@ def create_app(
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.REGISTRY] = registry or load_registry()
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(http_client)
     if ingress:
         app.cleanup_ctx.append(ingest_writer)
+        app.cleanup_ctx.append(housekeeping)
         routes.setup(app)
     if config.relay.enabled:
         app.cleanup_ctx.append(relay)
@@ -69,34 +74,70 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
-    """Group commit, and the task that wakes the relays after each commit."""
-    notifier = Notifier(app[keys.STORE])
-    notifier.start()
-    writer = GroupCommit.for_ingest(app[keys.STORE], app[keys.CONFIG].ingest, notifier)
-    writer.start()
-    app[keys.INGEST] = writer
-    yield
-    await writer.stop()
-    await notifier.stop()
-
-
-async def relay(app: web.Application) -> AsyncIterator[None]:
-    """The shared client session, the relay loop and its LISTEN connection."""
-    config = app[keys.CONFIG]
+async def http_client(app: web.Application) -> AsyncIterator[None]:
+    """The one client session: deliveries, and verifiers that fetch keys."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
         app[keys.HTTP] = session
-        lanes = build_lanes(config, app[keys.REGISTRY], Resources(session, app[keys.CLOCK]))
-        worker = Relay(app[keys.STORE], lanes, config.relay, app[keys.CLOCK])
-        app[keys.RELAY] = worker
-        tasks = [
-            asyncio.create_task(worker.run(), name="relay"),
-            asyncio.create_task(listen(app[keys.DSN], worker.wake), name="relay-listener"),
-        ]
-        log.info("relay_started", worker=worker.worker, targets=sorted(lanes))
         yield
-        await worker.stop(config.server.shutdown_timeout)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _resources(app: web.Application) -> Resources:
+    return Resources(app[keys.HTTP], app[keys.CLOCK])
+
+
+async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
+    """Source guards, group commit, the relay wake-ups, and the rejected-request log."""
+    config = app[keys.CONFIG]
+    app[keys.GUARDS] = build_guards(config, app[keys.REGISTRY], _resources(app))
+    notifier = Notifier(app[keys.STORE])
+    rejections = Rejections(app[keys.STORE], config.rejected)
+    writer = GroupCommit.for_ingest(app[keys.STORE], config.ingest, notifier)
+    for part in (notifier, rejections, writer):
+        part.start()
+    app[keys.REJECTIONS] = rejections
+    app[keys.INGEST] = writer
+    yield
+    for part in (writer, rejections, notifier):
+        await part.stop()
+
+
+async def housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Purge refused requests past their retention and dedupe keys past their window."""
+    task = asyncio.create_task(_purge_forever(app), name="housekeeping")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _purge_forever(app: web.Application, every: float = 600.0) -> None:
+    store, config, clock = app[keys.STORE], app[keys.CONFIG], app[keys.CLOCK]
+    while True:
+        now = clock.now()
+        try:
+            rejected, keys_ = await store.purge(
+                now - dt.timedelta(seconds=config.rejected.retention), now
+            )
+            if rejected or keys_:
+                log.info("purged", rejected=rejected, dedupe_keys=keys_)
+        except StorageError as exc:
+            log.warning("purge_failed", error=exc.message)
+        await asyncio.sleep(every)
+
+
+async def relay(app: web.Application) -> AsyncIterator[None]:
+    """The relay loop and its LISTEN connection."""
+    config = app[keys.CONFIG]
+    lanes = build_lanes(config, app[keys.REGISTRY], _resources(app))
+    worker = Relay(app[keys.STORE], lanes, config.relay, app[keys.CLOCK])
+    app[keys.RELAY] = worker
+    tasks = [
+        asyncio.create_task(worker.run(), name="relay"),
+        asyncio.create_task(listen(app[keys.DSN], worker.wake), name="relay-listener"),
+    ]
+    log.info("relay_started", worker=worker.worker, targets=sorted(lanes))
+    yield
+    await worker.stop(config.server.shutdown_timeout)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,6 +6,7 @@ environment, and validates it; it raises one `ConfigError` carrying every proble
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, PluginError
 from gateway.plugins import Registry, load_registry
 from gateway.relay.policy import RetryPolicy
 from gateway.section import Section, show
@@ -25,6 +26,8 @@ from gateway.units import parse_duration
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,16 @@ class ServerConfig:
     port: int = 8080
     max_body: int = 1024 * 1024
     shutdown_timeout: float = 30.0
+    # Peers whose X-Forwarded-For/-Proto/-Host are believed (a load balancer in front).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedConfig:
+    """The log of refused requests, bounded so a flood cannot fill the disk."""
+
+    max_per_minute: int = 60  # per source
+    retention: float = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +94,37 @@ class Extractor:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: `rate` tokens a second, up to `burst` at once."""
+
+    rate: float
+    burst: float
+
+    @classmethod
+    def parse(cls, value: object) -> RateLimit:
+        match = _RATE.match(str(value)) if isinstance(value, str | int) else None
+        if match is None:
+            raise ValueError(f"expected a rate like 100/s, 600/m or 1000/h, got {show(value)}")
+        rate = float(match[1]) / {"s": 1, "m": 60, "h": 3600}[match[2]]
+        return cls(rate, max(1.0, float(match[1]) if match[2] == "s" else rate))
+
+
+@dataclass(frozen=True, slots=True)
+class Dedupe:
+    key: Extractor
+    window: float = 72 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
     name: str
     methods: frozenset[str] = frozenset({"POST"})
     event_type: Extractor | None = None
+    verify: PluginSpec | None = None
+    ip_allowlist: tuple[IPNetwork, ...] = ()
+    rate_limit: RateLimit | None = None
+    peer_rate_limit: RateLimit | None = None
+    dedupe: Dedupe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +173,7 @@ class Config:
     sources: Mapping[str, SourceConfig] = field(default_factory=dict)
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = ()
+    rejected: RejectedConfig = field(default_factory=RejectedConfig)
 
     def targets_for(self, source: str, event_type: str | None) -> list[str]:
         """Target names the routes send this event to, each once, in config order."""
@@ -206,7 +247,8 @@ def _build(top: Section, registry: Registry) -> Config:
     ingest = _ingest(top.section("ingest"))
     relay = _relay(top.section("relay"))
     admin = AdminConfig(token=top.section("admin").text("token", None) or None)
-    sources = _named(top.section("sources"), _source)
+    rejected = _rejected(top.section("rejected"))
+    sources = _named(top.section("sources"), lambda s, n: _source(s, n, registry))
     targets = _named(top.section("targets"), lambda s, n: _target(s, n, registry))
     routes = _routes(top, sources, targets)
     for name, target in targets.items():
@@ -216,7 +258,7 @@ def _build(top: Section, registry: Registry) -> Config:
                 f"or a slow answer would be sent again by another worker"
             )
     top.done()
-    return Config(database, server, ingest, relay, admin, sources, targets, routes)
+    return Config(database, server, ingest, relay, admin, sources, targets, routes, rejected)
 
 
 def _database(s: Section) -> DatabaseConfig:
@@ -236,6 +278,7 @@ def _server(s: Section) -> ServerConfig:
         port=s.integer("port", 8080, minimum=0),
         max_body=s.size("max_body", SERVER_DEFAULTS.max_body),
         shutdown_timeout=s.duration("shutdown_timeout", SERVER_DEFAULTS.shutdown_timeout),
+        trusted_proxies=s.get("trusted_proxies", _networks, ()),
     )
     if config.port > 65535:
         s.fail(f"expected a port number up to 65535, got {config.port}", "port")
@@ -275,13 +318,100 @@ def _named(s: Section, build: Any) -> dict[str, Any]:
     return result
 
 
-def _source(s: Section, name: str) -> SourceConfig:
+def _source(s: Section, name: str, registry: Registry) -> SourceConfig:
     methods = frozenset(m.upper() for m in s.text_list("methods", ("POST",)))
     for method in sorted(methods - _METHODS):
         s.fail(f"unsupported method {show(method)} (use {', '.join(sorted(_METHODS))})", "methods")
-    config = SourceConfig(name, methods, s.get("event_type", Extractor.parse, None))
+    verify, default_dedupe = _verify(s, registry)
+    rate, per_peer = _rate_limits(s)
+    config = SourceConfig(
+        name=name,
+        methods=methods,
+        event_type=s.get("event_type", Extractor.parse, None),
+        verify=verify,
+        ip_allowlist=s.get("ip_allowlist", _networks, ()),
+        rate_limit=rate,
+        peer_rate_limit=per_peer,
+        dedupe=_dedupe(s, default_dedupe),
+    )
     s.done()
     return config
+
+
+def _verify(s: Section, registry: Registry) -> tuple[PluginSpec | None, str | None]:
+    """The source's verifier and the provider's default dedupe key."""
+    if "verify" not in s:
+        return None, None
+    section = s.section("verify")
+    kind = section.text("type", None)
+    if kind is None:
+        return None, None
+    try:
+        plugin = registry.verifier(kind)
+    except PluginError as exc:
+        section.fail(exc.message, "type")
+        return None, None
+    if plugin is None:
+        known = ", ".join(registry.names("verifier"))
+        section.fail(f"unknown verifier type {show(kind)} (installed: {known})", "type")
+        return None, None
+    options = plugin.parse(section)
+    section.done()
+    return PluginSpec(kind, options), plugin.default_dedupe
+
+
+def _rate_limits(s: Section) -> tuple[RateLimit | None, RateLimit | None]:
+    """``rate_limit: 100/s`` or ``{rate: 100/s, burst: 200, per_peer: 10/s}``."""
+    if not isinstance(s.data.get("rate_limit"), dict):
+        return s.get("rate_limit", RateLimit.parse, None), None
+    section = s.section("rate_limit")
+    rate = section.get("rate", RateLimit.parse, None)
+    burst = section.integer("burst", 0, minimum=1) if "burst" in section else None
+    per_peer = section.get("per_peer", RateLimit.parse, None)
+    section.done()
+    if rate is not None and burst:
+        rate = RateLimit(rate.rate, float(burst))
+    return rate, per_peer
+
+
+def _dedupe(s: Section, default_key: str | None) -> Dedupe | None:
+    """``dedupe: {key: "header:X-Id", window: 72h}``, ``false``, or the provider's default."""
+    if s.data.get("dedupe") is False:
+        s.get("dedupe", lambda v: v, None)
+        return None
+    if "dedupe" not in s:
+        return Dedupe(Extractor.parse(default_key)) if default_key else None
+    section = s.section("dedupe")
+    key = (
+        section.get("key", Extractor.parse, None)
+        if default_key
+        else section.get("key", Extractor.parse)
+    )
+    window = section.duration("window", Dedupe.__dataclass_fields__["window"].default)
+    section.done()
+    key = key or (Extractor.parse(default_key) if default_key else None)
+    return Dedupe(key, window) if key else None
+
+
+def _rejected(s: Section) -> RejectedConfig:
+    config = RejectedConfig(
+        max_per_minute=s.integer("max_per_minute", 60, minimum=0),
+        retention=s.duration("retention", 7 * 86400.0),
+    )
+    s.done()
+    return config
+
+
+def _networks(value: object) -> tuple[IPNetwork, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of CIDR ranges like 10.0.0.0/8, got {show(value)}")
+    try:
+        return tuple(ipaddress.ip_network(str(item), strict=False) for item in items)
+    except ValueError:
+        raise ValueError(
+            f"expected CIDR ranges like 192.0.2.0/24 or ::1/128, got {show(value)}"
+        ) from None
 
 
 def _target(s: Section, name: str, registry: Registry) -> TargetConfig:

@@ -7,9 +7,12 @@
     │   ├── StorageUnavailable     it cannot be reached or timed out: retry later (503)
     │   └── SchemaTooNew           the database was migrated by a newer hookgate
     └── IngressError           a request we answer with a 4xx; carries its status
+        ├── VerificationError      401: the request did not prove it came from the provider
+        ├── Forbidden              403: the peer is not on the source's IP allowlist
         ├── UnknownSource          404
         ├── MethodNotAllowed       405
-        └── BodyTooLarge           413
+        ├── BodyTooLarge           413
+        └── RateLimited            429: carries Retry-After
 
 Each class's docstring is its default message.
 """
@@ -58,6 +61,32 @@ class IngressError(HookgateError):
     """The request was refused."""
 
     status = 400
+
+
+class VerificationError(IngressError):
+    """The request could not be verified."""
+
+    status = 401
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+class Forbidden(IngressError):
+    """The peer address is not allowed for this source."""
+
+    status = 403
+
+
+class RateLimited(IngressError):
+    """Too many requests; retry later."""
+
+    status = 429
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UnknownSource(IngressError):

@@ -7,16 +7,19 @@ from aiohttp import web
 
 from gateway.clock import Clock
 from gateway.config import Config
+from gateway.ingress.guard import Guard, Rejections
 from gateway.plugins import Registry
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import EventRecord, Store, Stored
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
 REGISTRY = web.AppKey("registry", Registry)
 DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", Store)
-INGEST = web.AppKey("ingest", GroupCommit[EventRecord, None])
+INGEST = web.AppKey("ingest", GroupCommit[EventRecord, Stored])
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 RELAY = web.AppKey("relay", Relay)
+GUARDS = web.AppKey("guards", dict[str, Guard])
+REJECTIONS = web.AppKey("rejections", Rejections)

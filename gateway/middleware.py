@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -10,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
-from gateway.errors import IngressError, StorageError
+from gateway.errors import IngressError, RateLimited, StorageError
 
 log = structlog.get_logger("hookgate.http")
 
@@ -19,6 +20,8 @@ def error_response(exc: Exception, retry_after: int) -> web.Response:
     """The client's answer for an error we expect; nothing internal leaks into it."""
     if isinstance(exc, IngressError):
         response = web.json_response({"error": exc.message}, status=exc.status)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         if exc.status == 413:
             response.force_close()  # do not read (or buffer) the rest of the body
         return response

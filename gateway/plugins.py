@@ -1,9 +1,11 @@
 """Plugins: everything loaded through the ``hookgate.plugins`` entry-point group.
 
 Built-ins under ``plugins/`` are registered in hookgate's own pyproject.toml exactly like a
-third-party package registers its own. Each entry point names an object with a `kind`
-(``target`` or ``middleware``), a `name` used as ``type:`` in hookgate.yaml, a `parse`
-that validates its options from a `Section`, and a `create` that builds it at run time.
+third-party package registers its own, as ``<kind>.<name> = "module:object"``. The
+object has a `kind` (``target``, ``middleware`` or ``verifier``), a `name` used as
+``type:`` in hookgate.yaml, a `parse` that validates its options from a `Section`, and
+a `create` that builds it at run time. Plugins are imported only when a config uses
+them, so one broken plugin fails only the configs that name it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -20,8 +22,11 @@ from gateway.errors import PluginError
 from gateway.relay.message import Middleware, Send
 from gateway.section import Section
 
+if TYPE_CHECKING:
+    from gateway.ingress.verify import Verifier
+
 GROUP = "hookgate.plugins"
-Kind = Literal["target", "middleware"]
+Kind = Literal["target", "middleware", "verifier"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,44 +57,70 @@ class MiddlewarePlugin(Protocol):
     def create(self, options: Any, resources: Resources) -> Middleware: ...
 
 
-Plugin = TargetPlugin | MiddlewarePlugin
+@runtime_checkable
+class VerifierPlugin(Protocol):
+    kind: Literal["verifier"]
+    name: str
+    default_dedupe: str | None  # where the provider puts its delivery id, e.g. "header:X-..."
+
+    def parse(self, section: Section) -> Any: ...
+
+    def create(self, options: Any, resources: Resources | None) -> Verifier: ...
+
+
+Plugin = TargetPlugin | MiddlewarePlugin | VerifierPlugin
 
 
 class Registry:
-    """The loaded plugins by kind and name."""
+    """The installed plugins by kind and name, imported on first use."""
 
-    def __init__(self, plugins: Iterable[Plugin] = ()) -> None:
-        self._plugins: dict[tuple[str, str], Plugin] = {}
-        for plugin in plugins:
-            self.add(plugin)
+    def __init__(self, entries: Iterable[EntryPoint | Plugin] = ()) -> None:
+        self._entries: dict[tuple[str, str], EntryPoint | Plugin] = {}
+        for entry in entries:
+            self.add(entry)
 
-    def add(self, plugin: Plugin) -> None:
-        self._plugins[plugin.kind, plugin.name] = plugin
+    def add(self, entry: EntryPoint | Plugin) -> None:
+        if isinstance(entry, EntryPoint):
+            kind, _, name = entry.name.partition(".")
+            self._entries[kind, name] = entry
+        else:
+            self._entries[entry.kind, entry.name] = entry
 
     def names(self, kind: Kind) -> list[str]:
-        return sorted(name for k, name in self._plugins if k == kind)
+        return sorted(name for k, name in self._entries if k == kind)
 
     def target(self, name: str) -> TargetPlugin | None:
-        plugin = self._plugins.get(("target", name))
-        return plugin if isinstance(plugin, TargetPlugin) else None
+        plugin: TargetPlugin | None = self._get("target", name)
+        return plugin
 
     def middleware(self, name: str) -> MiddlewarePlugin | None:
-        plugin = self._plugins.get(("middleware", name))
-        return plugin if isinstance(plugin, MiddlewarePlugin) else None
+        plugin: MiddlewarePlugin | None = self._get("middleware", name)
+        return plugin
+
+    def verifier(self, name: str) -> VerifierPlugin | None:
+        plugin: VerifierPlugin | None = self._get("verifier", name)
+        return plugin
+
+    def _get(self, kind: Kind, name: str) -> Any:
+        entry = self._entries.get((kind, name))
+        if entry is None:
+            return None
+        plugin = _load(entry) if isinstance(entry, EntryPoint) else entry
+        if getattr(plugin, "kind", None) != kind or not all(
+            hasattr(plugin, attribute) for attribute in ("name", "parse", "create")
+        ):
+            raise PluginError(f"plugin {kind}.{name} is not a {kind} plugin")
+        self._entries[kind, name] = plugin
+        return plugin
 
 
 def load_registry() -> Registry:
     """Every plugin installed in this environment, hookgate's own included."""
-    return Registry(_load(ep) for ep in entry_points(group=GROUP))
+    return Registry(entry_points(group=GROUP))
 
 
-def _load(entry_point: EntryPoint) -> Plugin:
+def _load(entry_point: EntryPoint) -> Any:
     try:
-        plugin = entry_point.load()
+        return entry_point.load()
     except Exception as exc:
         raise PluginError(f"plugin {entry_point.name} ({entry_point.value}): {exc}") from exc
-    if not isinstance(plugin, TargetPlugin | MiddlewarePlugin):
-        raise PluginError(
-            f"plugin {entry_point.name} ({entry_point.value}) has no kind/parse/create"
-        )
-    return plugin

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
 from aiohttp import web
 
 from gateway import keys
-from gateway.config import SourceConfig
-from gateway.errors import IngressError, MethodNotAllowed, UnknownSource
-from gateway.ingress.request import check_length, read_body, to_record
+from gateway.config import IPNetwork, SourceConfig
+from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
+from gateway.ingress.network import client_address, is_in, public_url
+from gateway.ingress.request import check_length, read_body, to_record, to_rejected
+from gateway.ingress.verify import Inbound, Reply
 from gateway.middleware import error_response, log_fields
 
 
@@ -37,24 +42,55 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
 
 
 async def ingest(request: web.Request) -> web.Response:
-    """Store the request and its deliveries; 202 only once they are committed."""
+    """Check, verify and store the request; 202 only once it is committed."""
     app = request.app
     source = source_for(request, app)
     config = app[keys.CONFIG]
-    body = await read_body(request, config.server.max_body)
-    record = to_record(request, source, body, app[keys.CLOCK].now(), config)
-    event_id = str(record.id)
-    log_fields(request).update(
-        event_id=event_id,
-        source=source.name,
-        event_type=record.event_type,
-        size=len(body),
-        deliveries=len(record.deliveries),
-    )
-    await app[keys.INGEST].write(record)
+    now = app[keys.CLOCK].now()
+    caller = client_address(request, config.server.trusted_proxies)
+    body = b""
+    try:
+        if source.ip_allowlist and not is_in(caller, source.ip_allowlist):
+            raise Forbidden(f"{caller} is not allowed for this source")
+        guard = app[keys.GUARDS][source.name]
+        guard.limiter.check(caller, now.timestamp())
+        body = await read_body(request, config.server.max_body)
+        reply = await guard.verify(_inbound(request, body, now, config.server.trusted_proxies))
+    except IngressError as exc:
+        if exc.status in (401, 403, 429):
+            row = to_rejected(request, source.name, now, exc.status, exc.message, body, caller)
+            app[keys.REJECTIONS].record(row, exc)
+        raise
+    record = to_record(request, source, body, now, config, caller, relay=reply is None)
+    fields = log_fields(request)
+    fields.update(source=source.name, event_type=record.event_type, size=len(body))
+    stored = await app[keys.INGEST].write(record)
+    event_id = str(stored.event_id)
+    fields.update(event_id=event_id, deliveries=len(record.deliveries), duplicate=stored.duplicate)
+    if reply is not None:
+        return _reply(reply)
+    if stored.duplicate:
+        return web.json_response({"id": event_id, "duplicate": True}, status=200)
     return web.Response(
         status=202, body=b'{"id": "%s"}' % event_id.encode(), content_type="application/json"
     )
+
+
+def _inbound(
+    request: web.Request, body: bytes, now: dt.datetime, trusted: Sequence[IPNetwork]
+) -> Inbound:
+    return Inbound(
+        method=request.method,
+        url=public_url(request, trusted),
+        headers=request.headers,
+        query=request.query,
+        body=body,
+        now=now,
+    )
+
+
+def _reply(reply: Reply) -> web.Response:
+    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 
 async def healthz(request: web.Request) -> web.Response:

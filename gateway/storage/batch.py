@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import structlog
 
 from gateway.config import IngestConfig
 from gateway.errors import StorageError, StorageUnavailable
 from gateway.storage.notify import Notifier
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import EventRecord, Store, Stored
 
 log = structlog.get_logger("hookgate.storage")
 
@@ -62,12 +62,11 @@ class GroupCommit(Generic[T, R]):
     @classmethod
     def for_ingest(
         cls, store: Store, config: IngestConfig, notifier: Notifier | None = None
-    ) -> GroupCommit[EventRecord, None]:
+    ) -> GroupCommit[EventRecord, Stored]:
         """Events and their deliveries; the relays are woken after each commit."""
 
-        async def write_many(records: list[EventRecord]) -> list[None]:
-            await store.insert_events(records)
-            return [None] * len(records)
+        async def write_many(records: list[EventRecord]) -> list[Stored]:
+            return await _insert_deduplicated(store, records)
 
         def committed(records: list[EventRecord]) -> None:
             if notifier is not None and any(record.deliveries for record in records):
@@ -90,6 +89,15 @@ class GroupCommit(Generic[T, R]):
         self._queue.append(_Pending(item, done))
         self._ready.set()
         return await done
+
+    def submit(self, item: T) -> None:
+        """Queue `item` without waiting; a failure is logged, not raised."""
+        if self._closing:
+            return
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_consume)
+        self._queue.append(_Pending(item, done))
+        self._ready.set()
 
     def start(self) -> None:
         self._writers = [asyncio.create_task(self._run()) for _ in range(self._writer_count)]
@@ -142,6 +150,41 @@ class GroupCommit(Generic[T, R]):
         for pending, result in zip(batch, results, strict=True):
             if not pending.done.done():
                 pending.done.set_result(result)
+
+
+async def _insert_deduplicated(store: Store, records: list[EventRecord]) -> list[Stored]:
+    """Insert; a record whose dedupe key is taken (earlier, or earlier in this batch)
+    is answered with the event holding the key."""
+    first: dict[tuple[str, str], EventRecord] = {}
+    for record in records:
+        if record.dedupe_key is not None:
+            first.setdefault((record.source, record.dedupe_key), record)
+
+    def held_by_another(record: EventRecord) -> bool:
+        return (
+            record.dedupe_key is not None and first[record.source, record.dedupe_key] is not record
+        )
+
+    refused = await store.insert_events([r for r in records if not held_by_another(r)])
+    duplicates = [r for r in records if r.id in refused or held_by_another(r)]
+    duplicate_ids = {r.id for r in duplicates}
+    keys = list({(r.source, r.dedupe_key or "") for r in duplicates})
+    originals = await store.dedupe_originals(keys) if keys else {}
+    results = []
+    for record in records:
+        if record.id not in duplicate_ids:
+            results.append(Stored(record.id))
+            continue
+        original = originals.get((record.source, record.dedupe_key or ""))
+        if original is None:  # its holder vanished between the two statements: retry later
+            raise StorageUnavailable("duplicate of an event that is no longer known")
+        results.append(Stored(original, duplicate=True))
+    return results
+
+
+def _consume(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("background_write_failed", error=str(done.exception()))
 
 
 def _fail(batch: Sequence[_Pending[T, R]], error: StorageError) -> None:

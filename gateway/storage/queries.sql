@@ -4,19 +4,64 @@
 -- One statement, so one implicit transaction: the events and their deliveries commit
 -- together or not at all. No NOTIFY here: Postgres holds a global lock from a NOTIFY
 -- until its commit is flushed, which would serialise concurrent ingest commits.
-WITH new_events AS (
+-- An event with a dedupe key is stored only if it takes the key (new, or its window
+-- expired by $17, now); the ids of those that did not are returned as duplicates.
+WITH incoming AS (
+    SELECT *
+    FROM unnest(
+        $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+        $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[],
+        $15::text[], $16::timestamptz[])
+        AS i (id, source, event_type, received_at, method, path, query, headers, body, peer,
+              dedupe_key, dedupe_until)
+), keys AS (
+    INSERT INTO hookgate.dedupe AS k (source, key, event_id, expires_at)
+    SELECT source, dedupe_key, id, dedupe_until FROM incoming WHERE dedupe_key IS NOT NULL
+    ON CONFLICT (source, key) DO UPDATE
+        SET event_id = excluded.event_id, expires_at = excluded.expires_at
+        WHERE k.expires_at <= $17  -- the old key's window has ended
+    RETURNING k.event_id
+), accepted AS (
+    SELECT * FROM incoming
+    WHERE dedupe_key IS NULL OR id IN (SELECT event_id FROM keys)
+), new_events AS (
     INSERT INTO hookgate.events
         (id, source, event_type, received_at, method, path, query, headers, body, peer)
-    SELECT * FROM unnest(
-        $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-        $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[])
+    SELECT id, source, event_type, received_at, method, path, query, headers, body, peer
+    FROM accepted
 ), new_deliveries AS (
     INSERT INTO hookgate.deliveries (id, event_id, target, due_at, created_at, updated_at)
     SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at
     FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[])
         AS d (id, event_id, target, due_at)
+    WHERE d.event_id IN (SELECT id FROM accepted)
 )
-SELECT;
+SELECT i.id
+FROM incoming AS i
+WHERE i.id NOT IN (SELECT id FROM accepted);
+
+-- name: dedupe_originals
+-- The event that holds each (source, key); read after the duplicates' statement committed.
+SELECT d.source, d.key, d.event_id
+FROM hookgate.dedupe AS d
+JOIN unnest($1::text[], $2::text[]) AS k (source, key)
+    ON d.source = k.source AND d.key = k.key;
+
+-- name: insert_rejected
+INSERT INTO hookgate.rejected
+    (source, received_at, status, reason, method, path, query, headers, body, peer)
+SELECT * FROM unnest(
+    $1::text[], $2::timestamptz[], $3::integer[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::jsonb[], $9::bytea[], $10::text[]);
+
+-- name: purge_expired
+-- Retention: refused requests older than $1, dedupe keys whose window ended before $2.
+WITH rejected AS (
+    DELETE FROM hookgate.rejected WHERE received_at < $1 RETURNING 1
+), keys AS (
+    DELETE FROM hookgate.dedupe WHERE expires_at < $2 RETURNING 1
+)
+SELECT (SELECT count(*) FROM rejected) AS rejected, (SELECT count(*) FROM keys) AS keys;
 
 -- name: notify_deliveries
 -- Wakes every listening relay; sent after commits, never inside them.

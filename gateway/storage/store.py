@@ -47,6 +47,32 @@ class EventRecord:
     body: bytes
     peer: str | None
     deliveries: Sequence[tuple[UUID, str]]  # (delivery id, target)
+    dedupe_key: str | None = None  # the provider's delivery id, unique per source while
+    dedupe_until: dt.datetime | None = None  # ... this window lasts
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where a request ended up: its own new event, or the event it duplicates."""
+
+    event_id: UUID
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A refused request, for the rejected-request log."""
+
+    source: str
+    received_at: dt.datetime
+    status: int
+    reason: str
+    method: str
+    path: str
+    query: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes  # the first 4 KiB
+    peer: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +132,12 @@ class Store:
     async def ping(self) -> None:
         await self._execute("ping")
 
-    async def insert_events(self, records: Sequence[EventRecord]) -> None:
-        """Write events and their deliveries in one transaction, waking the relay on commit."""
+    async def insert_events(self, records: Sequence[EventRecord]) -> set[UUID]:
+        """Write events and their deliveries in one transaction; the ids not stored because
+        their dedupe key is taken. Two records in one call must not share a dedupe key."""
         deliveries = [(d_id, r.id, target, r.received_at)
                       for r in records for d_id, target in r.deliveries]  # fmt: skip
-        await self._execute(
+        rows = await self._execute(
             "insert_events",
             [r.id for r in records],
             [r.source for r in records],
@@ -124,7 +151,42 @@ class Store:
             [r.peer for r in records],
             *(list(column) for column in zip(*deliveries, strict=True)) if deliveries
             else ([], [], [], []),
+            [r.dedupe_key for r in records],
+            [r.dedupe_until for r in records],
+            max((r.received_at for r in records), default=None),
         )  # fmt: skip
+        return {row["id"] for row in rows}
+
+    async def dedupe_originals(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], UUID]:
+        """The event holding each (source, dedupe key)."""
+        rows = await self._execute(
+            "dedupe_originals", [source for source, _ in keys], [key for _, key in keys]
+        )
+        return {(row["source"], row["key"]): row["event_id"] for row in rows}
+
+    async def insert_rejected(self, rows: Sequence[RejectedRecord]) -> None:
+        await self._execute(
+            "insert_rejected",
+            [r.source for r in rows],
+            [r.received_at for r in rows],
+            [r.status for r in rows],
+            [r.reason for r in rows],
+            [r.method for r in rows],
+            [r.path for r in rows],
+            [r.query for r in rows],
+            [orjson.dumps(r.headers).decode() for r in rows],
+            [r.body for r in rows],
+            [r.peer for r in rows],
+        )
+
+    async def purge(
+        self, rejected_before: dt.datetime, keys_before: dt.datetime
+    ) -> tuple[int, int]:
+        """Delete refused requests and dedupe keys past their time; how many of each."""
+        (row,) = await self._execute("purge_expired", rejected_before, keys_before)
+        return int(row["rejected"]), int(row["keys"])
 
     async def notify(self) -> None:
         """Wake the relays listening for new deliveries."""

@@ -16,7 +16,7 @@ from gateway.errors import StorageError, StorageUnavailable
 from gateway.ids import delivery_id, event_id
 from gateway.ingress.request import event_type
 from gateway.storage.batch import GroupCommit
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import EventRecord, Store, Stored
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -75,7 +75,8 @@ async def test_a_row_the_database_rejects_fails_only_its_own_caller(store):
         await writer.stop()
 
     assert isinstance(results[2], StorageError)
-    assert [r for i, r in enumerate(results) if i != 2] == [None] * 9
+    stored_ids = [r.id for i, r in enumerate([*batch, *kept]) if i != 2]
+    assert [r for i, r in enumerate(results) if i != 2] == [Stored(i) for i in stored_ids]
     async with store.pool.acquire() as conn:
         stored = {row["id"] for row in await conn.fetch("SELECT id FROM hookgate.events")}
         orphans = await conn.fetchval(
@@ -105,7 +106,7 @@ async def test_stop_answers_every_queued_caller(store):
     await writer.stop()
 
     assert all(task.done() for task in writes)
-    assert [task.result() for task in writes] == [None] * 50
+    assert all(task.result().duplicate is False for task in writes)
     assert await count(store, "SELECT count(*) FROM hookgate.events") == 50
 
 
@@ -128,5 +129,5 @@ async def test_a_json_event_type_holding_u0000_is_stored_with_its_batch(store):
     finally:
         await writer.stop()
 
-    assert results == [None, None, None]
+    assert results == [Stored(r.id) for r in records]
     assert await count(store, "SELECT count(*) FROM hookgate.events") == 3

@@ -1,0 +1,84 @@
+"""A source's protections at run time: its rate limiter and verifier, and the capped
+log of the requests they refuse."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.config import Config, RejectedConfig, SourceConfig
+from gateway.errors import IngressError
+from gateway.ingress.ratelimit import Limiter
+from gateway.ingress.verify import Inbound, Reply, Verifier
+from gateway.plugins import Registry, Resources
+from gateway.storage.batch import GroupCommit
+from gateway.storage.store import RejectedRecord, Store
+
+log = structlog.get_logger("hookgate.ingress")
+SNIPPET = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    limiter: Limiter
+    verifier: Verifier | None
+
+    async def verify(self, inbound: Inbound) -> Reply | None:
+        return await self.verifier.verify(inbound) if self.verifier else None
+
+
+def build_guards(config: Config, registry: Registry, resources: Resources) -> dict[str, Guard]:
+    return {name: _guard(source, registry, resources) for name, source in config.sources.items()}
+
+
+def _guard(source: SourceConfig, registry: Registry, resources: Resources) -> Guard:
+    verifier = None
+    if source.verify is not None:
+        plugin = registry.verifier(source.verify.type)
+        assert plugin is not None  # the config named an installed verifier
+        verifier = plugin.create(source.verify.options, resources)
+    return Guard(Limiter(source.rate_limit, source.peer_rate_limit), verifier)
+
+
+class Rejections:
+    """Records refused requests, at most `max_per_minute` per source; counts the rest."""
+
+    def __init__(self, store: Store, config: RejectedConfig) -> None:
+        self._config = config
+        self._writer: GroupCommit[RejectedRecord, None] = GroupCommit(
+            self._write, writers=1, size=lambda r: len(r.body)
+        )
+        self._store = store
+        self._minute = ""
+        self._counts: Counter[str] = Counter()
+
+    async def _write(self, rows: list[RejectedRecord]) -> list[None]:
+        await self._store.insert_rejected(rows)
+        return [None] * len(rows)
+
+    def start(self) -> None:
+        self._writer.start()
+
+    async def stop(self) -> None:
+        await self._writer.stop()
+
+    def record(self, row: RejectedRecord, error: IngressError) -> None:
+        minute = row.received_at.strftime("%Y%m%d%H%M")
+        if minute != self._minute:
+            self._report_dropped()
+            self._minute, self._counts = minute, Counter()
+        self._counts[row.source] += 1
+        log.info("request_rejected", source=row.source, status=error.status, reason=row.reason)
+        if self._counts[row.source] <= self._config.max_per_minute:
+            self._writer.submit(row)
+
+    def _report_dropped(self) -> None:
+        for source, count in self._counts.items():
+            if count > self._config.max_per_minute:
+                log.warning(
+                    "rejected_not_recorded",
+                    source=source,
+                    count=count - self._config.max_per_minute,
+                )
