@@ -24,7 +24,7 @@ DEFAULT_CONFIG = "hookgate.yaml"
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hookgate` console script."""
     args = _parser().parse_args(argv)
-    if args.run is not _check:
+    if args.run not in (_check, _send):
         hg_logging.configure(args.log_level, json=args.log_json)
     try:
         code: int = args.run(args)
@@ -54,10 +54,35 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.choices["serve"]
     serve.add_argument("--host", help="overrides server.host")
     serve.add_argument("--port", type=int, help="overrides server.port")
+    send = commands.add_parser("send", help="sign a sample webhook as a provider would and POST it")
+    send.add_argument("type", help="verifier type, e.g. stripe, github, slack")
+    send.add_argument("url", help="e.g. http://127.0.0.1:8080/in/stripe")
+    send.add_argument("--secret", action="append", default=[], help="the shared secret")
+    send.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                      help="another verify option, e.g. -o verify_token=abc")  # fmt: skip
+    send.add_argument(
+        "--body", help="a file with the body to send, - for stdin (default: a sample)"
+    )
+    send.add_argument("--content-type")
+    send.set_defaults(run=_send)
     check = commands.add_parser("check", help="validate a config file and print every problem")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG, type=Path)
     check.set_defaults(run=_check)
     return parser
+
+
+def _send(args: argparse.Namespace) -> int:
+    from gateway import send
+
+    options: dict[str, object] = dict(item.split("=", 1) for item in args.option if "=" in item)
+    if len(args.secret) == 1:
+        options["secret"] = args.secret[0]
+    elif args.secret:
+        options["secrets"] = list(args.secret)
+    request = send.SendRequest(
+        args.type, args.url, options, send.read_body(args.body), args.content_type
+    )
+    return send.run(request)
 
 
 def _check(args: argparse.Namespace) -> int:
