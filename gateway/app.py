@@ -43,7 +43,12 @@ def create_app(
     ingress: bool = True,
 ) -> web.Application:
     """The gateway: public ingress (unless `ingress` is False) and, if enabled, the relay."""
-    app = web.Application(middlewares=[handle_errors], handler_args={"max_field_size": 16384})
+    app = web.Application(
+        middlewares=[handle_errors],
+        # After a 413 aiohttp keeps reading (and dropping) the rest of the body for
+        # lingering_time seconds; 1 s lets the client read the answer, then we close.
+        handler_args={"max_field_size": 16384, "lingering_time": 1.0},
+    )
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.REGISTRY] = registry or load_registry()

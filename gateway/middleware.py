@@ -23,7 +23,7 @@ def error_response(exc: Exception, retry_after: int) -> web.Response:
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         if exc.status == 413:
-            response.force_close()  # do not read (or buffer) the rest of the body
+            response.force_close()  # close after the answer instead of reading the rest
         return response
     if isinstance(exc, StorageError):
         return web.json_response(

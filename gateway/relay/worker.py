@@ -63,6 +63,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._more = False
         self._stopping = False
+        self._loop: asyncio.Task[None] | None = None
         # Attempt results share transactions, like ingest: one commit per batch, not per send.
         self._results: GroupCommit[AttemptResult, bool] = GroupCommit(
             lambda results: store.finish_many(results, clock.now()), writers=2
@@ -96,6 +97,7 @@ class Relay:
 
     async def run(self) -> None:
         """Claim and send until stopped."""
+        self._loop = asyncio.current_task()
         while not self._stopping:
             self._wake.clear()
             try:
@@ -121,6 +123,10 @@ class Relay:
         """Stop claiming, give in-flight sends `grace` seconds, then release the rest."""
         self._stopping = True
         self.wake()
+        if self._loop is not None and not self._loop.done():
+            # A claim may be under way: let it finish and start its sends, so every
+            # delivery it took is among those finished or released below.
+            await asyncio.wait([self._loop], timeout=grace)
         pending = list(self._tasks.values())
         if pending:
             await asyncio.wait(pending, timeout=grace)
