@@ -45,11 +45,23 @@ class Section:
     def __contains__(self, key: str) -> bool:
         return key in self.data
 
-    def get(self, key: str, convert: Callable[[Any], T], default: T = _MISSING) -> T:
-        """The value at `key` passed through `convert`; a ValueError becomes a problem."""
+    def get(
+        self, key: str, convert: Callable[[Any], T], default: T = _MISSING, fallback: Any = None
+    ) -> T:
+        """The value at `key` passed through `convert`; a ValueError becomes a problem.
+
+        Without a default the key is required; when it is missing or invalid the problem
+        is recorded and `fallback` (a harmless empty value) is returned, so parsing
+        carries on and reports every problem at once.
+        """
         self._seen.add(key)
+        if default is _MISSING:
+            default = fallback
+            required = True
+        else:
+            required = False
         if key not in self.data or self.data[key] is None:
-            if default is _MISSING:
+            if required:
                 self.fail("is required", key)
             return default
         try:
@@ -59,22 +71,22 @@ class Section:
             return default
 
     def text(self, key: str, default: Any = _MISSING) -> Any:
-        return self.get(key, _string, default)
+        return self.get(key, _string, default, fallback="")
 
     def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
-        return self.get(key, lambda v: _integer(v, minimum), default)
+        return self.get(key, lambda v: _integer(v, minimum), default, fallback=minimum)
 
     def flag(self, key: str, default: Any = _MISSING) -> Any:
-        return self.get(key, _boolean, default)
+        return self.get(key, _boolean, default, fallback=False)
 
     def duration(self, key: str, default: Any = _MISSING) -> Any:
-        return self.get(key, parse_duration, default)
+        return self.get(key, parse_duration, default, fallback=0.0)
 
     def size(self, key: str, default: Any = _MISSING) -> Any:
-        return self.get(key, parse_size, default)
+        return self.get(key, parse_size, default, fallback=0)
 
     def text_list(self, key: str, default: Any = _MISSING) -> Any:
-        return self.get(key, _string_list, default)
+        return self.get(key, _string_list, default, fallback=())
 
     def section(self, key: str) -> Section:
         """The nested mapping at `key` (empty when absent)."""

@@ -90,7 +90,9 @@ def _inbound(
 
 
 def _reply(reply: Reply) -> web.Response:
-    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
+    return web.Response(
+        status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type}
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:

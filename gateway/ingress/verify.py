@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -70,7 +71,11 @@ def secrets_from(section: Section, key: str = "secret") -> tuple[bytes, ...]:
     """``secret`` or ``secrets: [old, new]`` (any may match: rotation), as bytes."""
     many = section.text_list(f"{key}s", ())
     one = section.text(key, None) if key in section or not many else None
-    found = tuple(s.encode() for s in (*([one] if one else []), *many))
+    if any(not s for s in many):
+        section.fail("an empty secret would let anyone sign", f"{key}s")
+    found = tuple(
+        s.encode("utf-8", "surrogateescape") for s in (*([one] if one else []), *many) if s
+    )
     if not found:
         section.fail(f"needs {key} or {key}s", key)
     return found
@@ -85,14 +90,18 @@ def hmac_digest(key: bytes, message: bytes, algorithm: str = "sha256") -> bytes:
     return hmac.new(key, message, getattr(hashlib, algorithm)).digest()
 
 
+def _bytes(value: bytes | str) -> bytes:
+    # aiohttp decodes header bytes that are not UTF-8 as lone surrogates: keep them
+    # as the bytes they were (they can never match) instead of failing to encode.
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+
+
 def matches_any(expected: Iterable[bytes | str], given: Iterable[bytes | str]) -> bool:
     """True if any given signature equals any expected one; every comparison is constant-time."""
     found = False
     for want in expected:
         for have in given:
-            a = want.encode() if isinstance(want, str) else want
-            b = have.encode() if isinstance(have, str) else have
-            found |= hmac.compare_digest(a, b)
+            found |= hmac.compare_digest(_bytes(want), _bytes(have))
     return found
 
 
@@ -101,14 +110,16 @@ def require(ok: bool, reason: str) -> None:
         raise VerificationError(reason)
 
 
+_UNIX_TIME = re.compile(r"[0-9]{1,11}(\.[0-9]{1,9})?")
+
+
 def check_timestamp(timestamp: str | int | float, now: dt.datetime, tolerance: float) -> float:
-    """The timestamp as Unix seconds, if within `tolerance` of `now` (past or future)."""
-    try:
-        seconds = float(timestamp)
-    except (TypeError, ValueError):
-        raise VerificationError("malformed timestamp") from None
-    if seconds != seconds or abs(seconds) > 1e11:  # NaN, or not seconds at all
+    """The timestamp (Unix seconds: ASCII digits, an optional fraction), if within
+    `tolerance` of `now` in the past or the future."""
+    text = str(timestamp) if isinstance(timestamp, int | float) else timestamp
+    if not isinstance(text, str) or not _UNIX_TIME.fullmatch(text):
         raise VerificationError("malformed timestamp")
+    seconds = float(text)
     age = now.timestamp() - seconds
     if age > tolerance:
         raise VerificationError("timestamp too old")
@@ -156,7 +167,10 @@ class FunctionVerifier:
 
     def sign(self, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
         if self.signer is None:
-            raise NotImplementedError("this scheme is signed with a key hookgate does not hold")
+            raise NotImplementedError(
+                "hookgate cannot produce this provider's signature (an asymmetric key, "
+                "or a signature inside the body)"
+            )
         return self.signer(self.options, body, url, now)
 
 

@@ -220,3 +220,16 @@ async def test_hookgate_send_signs_like_the_provider_and_is_accepted(database_ur
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
     assert out.startswith(b"401 ")
+
+
+async def test_a_header_that_is_not_utf8_is_a_401_not_a_500(database_url, target, gateway):
+    ci = await target()
+    client = await gateway(github_config(database_url, ci.url))
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /in/gh HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        b"X-Hub-Signature-256: sha256=\xff\xfe\r\nConnection: close\r\n\r\n{}"
+    )
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.split()[1] == b"401"

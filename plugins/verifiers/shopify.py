@@ -1,0 +1,76 @@
+"""Shopify: ``X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256 of the body>``, keyed by the app secret.
+
+Shopify's docs spell the header both ``X-Shopify-Hmac-Sha256`` and ``X-Shopify-Hmac-SHA256``;
+header names are case-insensitive, so both arrive here as the same header.
+https://shopify.dev/docs/apps/build/webhooks/subscribe/https (verify),
+https://shopify.dev/docs/apps/build/webhooks/delivery-structure (headers)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from gateway.ingress.verify import (
+    Inbound,
+    Reply,
+    VerifierSpec,
+    b64,
+    b64decode,
+    header,
+    hmac_digest,
+    matches_any,
+    require,
+    secrets_from,
+)
+from gateway.section import Section
+
+HEADER = "X-Shopify-Hmac-Sha256"
+
+SAMPLE_BODY = (
+    b'{"id": 820982911946154508, "email": "jon@example.com", "name": "#9999",'
+    b' "financial_status": "paid", "total_price": "403.00", "currency": "USD",'
+    b' "line_items": [{"id": 866550311766439020, "title": "IPod Nano - 8GB",'
+    b' "quantity": 1, "price": "199.00"}]}'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    secrets: tuple[bytes, ...]
+
+
+def parse(section: Section) -> Options:
+    return Options(secrets_from(section))
+
+
+def check(inbound: Inbound, options: Options) -> Reply | None:
+    given = b64decode(header(inbound, HEADER))
+    expected = [hmac_digest(key, inbound.body) for key in options.secrets]
+    require(matches_any(expected, [given]), "signature does not match")
+    return None
+
+
+def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
+    return {
+        HEADER: b64(hmac_digest(options.secrets[0], body)),
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Shop-Domain": "hookgate-test.myshopify.com",
+        "X-Shopify-API-Version": "2025-07",
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": now.isoformat(),
+    }
+
+
+plugin = VerifierSpec(
+    name="shopify",
+    parse=parse,
+    check=check,
+    sign=sign,
+    # Shopify's guidance for spotting duplicates: the same X-Shopify-Event-Id means the same
+    # event, on a retry too (https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates).
+    default_dedupe="header:X-Shopify-Event-Id",
+    sample_body=SAMPLE_BODY,
+)
