@@ -140,7 +140,10 @@ def test_api_key_sign_in_query_form_needs_the_key_in_the_url():
     [
         ({}, ["sources.x.verify.secret: needs secret or secrets"]),
         ({"secret": ""}, ["sources.x.verify.secret: needs secret or secrets"]),
-        ({"secrets": ["a", ""]}, ["sources.x.verify.secrets: an empty secret would let anyone sign"]),
+        (
+            {"secrets": ["a", ""]},
+            ["sources.x.verify.secrets: an empty secret would let anyone sign"],
+        ),
         (
             {"secret": "k", "header": "X-Key", "query": "key"},
             ["sources.x.verify.query: use header or query, not both"],
