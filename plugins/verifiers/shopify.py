@@ -69,8 +69,9 @@ plugin = VerifierSpec(
     parse=parse,
     check=check,
     sign=sign,
-    # Shopify's guidance for spotting duplicates: the same X-Shopify-Event-Id means the same
-    # event, on a retry too (https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates).
-    default_dedupe="header:X-Shopify-Event-Id",
+    # X-Shopify-Webhook-Id is the same on every retry of one delivery: what a provider's
+    # retries must not turn into duplicates. (X-Shopify-Event-Id would also merge one
+    # event sent by several subscriptions; set dedupe.key to it if that is wanted.)
+    default_dedupe="header:X-Shopify-Webhook-Id",
     sample_body=SAMPLE_BODY,
 )

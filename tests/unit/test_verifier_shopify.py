@@ -115,8 +115,8 @@ def test_shopify_sign_round_trips_with_the_sample_body():
 
 
 def test_shopify_dedupes_on_the_event_id_shopify_recommends():
-    assert plugin.default_dedupe == "header:X-Shopify-Event-Id"
-    assert "X-Shopify-Event-Id" in sign(options(secret=SECRET), BODY, "", NOW)
+    assert plugin.default_dedupe == "header:X-Shopify-Webhook-Id"
+    assert "X-Shopify-Webhook-Id" in sign(options(secret=SECRET), BODY, "", NOW)
 
 
 @pytest.mark.parametrize(
