@@ -88,5 +88,5 @@ def test_send_explains_what_it_cannot_sign(kind):
 
 
 def test_send_reports_config_problems_with_paths():
-    with pytest.raises(HookgateError, match="verify.secret"):
+    with pytest.raises(HookgateError, match=r"verify\.secret"):
         signed_request(SendRequest("stripe", URL_, {}))
