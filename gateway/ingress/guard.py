@@ -11,7 +11,7 @@ import structlog
 from gateway.config import Config, RejectedConfig, SourceConfig
 from gateway.errors import IngressError
 from gateway.ingress.ratelimit import Limiter
-from gateway.ingress.verify import Inbound, Reply, Verifier
+from gateway.ingress.verify import Verifier
 from gateway.plugins import Registry, Resources
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import RejectedRecord, Store
@@ -24,9 +24,6 @@ SNIPPET = 4096
 class Guard:
     limiter: Limiter
     verifier: Verifier | None
-
-    async def verify(self, inbound: Inbound) -> Reply | None:
-        return await self.verifier.verify(inbound) if self.verifier else None
 
 
 def build_guards(config: Config, registry: Registry, resources: Resources) -> dict[str, Guard]:

@@ -55,7 +55,10 @@ async def ingest(request: web.Request) -> web.Response:
         guard = app[keys.GUARDS][source.name]
         guard.limiter.check(caller, now.timestamp())
         body = await read_body(request, config.server.max_body)
-        reply = await guard.verify(_inbound(request, body, now, config.server.trusted_proxies))
+        reply = None
+        if guard.verifier is not None:
+            inbound = _inbound(request, body, now, config.server.trusted_proxies)
+            reply = await guard.verifier.verify(inbound)
     except IngressError as exc:
         if exc.status in (401, 403, 429):
             row = to_rejected(request, source.name, now, exc.status, exc.message, body, caller)

@@ -134,6 +134,17 @@ def test_the_example_config_is_valid():
     assert config.targets_for("demo", None) == ["local"]
 
 
+def test_the_providers_example_is_valid_when_its_secrets_are_set():
+    env = {name: "s3cret" for name in ("STRIPE_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET",
+                                        "SLACK_SIGNING_SECRET", "META_APP_SECRET", "META_VERIFY_TOKEN")}  # fmt: skip
+    config = parse_config((EXAMPLE.parent / "providers.yaml").read_text(), env=env)
+    assert config.sources["stripe"].verify is not None
+    assert config.sources["stripe"].dedupe is not None
+    assert config.sources["github"].dedupe is not None  # GitHub's default key
+    assert config.targets_for("stripe", "invoice.paid") == ["billing"]
+    assert config.targets_for("stripe", "customer.created") == []
+
+
 def test_check_prints_every_error_and_exits_1(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("server: {port: lots}\ntargets: {t: {}}\n")
