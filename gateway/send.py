@@ -40,8 +40,12 @@ def signed_request(request: SendRequest) -> tuple[bytes, dict[str, str]]:
     )
     sample_type: str = getattr(plugin, "sample_content_type", "application/json")
     content_type = request.content_type or sample_type
+    now = SystemClock().now()
+    prepare = getattr(plugin, "prepare", None)
+    if prepare is not None:
+        body = prepare(options, body, now)
     try:
-        headers = plugin.create(options, None).sign(body, request.url, SystemClock().now())
+        headers = plugin.create(options, None).sign(body, request.url, now)
     except NotImplementedError as exc:
         raise HookgateError(f"{request.type}: cannot sign: {exc}") from None
     return body, {"Content-Type": content_type, **headers}

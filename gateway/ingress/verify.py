@@ -181,7 +181,9 @@ class VerifierSpec:
     - `parse(section)` validates the options (errors go to the section, with paths);
     - `check(inbound, options)` returns None or a handshake `Reply`, or raises
       `VerificationError`;
-    - `sign(options, body, url, now)` returns the headers the provider would send.
+    - `sign(options, body, url, now)` returns the headers the provider would send;
+    - `prepare(options, body, now)`, for schemes that sign inside the body, returns the
+      body as the provider would send it (for `hookgate send`).
     """
 
     name: str
@@ -191,6 +193,7 @@ class VerifierSpec:
     default_dedupe: str | None = None
     sample_body: bytes = SAMPLE_BODY
     sample_content_type: str = "application/json"
+    prepare: Callable[[Any, bytes, dt.datetime], bytes] | None = None
     kind: Literal["verifier"] = "verifier"
 
     def create(self, options: Any, resources: Any) -> FunctionVerifier:

@@ -13,6 +13,8 @@ https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-web
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -115,12 +117,29 @@ def signature(key: bytes, timestamp: str, token: str) -> str:
     return hmac_digest(key, f"{timestamp}{token}".encode()).hex()
 
 
+def prepare(options: Options, body: bytes, now: dt.datetime) -> bytes:
+    """`body` (a JSON object) with a fresh ``signature`` object, as Mailgun sends it."""
+    document = orjson.loads(body)
+    timestamp, token = str(int(now.timestamp())), secrets.token_hex(25)
+    document["signature"] = {
+        "timestamp": timestamp,
+        "token": token,
+        "signature": signature(options.secrets[0], timestamp, token),
+    }
+    return orjson.dumps(document)
+
+
+def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
+    return {}  # the signature travels in the body (see prepare)
+
+
 plugin = VerifierSpec(
     name="mailgun",
     parse=parse,
     check=check,
     # The signature is inside the body and `sign` can only add headers: nothing to sign with.
-    sign=None,
+    sign=sign,
+    prepare=prepare,
     default_dedupe="json:signature.token",
     sample_body=SAMPLE_BODY,
 )

@@ -32,6 +32,7 @@ SHARED_SECRET_TYPES = {
     "hubspot": {"secret": "s"},
     "intercom": {"secret": "s"},
     "linear": {"secret": "s"},
+    "mailgun": {"secret": "s"},
     "meta": {"secret": "s", "verify_token": "t"},
     "mux": {"secret": "s"},
     "paddle": {"secret": "s"},
@@ -47,8 +48,8 @@ SHARED_SECRET_TYPES = {
     "typeform": {"secret": "s"},
     "zoom": {"secret": "s"},
 }
-# Signed with a key only the provider holds, or inside the body.
-NOT_SIGNABLE = {"discord", "sendgrid", "sns", "mailgun"}
+# Signed with a key only the provider holds.
+NOT_SIGNABLE = {"discord", "sendgrid", "sns"}
 
 
 def test_every_installed_verifier_is_covered_here():
@@ -81,7 +82,6 @@ def test_send_explains_what_it_cannot_sign(kind):
     config = {
         "discord": {"public_key": "00" * 32},
         "sendgrid": {"public_key": sendgrid_key()},
-        "mailgun": {"secret": "s"},
     }[kind]
     with pytest.raises(HookgateError, match="cannot sign"):
         signed_request(SendRequest(kind, URL_, config))

@@ -193,9 +193,11 @@ def test_mailgun_subaccount_event_verifies_with_the_parent_key():
         check(inbound(body), options(secret="key-other"))
 
 
-def test_mailgun_cannot_be_signed_by_hookgate_send():
-    # The signature lives in the body and a signer can only add headers.
-    assert plugin.sign is None
+def test_mailgun_prepare_puts_a_fresh_signature_in_the_body_that_verifies():
+    opts = options(secret="key-abc")
+    body = plugin.prepare(opts, plugin.sample_body, NOW)
+    assert check(inbound(body), opts) is None
+    assert plugin.prepare(opts, plugin.sample_body, NOW) != body  # a new token each time
 
 
 @pytest.mark.parametrize(
