@@ -146,3 +146,5 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for lane in lanes.values():
+        await lane.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import tempfile
 import uuid
 import warnings
@@ -35,6 +36,42 @@ def with_database(dsn: str, name: str) -> str:
     """`dsn` pointing at database `name` (socket directories in the query are kept)."""
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def require_service(name: str, url: str) -> str:
+    """`url` if its host:port answers; otherwise skip, or fail when CI=true (CI must run it)."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or 0), timeout=2
+        ).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} at {url} is not reachable, and CI must run this test")
+        pytest.skip(f"{name} at {url} is not reachable")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service(
+        "Redis", os.environ.get("HOOKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+
+
+@pytest.fixture
+def nats_url() -> str:
+    return require_service(
+        "NATS", os.environ.get("HOOKGATE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+    )
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    return require_service(
+        "RabbitMQ",
+        os.environ.get("HOOKGATE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+    )
 
 
 def database_name(dsn: str) -> str:

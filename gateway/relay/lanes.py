@@ -29,6 +29,12 @@ _RESERVED_PREFIX = "x-hookgate-"
 class Lane:
     config: TargetConfig
     send: Send
+    target: object = None  # what the plugin created; closed with `aclose()` if it has one
+
+    async def close(self) -> None:
+        close = getattr(self.target, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def build_lanes(config: Config, registry: Registry, resources: Resources) -> dict[str, Lane]:
@@ -46,7 +52,8 @@ def _lane(target: TargetConfig, registry: Registry, resources: Resources) -> Lan
         if item is None:
             raise PluginError(f"targets.{target.name}: middleware {spec.type!r} is not installed")
         middleware.append(item.create(spec.options, resources))
-    return Lane(target, compose(middleware, plugin.create(target.options, resources)))
+    created = plugin.create(target.options, resources)
+    return Lane(target, compose(middleware, created), created)
 
 
 def build_message(claimed: Claimed, target: TargetConfig, now: dt.datetime) -> Message:

@@ -21,6 +21,7 @@ class Outcome(enum.StrEnum):
     """How one delivery attempt ended; values are stored, so they never change."""
 
     HTTP_2XX = "HTTP_2XX"
+    ACKED = "ACKED"  # a broker target confirmed it has the message
     HTTP_3XX = "HTTP_3XX"
     HTTP_5XX = "HTTP_5XX"
     HTTP_4XX_PERMANENT = "HTTP_4XX_PERMANENT"
@@ -33,6 +34,9 @@ class Outcome(enum.StrEnum):
     LEASE_EXPIRED = "LEASE_EXPIRED"
     RELEASED = "RELEASED"  # handed back unfinished at shutdown; the next claim tries again
 
+
+DELIVERED: frozenset[Outcome] = frozenset({Outcome.HTTP_2XX, Outcome.ACKED})
+"""Outcomes that end a delivery as delivered."""
 
 RETRYABLE: frozenset[Outcome] = frozenset(
     {

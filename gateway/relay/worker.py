@@ -25,7 +25,7 @@ from gateway.config import RelayConfig
 from gateway.errors import StorageError
 from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
-from gateway.relay.policy import Outcome
+from gateway.relay.policy import DELIVERED, Outcome
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import AttemptResult, Claimed, Store
 
@@ -199,7 +199,7 @@ class Relay:
     def _next_step(
         self, lane: Lane, claimed: Claimed, result: SendResult, now: dt.datetime
     ) -> tuple[str, dt.datetime]:
-        if result.outcome is Outcome.HTTP_2XX:
+        if result.outcome in DELIVERED:
             return "delivered", now
         if claimed.interruptions >= MAX_INTERRUPTIONS:
             return "dead", now

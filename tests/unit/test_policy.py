@@ -63,6 +63,7 @@ def test_outcome_values_are_their_names() -> None:
 def test_only_success_redirect_and_client_error_are_not_retryable() -> None:
     assert set(Outcome) - RETRYABLE == {
         Outcome.HTTP_2XX,
+        Outcome.ACKED,
         Outcome.HTTP_3XX,
         Outcome.HTTP_4XX_PERMANENT,
     }
