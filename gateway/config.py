@@ -416,10 +416,15 @@ def _networks(value: object) -> tuple[IPNetwork, ...]:
 
 def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
     kind = s.text("type", "http")
-    plugin = registry.target(kind)
-    if plugin is None:
-        known = ", ".join(registry.names("target"))
-        s.fail(f"unknown target type {show(kind)} (installed: {known})", "type")
+    try:
+        plugin = registry.target(kind)
+    except PluginError as exc:
+        plugin = None
+        s.fail(exc.message, "type")
+    else:
+        if plugin is None:
+            known = ", ".join(registry.names("target"))
+            s.fail(f"unknown target type {show(kind)} (installed: {known})", "type")
     config = TargetConfig(
         name=name,
         type=kind,
@@ -456,20 +461,39 @@ def _fraction(value: object) -> float:
 
 
 def _middleware(s: Section, registry: Registry) -> tuple[PluginSpec, ...]:
-    """Per-target middleware; today the `sign` key, later a whole chain."""
-    if "sign" not in s:
-        return ()
-    sign = s.section("sign")
-    kind = sign.text("type", None)
-    plugin = registry.middleware(kind) if kind else None
-    if kind and plugin is None:
-        known = ", ".join(registry.names("middleware"))
-        sign.fail(f"unknown signing type {show(kind)} (installed: {known})", "type")
+    """The target's chain: `middleware: [...]` in order (the first is outermost), then
+    `sign:` innermost, so the signature covers what the chain made of the body."""
+    items: list[Any] = s.get("middleware", _middleware_list, [])
+    chain = [_plugin_spec(Section(item, f"{s.key_path('middleware')}[{i}]", s.problems), registry)
+             for i, item in enumerate(items)]  # fmt: skip
+    if "sign" in s:
+        chain.append(_plugin_spec(s.section("sign"), registry, what="signing type"))
+    return tuple(spec for spec in chain if spec is not None)
+
+
+def _plugin_spec(
+    s: Section, registry: Registry, what: str = "middleware type"
+) -> PluginSpec | None:
+    kind = s.text("type")
+    try:
+        plugin = registry.middleware(kind) if kind else None
+    except PluginError as exc:
+        s.fail(exc.message, "type")
+        return None
     if plugin is None:
-        return ()
-    options = plugin.parse(sign)
-    sign.done()
-    return (PluginSpec(kind or "", options),)
+        if kind:
+            known = ", ".join(registry.names("middleware"))
+            s.fail(f"unknown {what} {show(kind)} (installed: {known})", "type")
+        return None
+    options = plugin.parse(s)
+    s.done()
+    return PluginSpec(kind, options)
+
+
+def _middleware_list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list like [{{type: transform, ...}}], got {show(value)}")
+    return value
 
 
 def _routes(

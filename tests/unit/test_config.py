@@ -164,3 +164,24 @@ def test_check_prints_a_summary_and_exits_0(capsys):
 def test_check_reports_an_unreadable_file(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_target_chain_runs_middleware_in_order_then_signs():
+    config = parse_config(
+        """
+targets:
+  t:
+    url: http://x
+    middleware:
+      - {type: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
+    sign: {type: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
+""",
+        env={},
+    )
+    assert [spec.type for spec in config.targets["t"].middleware] == ["standard-webhooks"] * 2
+
+
+def test_a_middleware_list_reports_its_items_by_index():
+    found = problems("targets: {t: {url: 'http://x', middleware: [{type: nope}, {}]}}")
+    assert found[0].startswith('targets.t.middleware[0].type: unknown middleware type "nope"')
+    assert found[1] == "targets.t.middleware[1].type: is required"
