@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from gateway.errors import ConfigError, PluginError
+from gateway.filters import Filter, parse_filter
 from gateway.plugins import Registry, load_registry
 from gateway.relay.policy import RetryPolicy
 from gateway.section import Section, show
@@ -28,6 +29,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_NO_HEADERS: Mapping[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +157,12 @@ class TargetConfig:
 class RouteConfig:
     source: str
     targets: tuple[str, ...]
-    event_types: tuple[str, ...] = ()
+    filter: Filter = field(default_factory=Filter.always)
 
-    def matches(self, event_type: str | None) -> bool:
-        if not self.event_types:
-            return True
-        return event_type is not None and any(fnmatchcase(event_type, p) for p in self.event_types)
+    def matches(
+        self, event_type: str | None, headers: Mapping[str, str] = _NO_HEADERS, body: bytes = b""
+    ) -> bool:
+        return self.filter.matches(event_type, headers, body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,13 +177,43 @@ class Config:
     routes: tuple[RouteConfig, ...] = ()
     rejected: RejectedConfig = field(default_factory=RejectedConfig)
 
-    def targets_for(self, source: str, event_type: str | None) -> list[str]:
+    def route(
+        self,
+        source: str,
+        event_type: str | None,
+        headers: Mapping[str, str] = _NO_HEADERS,
+        body: bytes = b"",
+    ) -> Routing:
+        """Which of the source's routes match (by index in `routes`), and their targets."""
+        routing = Routing()
+        for index, route in enumerate(self.routes):
+            if route.source != source:
+                continue
+            if route.matches(event_type, headers, body):
+                routing.matched.append(index)
+                routing.targets.update(dict.fromkeys(route.targets))
+            else:
+                routing.unmatched.append(index)
+        return routing
+
+    def targets_for(
+        self,
+        source: str,
+        event_type: str | None,
+        headers: Mapping[str, str] = _NO_HEADERS,
+        body: bytes = b"",
+    ) -> list[str]:
         """Target names the routes send this event to, each once, in config order."""
-        names: dict[str, None] = {}
-        for route in self.routes:
-            if route.source == source and route.matches(event_type):
-                names.update(dict.fromkeys(route.targets))
-        return list(names)
+        return list(self.route(source, event_type, headers, body).targets)
+
+
+@dataclass(slots=True)
+class Routing:
+    """An event's routing decision, recorded with it."""
+
+    matched: list[int] = field(default_factory=list)
+    unmatched: list[int] = field(default_factory=list)
+    targets: dict[str, None] = field(default_factory=dict)
 
 
 SERVER_DEFAULTS = ServerConfig()
@@ -510,11 +542,9 @@ def _routes(
         for name in names or ():
             if name not in targets:
                 s.fail(f"no target named {show(name)}", "targets")
-        route_filter = s.section("filter")
-        event_types = route_filter.text_list("event_type", ())
-        route_filter.done()
+        route_filter = parse_filter(s.section("filter"))  # reports its own unknown keys
         s.done()
-        routes.append(RouteConfig(source or "", tuple(names or ()), event_types))
+        routes.append(RouteConfig(source or "", tuple(names or ()), route_filter))
     return tuple(routes)
 
 

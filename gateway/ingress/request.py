@@ -85,7 +85,8 @@ def to_record(
     (none when `relay` is False: a handshake is recorded, never relayed)."""
     kind = extract(source.event_type, request.headers, body)
     new_id = event_id(now)
-    targets = config.targets_for(source.name, kind) if relay else []
+    routing = config.route(source.name, kind, request.headers, body) if relay else None
+    targets = list(routing.targets) if routing else []
     dedupe = source.dedupe
     key = extract(dedupe.key, request.headers, body) if dedupe and relay else None
     return EventRecord(
@@ -102,6 +103,7 @@ def to_record(
         deliveries=[(delivery_id(new_id, target), target) for target in targets],
         dedupe_key=key,
         dedupe_until=now + dt.timedelta(seconds=dedupe.window) if key and dedupe else None,
+        routes={"matched": routing.matched, "unmatched": routing.unmatched} if routing else None,
     )
 
 

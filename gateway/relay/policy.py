@@ -33,6 +33,7 @@ class Outcome(enum.StrEnum):
     TARGET_ERROR = "TARGET_ERROR"
     LEASE_EXPIRED = "LEASE_EXPIRED"
     RELEASED = "RELEASED"  # handed back unfinished at shutdown; the next claim tries again
+    TRANSFORM_ERROR = "TRANSFORM_ERROR"  # a middleware could not build the message: permanent
 
 
 DELIVERED: frozenset[Outcome] = frozenset({Outcome.HTTP_2XX, Outcome.ACKED})

@@ -11,9 +11,9 @@ WITH incoming AS (
     FROM unnest(
         $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
         $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[],
-        $15::text[], $16::timestamptz[])
+        $15::text[], $16::timestamptz[], $18::jsonb[])
         AS i (id, source, event_type, received_at, method, path, query, headers, body, peer,
-              dedupe_key, dedupe_until)
+              dedupe_key, dedupe_until, routes)
 ), keys AS (
     INSERT INTO hookgate.dedupe AS k (source, key, event_id, expires_at)
     SELECT source, dedupe_key, id, dedupe_until FROM incoming WHERE dedupe_key IS NOT NULL
@@ -26,8 +26,8 @@ WITH incoming AS (
     WHERE dedupe_key IS NULL OR id IN (SELECT event_id FROM keys)
 ), new_events AS (
     INSERT INTO hookgate.events
-        (id, source, event_type, received_at, method, path, query, headers, body, peer)
-    SELECT id, source, event_type, received_at, method, path, query, headers, body, peer
+        (id, source, event_type, received_at, method, path, query, headers, body, peer, routes)
+    SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes
     FROM accepted
 ), new_deliveries AS (
     INSERT INTO hookgate.deliveries (id, event_id, target, due_at, created_at, updated_at)
@@ -151,7 +151,7 @@ FROM released AS r
 WHERE a.delivery_id = r.id AND a.attempt = r.attempts AND a.outcome IS NULL;
 
 -- name: get_event
-SELECT id, source, event_type, received_at, method, path, query, headers, body, peer
+SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes
 FROM hookgate.events
 WHERE id = $1;
 

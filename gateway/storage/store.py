@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +49,7 @@ class EventRecord:
     deliveries: Sequence[tuple[UUID, str]]  # (delivery id, target)
     dedupe_key: str | None = None  # the provider's delivery id, unique per source while
     dedupe_until: dt.datetime | None = None  # ... this window lasts
+    routes: Mapping[str, list[int]] | None = None  # {"matched": [...], "unmatched": [...]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,7 @@ class Store:
             [r.dedupe_key for r in records],
             [r.dedupe_until for r in records],
             max((r.received_at for r in records), default=None),
+            [orjson.dumps(r.routes).decode() if r.routes is not None else None for r in records],
         )  # fmt: skip
         return {row["id"] for row in rows}
 
@@ -259,7 +261,8 @@ def _claimed(row: asyncpg.Record) -> Claimed:
 
 
 def _event(row: asyncpg.Record) -> dict[str, Any]:
-    return {**row, "headers": _pairs(row["headers"])}
+    routes = orjson.loads(row["routes"]) if row["routes"] else None
+    return {**row, "headers": _pairs(row["headers"]), "routes": routes}
 
 
 async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
