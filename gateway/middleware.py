@@ -34,13 +34,12 @@ def error_response(exc: Exception, retry_after: int) -> web.Response:
     raise exc
 
 
-LOG_FIELDS = "hookgate.log_fields"
+LOG_FIELDS = web.RequestKey("log_fields", dict[str, object])
 
 
 def log_fields(request: web.Request) -> dict[str, object]:
     """Fields a handler adds to the request's one canonical log line."""
-    fields: dict[str, object] = request[LOG_FIELDS]
-    return fields
+    return request[LOG_FIELDS]
 
 
 @web.middleware
