@@ -6,17 +6,22 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import getpass
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
+from gateway import keys
 from gateway import logging as hg_logging
 from gateway.app import create_app, database
+from gateway.clock import SystemClock
 from gateway.config import Config, load_config
 from gateway.errors import HookgateError
+from gateway.storage.store import Store
 
 DEFAULT_CONFIG = "hookgate.yaml"
 
@@ -65,6 +70,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--content-type")
     send.set_defaults(run=_send)
+    for name, run, text in [
+        (
+            "pause",
+            _pause,
+            "stop relaying to a target (its deliveries wait, keeping their attempts)",
+        ),
+        ("resume", _resume, "relay to a paused target again"),
+    ]:
+        command = commands.add_parser(name, help=text)
+        command.add_argument("target")
+        command.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
+        if name == "pause":
+            command.add_argument("--reason", help="shown in `hookgate targets` and the logs")
+        command.set_defaults(run=run)
+    targets = commands.add_parser("targets", help="each target: active or paused, and its backlog")
+    targets.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
+    targets.set_defaults(run=_targets)
     check = commands.add_parser("check", help="validate a config file and print every problem")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG, type=Path)
     check.set_defaults(run=_check)
@@ -156,19 +178,52 @@ async def _run_until_signal(app: web.Application) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    asyncio.run(_migrate_only(config))
+    asyncio.run(_with_store(load_config(args.config), lambda store: asyncio.sleep(0)))
     print("hookgate: schema up to date")
     return 0
 
 
-async def _migrate_only(config: Config) -> None:
+async def _with_store(config: Config, work: Callable[[Store], Awaitable[object]]) -> None:
+    """Open the database (migrating it, starting the embedded one if needed) for `work`."""
     app = web.Application()
-    from gateway import keys
-
     app[keys.CONFIG] = config
     async for _ in database(app):
-        pass
+        await work(app[keys.STORE])
+
+
+def _pause(args: argparse.Namespace) -> int:
+    return _set_paused(args, paused=True)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _set_paused(args, paused=False)
+
+
+def _set_paused(args: argparse.Namespace, paused: bool) -> int:
+    config = load_config(args.config)
+    if args.target not in config.targets:
+        print(f"hookgate: no target named {args.target!r} in {args.config}", file=sys.stderr)
+        return 1
+    reason = args.reason if paused else None
+    by = f"cli {getpass.getuser()}@{socket.gethostname()}"
+    now = SystemClock().now()
+    asyncio.run(_with_store(config, lambda s: s.set_paused(args.target, paused, reason, now, by)))
+    print(f"hookgate: {args.target} {'paused' if paused else 'resumed'}")
+    return 0
+
+
+def _targets(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    states: list[dict[str, object]] = []
+
+    async def read(store: Store) -> None:
+        states.extend(await store.target_states(list(config.targets)))
+
+    asyncio.run(_with_store(config, read))
+    for state in states:
+        paused = f"paused ({state['reason'] or 'no reason given'})" if state["paused"] else "active"
+        print(f"{state['name']}\t{paused}\tbacklog {state['backlog']}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ class Outcome(enum.StrEnum):
     HTTP_3XX = "HTTP_3XX"
     HTTP_5XX = "HTTP_5XX"
     HTTP_4XX_PERMANENT = "HTTP_4XX_PERMANENT"
+    GONE = "GONE"  # 410: the target says it is gone for good; the target is paused
     RATE_LIMITED = "RATE_LIMITED"
     TIMEOUT = "TIMEOUT"
     CONNECT_ERROR = "CONNECT_ERROR"
@@ -60,7 +61,8 @@ _DELTA_SECONDS = re.compile(r"[0-9]+")
 def classify_status(status: int) -> Outcome:
     """Map an HTTP status code from the target to an `Outcome`.
 
-    429 is `RATE_LIMITED` and 408 is `TIMEOUT` (both retried); other 4xx are permanent.
+    429 is `RATE_LIMITED` and 408 is `TIMEOUT` (both retried); 410 is `GONE` (the relay
+    pauses the target); other 4xx are permanent.
     1xx and codes outside 100-599 are not a final answer from a sane server, so they
     count as `HTTP_5XX` and are retried rather than silently dropped.
     """
@@ -72,6 +74,8 @@ def classify_status(status: int) -> Outcome:
         return Outcome.RATE_LIMITED
     if status == 408:
         return Outcome.TIMEOUT
+    if status == 410:
+        return Outcome.GONE
     if 400 <= status <= 499:
         return Outcome.HTTP_4XX_PERMANENT
     return Outcome.HTTP_5XX

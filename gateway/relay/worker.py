@@ -175,6 +175,8 @@ class Relay:
             result = await self._send(lane, claimed)
         duration_ms = (time.perf_counter() - started) * 1000
         now = self.clock.now()
+        if result.outcome is Outcome.GONE:
+            await self._pause_gone(claimed.target, result, now)
         status, due = self._next_step(lane, claimed, result, now)
         attempt = _attempt(claimed, result, duration_ms, status, due)
         try:
@@ -196,11 +198,24 @@ class Relay:
             log.exception("target_crashed")
             return SendResult(Outcome.TARGET_ERROR, error=f"{type(exc).__name__}: {exc}")
 
+    async def _pause_gone(self, target: str, result: SendResult, now: dt.datetime) -> None:
+        """A 410 pauses the whole target: its deliveries wait, keeping their attempts."""
+        snippet = result.body[:200].decode("utf-8", "replace")
+        reason = f"the target answered 410 Gone: {snippet}".strip()
+        try:
+            await self.store.set_paused(target, True, reason, now, f"relay {self.worker}")
+        except StorageError as exc:
+            log.error("target_pause_failed", error=exc.message)
+            return
+        log.warning("target_paused", reason=reason)
+
     def _next_step(
         self, lane: Lane, claimed: Claimed, result: SendResult, now: dt.datetime
     ) -> tuple[str, dt.datetime]:
         if result.outcome in DELIVERED:
             return "delivered", now
+        if result.outcome is Outcome.GONE:
+            return "pending", now  # claimed again once the target is resumed
         if claimed.interruptions >= MAX_INTERRUPTIONS:
             return "dead", now
         answered = claimed.attempt - claimed.interruptions
@@ -226,6 +241,7 @@ def _attempt(
         error=result.error,
         next_status=status,
         next_due=due,
+        interrupted=result.outcome is Outcome.GONE,
     )
 
 

@@ -75,6 +75,8 @@ SELECT pg_notify('hookgate_deliveries', '');
 WITH wanted AS (
     SELECT d.id, d.status AS previous_status
     FROM unnest($1::text[], $2::integer[]) AS t (target, quota)
+    -- A paused target is skipped here, and only it: the others are looked up as usual.
+    LEFT JOIN hookgate.targets AS state ON state.name = t.target
     CROSS JOIN LATERAL (
         SELECT id, status
         FROM hookgate.deliveries
@@ -85,6 +87,7 @@ WITH wanted AS (
         LIMIT t.quota
         FOR UPDATE SKIP LOCKED
     ) AS d
+    WHERE state.paused IS NOT TRUE
 ), claimed AS (
     UPDATE hookgate.deliveries AS d
     SET status = 'in_flight',
@@ -118,9 +121,9 @@ WITH result AS (
     SELECT *
     FROM unnest($1::uuid[], $2::integer[], $3::double precision[], $4::text[],
                 $5::integer[], $6::jsonb[], $7::bytea[], $8::text[], $9::text[],
-                $10::timestamptz[])
+                $10::timestamptz[], $12::boolean[])
         AS r (delivery_id, attempt, duration_ms, outcome, status_code, response_headers,
-              response_body, error, next_status, next_due)
+              response_body, error, next_status, next_due, interrupted)
 ), recorded AS (
     UPDATE hookgate.attempts AS a
     SET duration_ms = r.duration_ms, outcome = r.outcome, status_code = r.status_code,
@@ -131,7 +134,8 @@ WITH result AS (
 )
 UPDATE hookgate.deliveries AS d
 SET status = r.next_status, due_at = r.next_due, last_outcome = r.outcome,
-    last_error = r.error, worker = NULL, updated_at = $11
+    last_error = r.error, worker = NULL, updated_at = $11,
+    interruptions = d.interruptions + r.interrupted::integer
 FROM result AS r
 WHERE d.id = r.delivery_id AND d.attempts = r.attempt AND d.status = 'in_flight'
 RETURNING d.id;
@@ -149,6 +153,26 @@ UPDATE hookgate.attempts AS a
 SET outcome = 'RELEASED', error = 'released unfinished at shutdown'
 FROM released AS r
 WHERE a.delivery_id = r.id AND a.attempt = r.attempts AND a.outcome IS NULL;
+
+-- name: set_target_paused
+-- Pause or resume a target for every relay; $2 true pauses. Resuming wakes the relays.
+WITH state AS (
+    INSERT INTO hookgate.targets AS t (name, paused, reason, changed_at, changed_by)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (name) DO UPDATE
+        SET paused = excluded.paused, reason = excluded.reason,
+            changed_at = excluded.changed_at, changed_by = excluded.changed_by
+    RETURNING t.name
+)
+SELECT pg_notify('hookgate_deliveries', '') FROM state WHERE NOT $2;
+
+-- name: target_states
+SELECT t.name, coalesce(s.paused, false) AS paused, s.reason, s.changed_at, s.changed_by,
+       (SELECT count(*) FROM hookgate.deliveries AS d
+        WHERE d.target = t.name AND d.status IN ('pending', 'in_flight')) AS backlog
+FROM unnest($1::text[]) AS t (name)
+LEFT JOIN hookgate.targets AS s ON s.name = t.name
+ORDER BY t.name;
 
 -- name: get_event
 SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes

@@ -106,6 +106,7 @@ class AttemptResult:
     error: str | None
     next_status: str  # pending (retry), delivered or dead
     next_due: dt.datetime
+    interrupted: bool = False  # not the target's answer to this message: keeps the schedule
 
 
 @asynccontextmanager
@@ -222,9 +223,19 @@ class Store:
             [r.next_status for r in results],
             [r.next_due for r in results],
             now,
+            [r.interrupted for r in results],
         )
         kept = {row["id"] for row in rows}
         return [r.delivery_id in kept for r in results]
+
+    async def set_paused(
+        self, target: str, paused: bool, reason: str | None, now: dt.datetime, by: str | None
+    ) -> None:
+        """Pause or resume `target` for every relay sharing this database."""
+        await self._execute("set_target_paused", target, paused, reason, now, by)
+
+    async def target_states(self, targets: Sequence[str]) -> list[dict[str, Any]]:
+        return [dict(row) for row in await self._execute("target_states", list(targets))]
 
     async def release(self, ids: Sequence[UUID], now: dt.datetime, worker: str) -> None:
         await self._execute("release_deliveries", list(ids), now, worker)

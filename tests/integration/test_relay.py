@@ -86,6 +86,8 @@ async def relay_for(
             yield relay
         finally:
             await relay.stop(grace=5)
+            for lane in lanes.values():
+                await lane.close()
 
 
 async def deliver_due(relay: Relay) -> int:

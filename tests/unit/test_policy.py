@@ -67,6 +67,7 @@ def test_only_success_redirect_and_client_error_are_not_retryable() -> None:
         Outcome.HTTP_3XX,
         Outcome.HTTP_4XX_PERMANENT,
         Outcome.TRANSFORM_ERROR,
+        Outcome.GONE,
     }
 
 
