@@ -76,15 +76,22 @@ class Registry:
 
     def __init__(self, entries: Iterable[EntryPoint | Plugin] = ()) -> None:
         self._entries: dict[tuple[str, str], EntryPoint | Plugin] = {}
+        self._conflicts: dict[tuple[str, str], str] = {}
         for entry in entries:
             self.add(entry)
 
     def add(self, entry: EntryPoint | Plugin) -> None:
+        """Register `entry`; a plugin object replaces an entry point of the same name (tests
+        inject plugins this way), but two installed packages may not claim one name."""
         if isinstance(entry, EntryPoint):
             kind, _, name = entry.name.partition(".")
+            previous = self._entries.get((kind, name))
+            if isinstance(previous, EntryPoint) and previous.value != entry.value:
+                self._conflicts[kind, name] = f"{previous.value} and {entry.value}"
             self._entries[kind, name] = entry
         else:
             self._entries[entry.kind, entry.name] = entry
+            self._conflicts.pop((entry.kind, entry.name), None)
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(name for k, name in self._entries if k == kind)
@@ -102,6 +109,10 @@ class Registry:
         return plugin
 
     def _get(self, kind: Kind, name: str) -> Any:
+        if (kind, name) in self._conflicts:
+            raise PluginError(
+                f"two installed plugins claim {kind}.{name}: {self._conflicts[kind, name]}"
+            )
         entry = self._entries.get((kind, name))
         if entry is None:
             return None

@@ -32,7 +32,9 @@ def signed_request(request: SendRequest) -> tuple[bytes, dict[str, str]]:
         known = ", ".join(registry.names("verifier"))
         raise HookgateError(f"unknown verifier type {request.type!r} (installed: {known})")
     problems: list[str] = []
-    options = plugin.parse(Section(request.options, "verify", problems))
+    section = Section(request.options, "verify", problems)
+    options = plugin.parse(section)
+    section.done()  # a mistyped -o option must not pass silently
     if problems:
         raise ConfigError(problems)
     body: bytes = (

@@ -1,0 +1,189 @@
+"""A third-party plugin package, installed for real, is loaded through the entry points.
+
+The example package under examples/ is pip-installed into this venv (no network, no build
+isolation) and uninstalled afterwards, whatever the outcome. Every check runs in a fresh
+interpreter, so nothing imported by this test process can stand in for the installed
+package. Building without isolation needs a setuptools that builds wheels by itself
+(>= 70.1) or the wheel package: without one the test is skipped, and fails under CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "hookgate-plugin-example"
+DIST = "hookgate-plugin-example"
+PIP = (sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input")
+
+GOOD = """\
+sources:
+  partner:
+    verify: {type: shared-token, token: s3cret, header: X-Partner-Token}
+targets:
+  orders:
+    url: http://127.0.0.1:9000/hooks
+    middleware: [{type: add-received-at}]
+routes:
+  - {source: partner, targets: [orders]}
+"""
+
+# Runs in a fresh interpreter after the install: the plugins as hookgate loads them,
+# exercised on a Message and an Inbound; prints what it saw as JSON.
+PROBE = textwrap.dedent("""
+    import asyncio, datetime as dt, json, sys, uuid
+    from multidict import CIMultiDict
+    from gateway.errors import VerificationError
+    from gateway.ingress.verify import Inbound
+    from gateway.plugins import load_registry
+    from gateway.relay.message import Message, SendResult
+    from gateway.relay.policy import Outcome
+    from gateway.section import Section
+    from gateway.send import SendRequest, signed_request
+
+    registry = load_registry()
+    received = dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC)
+    seen = {}
+
+    async def target(message):
+        seen["headers"] = dict(message.headers)
+        return SendResult(Outcome.HTTP_2XX, status=204)
+
+    def middleware(options):
+        plugin = registry.middleware("add-received-at")
+        return plugin.create(plugin.parse(Section(options, "m", [])), None)
+
+    message = Message(
+        event_id=uuid.uuid4(), delivery_id=uuid.uuid4(), attempt=2, source="partner",
+        target="orders", event_type=None, received_at=received,
+        now=received + dt.timedelta(hours=1), body=b"{}", headers=(("X-Received-At", "old"),),
+    )
+    result = asyncio.run(middleware({})(message, target))
+    default = seen["headers"]
+    asyncio.run(middleware({"header": "X-Got-It"})(message, target))
+
+    verifier = registry.verifier("shared-token")
+    options = verifier.parse(Section({"token": "s3cret"}, "verify", []))
+    created = verifier.create(options, None)
+
+    def verdict(headers):
+        inbound = Inbound("POST", "http://h/in/partner", CIMultiDict(headers), {}, b"{}", received)
+        try:
+            asyncio.run(created.verify(inbound))
+            return "accepted"
+        except VerificationError as exc:
+            return str(exc)
+
+    _, sent = signed_request(SendRequest("shared-token", "http://h/in/partner", {"token": "s3cret"}))
+    module = type(registry.middleware("add-received-at")).__module__
+    print(json.dumps({
+        "module": module,
+        "file": sys.modules[module].__file__,
+        "status": result.status,
+        "default": default,
+        "custom": seen["headers"],
+        "signed": sent,
+        "right": verdict({"x-shared-token": "s3cret"}),
+        "wrong": verdict({"X-Shared-Token": "s3cre7"}),
+        "missing": verdict({}),
+    }))
+""")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=30, check=False)
+
+
+def hookgate_check(config: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    path = cwd / "hookgate.yaml"
+    path.write_text(config)
+    return run(sys.executable, "-m", "gateway.cli", "check", str(path), cwd=cwd)
+
+
+def installed() -> bool:
+    try:
+        distribution(DIST)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture
+def install(tmp_path: Path) -> Iterator[None]:
+    """Installs the example package into this venv; uninstalls it on the way out."""
+    if installed():
+        pytest.skip(f"{DIST} is already installed here; this test would uninstall it")
+    # A copy: pip builds local projects in place and would leave build/ in examples/.
+    source = shutil.copytree(
+        EXAMPLE, tmp_path / EXAMPLE.name, ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
+    try:
+        done = run(*PIP, "install", "--no-deps", "--no-build-isolation", "--no-index",
+                   str(source), cwd=tmp_path)  # fmt: skip
+        if "invalid command 'bdist_wheel'" in done.stdout + done.stderr:
+            needs_wheel_builder()
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield
+    finally:
+        # Always, even if the install failed half-way: the venv must be left as found.
+        run(*PIP, "uninstall", "--yes", DIST, cwd=tmp_path)
+    assert not installed(), f"{DIST} is still installed: pip uninstall -y {DIST}"
+
+
+def needs_wheel_builder() -> None:
+    reason = (
+        "the venv's setuptools cannot build wheels without build isolation: "
+        "it needs setuptools>=70.1 (or the wheel package) in the dev dependencies"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def test_example_plugins_are_unknown_until_installed(tmp_path: Path) -> None:
+    if installed():
+        pytest.skip(f"{DIST} is installed here")
+    before = hookgate_check(GOOD, tmp_path)
+    assert before.returncode == 1
+    assert 'sources.partner.verify.type: unknown verifier type "shared-token"' in before.stderr
+    assert "targets.orders.middleware[0].type: unknown middleware type" in before.stderr
+
+
+@pytest.mark.usefixtures("install")
+def test_installed_example_plugins_are_checked_and_run(tmp_path: Path) -> None:
+    good = hookgate_check(GOOD, tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert "ok: 1 sources, 1 targets, 1 routes" in good.stdout
+
+    bad = hookgate_check(
+        GOOD.replace("header: X-Partner-Token", "header: X Partner").replace(
+            "{type: add-received-at}", "{type: add-received-at, header: X-Hookgate-Attempt}"
+        ),
+        tmp_path,
+    )
+    assert bad.returncode == 1
+    assert "sources.partner.verify.header: expected a header name" in bad.stderr
+    assert "targets.orders.middleware[0].header: is one of hookgate's identity" in bad.stderr
+
+    probe = run(sys.executable, "-c", PROBE, cwd=tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    seen = json.loads(probe.stdout)
+    assert seen["module"] == "hookgate_plugin_example.received_at"
+    assert "site-packages" in seen["file"], seen["file"]  # the installed copy, not examples/
+    assert seen["status"] == 204  # the target's result comes back through the middleware
+    assert seen["default"]["X-Received-At"] == "2024-05-01T12:30:00+00:00"
+    assert seen["custom"]["X-Got-It"] == "2024-05-01T12:30:00+00:00"
+    assert seen["custom"]["X-Received-At"] == "old"  # another header name leaves it be
+    assert seen["signed"]["X-Shared-Token"] == "s3cret"
+    assert seen["right"] == "accepted"
+    assert seen["wrong"] == "X-Shared-Token does not match"
+    assert seen["missing"] == "missing X-Shared-Token header"
