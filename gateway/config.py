@@ -117,6 +117,25 @@ class Dedupe:
     window: float = 72 * 3600.0
 
 
+# --- proxy mode (gateway/ingress/proxy.py) ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ProxyFallback:
+    """The answer a proxy source gives when its target gives none (timeout, refused, ...)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """``mode: proxy``: each request is forwarded to `target`, and its answer is the answer."""
+
+    target: str
+    timeout: float = 5.0
+    fallback: ProxyFallback | None = None  # None: no answer from the target is a 502
+
+
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     name: str
@@ -127,6 +146,10 @@ class SourceConfig:
     rate_limit: RateLimit | None = None
     peer_rate_limit: RateLimit | None = None
     dedupe: Dedupe | None = None
+    proxy: ProxyConfig | None = None  # set for ``mode: proxy``; None for ``mode: store``
+
+
+# --- end of proxy mode --------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +306,7 @@ def _build(top: Section, registry: Registry) -> Config:
     sources = _named(top.section("sources"), lambda s, n: _source(s, n, registry))
     targets = _named(top.section("targets"), lambda s, n: _target(s, n, registry))
     routes = _routes(top, sources, targets)
+    _proxy_references(top, sources, targets, routes)  # proxy mode: needs targets and routes
     for name, target in targets.items():
         if target.timeout >= relay.lease:
             top.problems.append(
@@ -356,6 +380,10 @@ def _source(s: Section, name: str, registry: Registry) -> SourceConfig:
         s.fail(f"unsupported method {show(method)} (use {', '.join(sorted(_METHODS))})", "methods")
     verify, default_dedupe = _verify(s, registry)
     rate, per_peer = _rate_limits(s)
+    dedupe = _dedupe(s, default_dedupe)
+    proxy = _proxy(s)
+    if proxy is not None and s.data.get("dedupe", False) is not False:
+        s.fail("not used with mode: proxy (every request is forwarded and answered)", "dedupe")
     config = SourceConfig(
         name=name,
         methods=methods,
@@ -364,10 +392,73 @@ def _source(s: Section, name: str, registry: Registry) -> SourceConfig:
         ip_allowlist=s.get("ip_allowlist", _networks, ()),
         rate_limit=rate,
         peer_rate_limit=per_peer,
-        dedupe=_dedupe(s, default_dedupe),
+        dedupe=None if proxy else dedupe,
+        proxy=proxy,
     )
     s.done()
     return config
+
+
+# --- proxy mode (gateway/ingress/proxy.py) ---------------------------------------------
+def _proxy(s: Section) -> ProxyConfig | None:
+    """``mode: proxy`` with ``proxy: {target, timeout, fallback}``; None for ``mode: store``."""
+    mode = s.text("mode", "store")
+    if mode not in {"store", "proxy"}:
+        s.fail(f'expected "store" or "proxy", got {show(mode)}', "mode")
+    if mode != "proxy":
+        if "proxy" in s:
+            s.fail("only used with mode: proxy", "proxy")
+            s.section("proxy")
+        return None
+    section = s.section("proxy")
+    target = section.text("target")
+    timeout = section.duration("timeout", ProxyConfig.__dataclass_fields__["timeout"].default)
+    if "timeout" in section and timeout <= 0:
+        section.fail("must be longer than 0s", "timeout")
+    fallback = _fallback(section.section("fallback")) if "fallback" in section else None
+    section.done()
+    return ProxyConfig(target, timeout, fallback)
+
+
+def _fallback(s: Section) -> ProxyFallback:
+    default = ProxyFallback()
+    status = s.integer("status", default.status, minimum=200)
+    if status > 599:
+        s.fail(f"expected an HTTP status from 200 to 599, got {status}", "status")
+    body = s.text("body", "")
+    content_type = s.text("content_type", default.content_type)
+    s.done()
+    return ProxyFallback(status, body.encode(), content_type)
+
+
+def _proxy_references(
+    top: Section,
+    sources: Mapping[str, SourceConfig],
+    targets: Mapping[str, TargetConfig],
+    routes: tuple[RouteConfig, ...],
+) -> None:
+    """A proxy source's target exists and is an http target; no route starts at one."""
+    for name, source in sources.items():
+        if source.proxy is None or not source.proxy.target:
+            continue  # a missing target was reported where it was parsed
+        where, wanted = f"sources.{name}.proxy.target", source.proxy.target
+        target = targets.get(wanted)
+        if target is None:
+            top.problems.append(f"{where}: no target named {show(wanted)}")
+        elif target.type != "http":
+            top.problems.append(
+                f"{where}: {show(wanted)} is a {target.type} target; a proxy needs an http target"
+            )
+    for index, route in enumerate(routes):
+        origin = sources.get(route.source)
+        if origin is not None and origin.proxy is not None:
+            top.problems.append(
+                f"routes[{index}].source: {show(route.source)} is a proxy source: its requests "
+                f"are answered by sources.{route.source}.proxy.target, never routed"
+            )
+
+
+# --- end of proxy mode --------------------------------------------------------------------
 
 
 def _verify(s: Section, registry: Registry) -> tuple[PluginSpec | None, str | None]:
@@ -375,8 +466,8 @@ def _verify(s: Section, registry: Registry) -> tuple[PluginSpec | None, str | No
     if "verify" not in s:
         return None, None
     section = s.section("verify")
-    kind = section.text("type", None)
-    if kind is None:
+    kind = section.text("type")  # required: a verify block must never be silently ignored
+    if not kind:
         return None, None
     try:
         plugin = registry.verifier(kind)
@@ -387,9 +478,20 @@ def _verify(s: Section, registry: Registry) -> tuple[PluginSpec | None, str | No
         known = ", ".join(registry.names("verifier"))
         section.fail(f"unknown verifier type {show(kind)} (installed: {known})", "type")
         return None, None
-    options = plugin.parse(section)
+    options = parse_options(plugin, section)
     section.done()
-    return PluginSpec(kind, options), plugin.default_dedupe
+    return PluginSpec(kind, options), getattr(plugin, "default_dedupe", None)
+
+
+def parse_options(plugin: Any, section: Section) -> Any:
+    """A plugin's own parse; a crash in it is a problem at its path, not a traceback."""
+    try:
+        return plugin.parse(section)
+    except Exception as exc:
+        section.fail(
+            f"the {plugin.name} plugin could not read its options: {type(exc).__name__}: {exc}"
+        )
+        return None
 
 
 def _rate_limits(s: Section) -> tuple[RateLimit | None, RateLimit | None]:
@@ -460,7 +562,7 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
     config = TargetConfig(
         name=name,
         type=kind,
-        options=plugin.parse(s) if plugin else None,
+        options=parse_options(plugin, s) if plugin else None,
         timeout=s.duration("timeout", 10.0),
         concurrency=s.integer("concurrency", 8, minimum=1),
         retry=_retry(s.section("retry")),
@@ -517,7 +619,7 @@ def _plugin_spec(
             known = ", ".join(registry.names("middleware"))
             s.fail(f"unknown {what} {show(kind)} (installed: {known})", "type")
         return None
-    options = plugin.parse(s)
+    options = parse_options(plugin, s)
     s.done()
     return PluginSpec(kind, options)
 

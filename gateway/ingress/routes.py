@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.config import IPNetwork, SourceConfig
 from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
+from gateway.ingress import proxy
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
 from gateway.ingress.verify import Inbound, Reply
@@ -64,6 +65,8 @@ async def ingest(request: web.Request) -> web.Response:
             row = to_rejected(request, source.name, now, exc.status, exc.message, body, caller)
             app[keys.REJECTIONS].record(row, exc)
         raise
+    if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
+        return await proxy.answer(request, source, source.proxy, body, now, caller)
     record = to_record(request, source, body, now, config, caller, relay=reply is None)
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))

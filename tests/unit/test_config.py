@@ -185,3 +185,48 @@ def test_a_middleware_list_reports_its_items_by_index():
     found = problems("targets: {t: {url: 'http://x', middleware: [{type: nope}, {}]}}")
     assert found[0].startswith('targets.t.middleware[0].type: unknown middleware type "nope"')
     assert found[1] == "targets.t.middleware[1].type: is required"
+
+
+def test_a_verify_block_without_a_type_is_an_error_not_an_unverified_source():
+    found = problems("sources: {s: {verify: {secret: abc, header: X-Y}}}")
+    assert "sources.s.verify.type: is required" in found
+
+
+def test_a_plugin_that_crashes_while_parsing_is_reported_at_its_path():
+    from gateway.plugins import Registry, load_registry
+
+    class Broken:
+        kind = "verifier"
+        name = "broken"
+        default_dedupe = None
+
+        def parse(self, section):
+            raise RuntimeError("boom")
+
+        def create(self, options, resources):
+            raise AssertionError("not reached")
+
+    registry = load_registry()
+    registry.add(Broken())
+    with pytest.raises(ConfigError) as raised:
+        parse_config("sources: {s: {verify: {type: broken}}}", registry=registry, env={})
+    assert raised.value.problems == (
+        "sources.s.verify: the broken plugin could not read its options: RuntimeError: boom",
+    )
+    assert isinstance(registry, Registry)
+
+
+def test_two_installed_plugins_claiming_one_name_are_refused():
+    from importlib.metadata import EntryPoint
+
+    from gateway.errors import PluginError
+    from gateway.plugins import Registry
+
+    registry = Registry(
+        [
+            EntryPoint("verifier.github", "plugins.verifiers.github:plugin", "hookgate.plugins"),
+            EntryPoint("verifier.github", "evil.module:plugin", "hookgate.plugins"),
+        ]
+    )
+    with pytest.raises(PluginError, match=r"two installed plugins claim verifier\.github"):
+        registry.verifier("github")

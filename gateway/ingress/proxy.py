@@ -1,0 +1,236 @@
+"""Proxy mode: forward a verified request to one target and answer with the target's answer.
+
+Slack slash commands, Twilio TwiML and Discord interactions need the answer itself, not a
+202. A source with ``mode: proxy`` gives them the answer of one http target:
+
+    sources:
+      slack-commands:
+        verify: {type: slack, secret: ${SLACK_SIGNING_SECRET}}
+        mode: proxy                      # the default is store: 202, then the relay
+        proxy:
+          target: commands               # an http target; its middleware and sign: apply
+          timeout: 2500ms                # default 5s
+          fallback: {status: 200, body: "Busy, try again.", content_type: text/plain}
+
+After the checks every source makes (404, 405, 403, 429, 413, 401; a handshake is still
+answered by the verifier and never forwarded):
+
+1. The request is stored as an event with no deliveries before anything is forwarded, so
+   nothing reaches the target unrecorded, and a database outage is the usual 503. The
+   relay never sends it, and no route may start at a proxy source (a config error).
+2. It is forwarded exactly as the relay would send it (`build_message`: the target's
+   forwarded headers, the X-Hookgate-* identity headers, Idempotency-Key = the delivery
+   id of (event, target)), through the target's middleware chain, so ``sign:`` applies.
+   `proxy.timeout` bounds it all, from the first middleware to the answer's last byte.
+3. Any answer is passed back as it is, 4xx and 5xx included: the status, the headers
+   minus hop-by-hop ones (and minus Server and Date, which are this hop's), and the
+   whole body, up to server.max_body. No answer (timeout, refused connection, DNS or TLS
+   failure, an answer over the limit, a middleware that failed) gets `proxy.fallback`,
+   or a 502 with a JSON error when there is none.
+4. What the target answered (outcome, status, a few headers, size, duration, error) goes
+   on the request's canonical log line as ``proxy_*`` fields; the body is not logged.
+
+Forwards are not counted against the target's `concurrency`: the provider's request
+rate, bounded by the source's `rate_limit`, is what drives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from uuid import UUID
+
+import aiohttp
+import structlog
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway import keys
+from gateway.config import ProxyConfig, ProxyFallback, SourceConfig, TargetConfig
+from gateway.errors import PluginError
+from gateway.ids import delivery_id
+from gateway.ingress.request import CHUNK, to_record
+from gateway.middleware import log_fields
+from gateway.plugins import Registry, Resources
+from gateway.relay.lanes import build_message
+from gateway.relay.message import Message, Send, SendResult, compose
+from gateway.relay.policy import Outcome, classify_status
+from gateway.storage.store import Claimed, EventRecord
+from plugins.targets.http import HttpOptions, classify_error
+
+log = structlog.get_logger("hookgate.proxy")
+# Describe the hop between the target and us, not the answer; aiohttp sets its own.
+_NOT_PASSED_BACK = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-connection", "te", "trailer",
+     "transfer-encoding", "upgrade", "content-length", "server", "date"}
+)  # fmt: skip
+_LOGGED_HEADERS = frozenset({"content-type", "location", "retry-after", "x-request-id"})
+
+
+async def answer(
+    request: web.Request,
+    source: SourceConfig,
+    proxy: ProxyConfig,
+    body: bytes,
+    now: dt.datetime,
+    caller: str | None,
+) -> web.Response:
+    """Store the verified request, forward it, and answer with what the target answered."""
+    app = request.app
+    config = app[keys.CONFIG]
+    target = config.targets[proxy.target]
+    record = to_record(request, source, body, now, config, caller, relay=False)
+    fields = log_fields(request)
+    fields.update(source=source.name, event_type=record.event_type, size=len(body))
+    stored = await app[keys.INGEST].write(record)
+    fields.update(event_id=str(stored.event_id), deliveries=0, duplicate=False)
+    resources = Resources(app[keys.HTTP], app[keys.CLOCK])
+    send = chain(target, app[keys.REGISTRY], resources, config.server.max_body)
+    message = build_message(claimed(record, target.name), target, app[keys.CLOCK].now())
+    started = time.perf_counter()
+    result = await forward(send, message, proxy.timeout)
+    duration_ms = (time.perf_counter() - started) * 1000
+    fields.update(summary(target.name, result, duration_ms, proxy.fallback))
+    return respond(result, proxy.fallback, stored.event_id)
+
+
+def chain(target: TargetConfig, registry: Registry, resources: Resources, limit: int) -> Send:
+    """The target's middleware chain (``sign:`` innermost) around `HttpForward`."""
+    middleware = []
+    for spec in target.middleware:
+        item = registry.middleware(spec.type)
+        if item is None:
+            raise PluginError(f"targets.{target.name}: middleware {spec.type!r} is not installed")
+        middleware.append(item.create(spec.options, resources))
+    return compose(middleware, HttpForward(target.options, resources.http, limit))
+
+
+def claimed(record: EventRecord, target: str) -> Claimed:
+    """The stored event as a relay would hold its first delivery to `target`."""
+    return Claimed(
+        id=delivery_id(record.id, target),
+        event_id=record.id,
+        target=target,
+        attempt=1,
+        interruptions=0,
+        source=record.source,
+        event_type=record.event_type,
+        received_at=record.received_at,
+        headers=tuple(record.headers),
+        body=record.body,
+    )
+
+
+async def forward(send: Send, message: Message, seconds: float) -> SendResult:
+    """The target's answer within `seconds`, or a result without a status saying why not."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await send(message)
+    except TimeoutError:
+        return SendResult(Outcome.TIMEOUT, error=f"no answer within {seconds:g}s")
+    except Exception as exc:
+        # A broken middleware must not cost the provider its answer: it gets the fallback.
+        log.exception("proxy_forward_crashed", target=message.target)
+        return SendResult(Outcome.TARGET_ERROR, error=f"{type(exc).__name__}: {exc}")
+
+
+class HttpForward:
+    """The http target's request, keeping the whole answer up to `limit` bytes.
+
+    The relay's `HttpTarget` keeps a 4 KiB snippet of the answer, which is all an attempt
+    record needs but would cut a proxied answer short.
+    """
+
+    def __init__(self, options: HttpOptions, session: aiohttp.ClientSession, limit: int) -> None:
+        self.options = options
+        self.session = session
+        self.limit = limit
+
+    async def __call__(self, message: Message) -> SendResult:
+        headers = [*message.headers, *self.options.headers]
+        try:
+            async with self.session.request(
+                self.options.method,
+                self.options.url,
+                data=message.body,
+                headers=headers,
+                allow_redirects=False,
+            ) as response:
+                body = await _read(response, self.limit)
+        except aiohttp.ClientError as exc:
+            return SendResult(classify_error(exc), error=f"{type(exc).__name__}: {exc}")
+        if body is None:
+            error = f"the answer is over the limit of {self.limit} bytes (server.max_body)"
+            return SendResult(Outcome.TARGET_ERROR, error=error)
+        return SendResult(
+            outcome=classify_status(response.status),
+            status=response.status,
+            headers=tuple(response.headers.items()),
+            body=body,
+        )
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is over `limit` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def respond(result: SendResult, fallback: ProxyFallback | None, event_id: UUID) -> web.Response:
+    """The target's answer if it gave one, else the fallback, else 502."""
+    if result.status is not None and answered(result):
+        return web.Response(status=result.status, headers=passed_back(result), body=result.body)
+    if fallback is not None:
+        return web.Response(
+            status=fallback.status,
+            body=fallback.body,
+            headers={"Content-Type": fallback.content_type},
+        )
+    return web.json_response(
+        {"error": "the target did not answer", "id": str(event_id)}, status=502
+    )
+
+
+def answered(result: SendResult) -> bool:
+    """Whether the target gave an answer we can pass on (any final HTTP status)."""
+    return result.status is not None and 200 <= result.status <= 599
+
+
+def passed_back(result: SendResult) -> CIMultiDict[str]:
+    """The target's headers, every value kept, minus those that describe its hop to us."""
+    named = {
+        token.strip().lower()
+        for name, value in result.headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return CIMultiDict(
+        (name, value)
+        for name, value in result.headers
+        if name.lower() not in _NOT_PASSED_BACK and name.lower() not in named
+    )
+
+
+def summary(
+    target: str, result: SendResult, duration_ms: float, fallback: ProxyFallback | None
+) -> dict[str, object]:
+    """The target's answer for the request's log line (no body: it may hold anything)."""
+    return {
+        "proxy_target": target,
+        "proxy_outcome": str(result.outcome),
+        "proxy_status": result.status,
+        "proxy_headers": {k.lower(): v for k, v in result.headers if k.lower() in _LOGGED_HEADERS},
+        "proxy_bytes": len(result.body),
+        "proxy_duration_ms": round(duration_ms, 2),
+        "proxy_error": result.error,
+        "proxy_answer": "target" if answered(result) else "fallback" if fallback else "502",
+    }
