@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -69,6 +70,25 @@ class VerifierPlugin(Protocol):
 
 
 Plugin = TargetPlugin | MiddlewarePlugin | VerifierPlugin
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """A configured plugin: its type name and its validated options."""
+
+    type: str
+    options: Any
+
+
+def parse_options(plugin: Any, section: Section) -> Any:
+    """A plugin's own parse; a crash in it is a problem at its path, not a traceback."""
+    try:
+        return plugin.parse(section)
+    except Exception as exc:
+        section.fail(
+            f"the {plugin.name} plugin could not read its options: {type(exc).__name__}: {exc}"
+        )
+        return None
 
 
 class Registry:

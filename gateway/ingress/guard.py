@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from gateway.config import Config, RejectedConfig, SourceConfig
+from gateway.config import Config, RejectedConfig
 from gateway.errors import IngressError
 from gateway.ingress.ratelimit import Limiter
 from gateway.ingress.verify import Verifier
 from gateway.plugins import Registry, Resources
+from gateway.sources import SourceConfig
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import RejectedRecord, Store
 

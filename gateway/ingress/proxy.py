@@ -47,7 +47,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway import keys
-from gateway.config import ProxyConfig, ProxyFallback, SourceConfig, TargetConfig
+from gateway.config import TargetConfig
 from gateway.errors import PluginError
 from gateway.ids import delivery_id
 from gateway.ingress.request import CHUNK, to_record
@@ -56,6 +56,7 @@ from gateway.plugins import Registry, Resources
 from gateway.relay.lanes import build_message
 from gateway.relay.message import Message, Send, SendResult, compose
 from gateway.relay.policy import Outcome, classify_status
+from gateway.sources import ProxyConfig, ProxyFallback, SourceConfig
 from gateway.storage.store import Claimed, EventRecord
 from plugins.targets.http import HttpOptions, classify_error
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from gateway.config import RateLimit
 from gateway.errors import RateLimited
+from gateway.sources import RateLimit
 
 MAX_CALLERS = 10_000
 

@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.config import Config, Extractor, SourceConfig
+from gateway.config import Config
 from gateway.errors import BodyTooLarge
 from gateway.ids import delivery_id, event_id
+from gateway.sources import Extractor, SourceConfig
 from gateway.storage.store import EventRecord, RejectedRecord
 
 CHUNK = 64 * 1024

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from gateway import keys
-from gateway.config import IPNetwork, SourceConfig
 from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
 from gateway.ingress import proxy
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
 from gateway.ingress.verify import Inbound, Reply
 from gateway.middleware import error_response, log_fields
+from gateway.sources import IPNetwork, SourceConfig
 
 
 def source_for(request: web.Request, app: web.Application) -> SourceConfig:

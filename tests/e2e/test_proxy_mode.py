@@ -15,12 +15,13 @@ from conftest import make_config
 from structlog.testing import capture_logs
 
 from gateway import keys
-from gateway.config import ProxyConfig, ProxyFallback, parse_config
+from gateway.config import parse_config
 from gateway.errors import ConfigError
 from gateway.ids import delivery_id
 from gateway.ingress.proxy import passed_back
 from gateway.relay.message import SendResult
 from gateway.relay.policy import Outcome
+from gateway.sources import ProxyConfig, ProxyFallback
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

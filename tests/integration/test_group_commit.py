@@ -11,10 +11,11 @@ import datetime as dt
 
 import pytest
 
-from gateway.config import Extractor, IngestConfig
+from gateway.config import IngestConfig
 from gateway.errors import StorageError, StorageUnavailable
 from gateway.ids import delivery_id, event_id
 from gateway.ingress.request import event_type
+from gateway.sources import Extractor
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import EventRecord, Store, Stored
 

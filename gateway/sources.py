@@ -1,0 +1,243 @@
+"""The ``sources:`` part of hookgate.yaml: how each public route checks its requests.
+
+Verification (a verifier plugin), IP allowlist, rate limits, deduplication, and
+``mode: proxy``. Parsed with the same `Section` as the rest of the config, so every
+mistake carries its key path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.errors import PluginError
+from gateway.plugins import PluginSpec, Registry, parse_options
+from gateway.section import Section, show
+
+if TYPE_CHECKING:
+    from gateway.config import RouteConfig, TargetConfig
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Extractor:
+    """Where a value lives in a request: ``json:data.type`` or ``header:X-GitHub-Event``."""
+
+    kind: str
+    key: str
+
+    @classmethod
+    def parse(cls, value: object) -> Extractor:
+        kind, _, key = str(value).partition(":")
+        if kind not in {"json", "header"} or not key:
+            raise ValueError(f'expected "json:<field.path>" or "header:<Name>", got {show(value)}')
+        return cls(kind, key)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: `rate` tokens a second, up to `burst` at once."""
+
+    rate: float
+    burst: float
+
+    @classmethod
+    def parse(cls, value: object) -> RateLimit:
+        match = _RATE.match(str(value)) if isinstance(value, str | int) else None
+        if match is None:
+            raise ValueError(f"expected a rate like 100/s, 600/m or 1000/h, got {show(value)}")
+        rate = float(match[1]) / {"s": 1, "m": 60, "h": 3600}[match[2]]
+        return cls(rate, max(1.0, float(match[1]) if match[2] == "s" else rate))
+
+
+@dataclass(frozen=True, slots=True)
+class Dedupe:
+    key: Extractor
+    window: float = 72 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyFallback:
+    """The answer a proxy source gives when its target gives none (timeout, refused, ...)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """``mode: proxy``: each request is forwarded to `target`, and its answer is the answer."""
+
+    target: str
+    timeout: float = 5.0
+    fallback: ProxyFallback | None = None  # None: no answer from the target is a 502
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    name: str
+    methods: frozenset[str] = frozenset({"POST"})
+    event_type: Extractor | None = None
+    verify: PluginSpec | None = None
+    ip_allowlist: tuple[IPNetwork, ...] = ()
+    rate_limit: RateLimit | None = None
+    peer_rate_limit: RateLimit | None = None
+    dedupe: Dedupe | None = None
+    proxy: ProxyConfig | None = None  # set for ``mode: proxy``; None for ``mode: store``
+
+
+def parse_source(s: Section, name: str, registry: Registry) -> SourceConfig:
+    methods = frozenset(m.upper() for m in s.text_list("methods", ("POST",)))
+    for method in sorted(methods - _METHODS):
+        s.fail(f"unsupported method {show(method)} (use {', '.join(sorted(_METHODS))})", "methods")
+    verify, default_dedupe = _verify(s, registry)
+    rate, per_peer = _rate_limits(s)
+    dedupe = _dedupe(s, default_dedupe)
+    proxy = _proxy(s)
+    if proxy is not None and s.data.get("dedupe", False) is not False:
+        s.fail("not used with mode: proxy (every request is forwarded and answered)", "dedupe")
+    config = SourceConfig(
+        name=name,
+        methods=methods,
+        event_type=s.get("event_type", Extractor.parse, None),
+        verify=verify,
+        ip_allowlist=s.get("ip_allowlist", networks, ()),
+        rate_limit=rate,
+        peer_rate_limit=per_peer,
+        dedupe=None if proxy else dedupe,
+        proxy=proxy,
+    )
+    s.done()
+    return config
+
+
+def _proxy(s: Section) -> ProxyConfig | None:
+    """``mode: proxy`` with ``proxy: {target, timeout, fallback}``; None for ``mode: store``."""
+    mode = s.text("mode", "store")
+    if mode not in {"store", "proxy"}:
+        s.fail(f'expected "store" or "proxy", got {show(mode)}', "mode")
+    if mode != "proxy":
+        if "proxy" in s:
+            s.fail("only used with mode: proxy", "proxy")
+            s.section("proxy")
+        return None
+    section = s.section("proxy")
+    target = section.text("target")
+    timeout = section.duration("timeout", ProxyConfig.__dataclass_fields__["timeout"].default)
+    if "timeout" in section and timeout <= 0:
+        section.fail("must be longer than 0s", "timeout")
+    fallback = _fallback(section.section("fallback")) if "fallback" in section else None
+    section.done()
+    return ProxyConfig(target, timeout, fallback)
+
+
+def _fallback(s: Section) -> ProxyFallback:
+    default = ProxyFallback()
+    status = s.integer("status", default.status, minimum=200)
+    if status > 599:
+        s.fail(f"expected an HTTP status from 200 to 599, got {status}", "status")
+    body = s.text("body", "")
+    content_type = s.text("content_type", default.content_type)
+    s.done()
+    return ProxyFallback(status, body.encode(), content_type)
+
+
+def check_proxy_references(
+    top: Section,
+    sources: Mapping[str, SourceConfig],
+    targets: Mapping[str, TargetConfig],
+    routes: tuple[RouteConfig, ...],
+) -> None:
+    """A proxy source's target exists and is an http target; no route starts at one."""
+    for name, source in sources.items():
+        if source.proxy is None or not source.proxy.target:
+            continue  # a missing target was reported where it was parsed
+        where, wanted = f"sources.{name}.proxy.target", source.proxy.target
+        target = targets.get(wanted)
+        if target is None:
+            top.problems.append(f"{where}: no target named {show(wanted)}")
+        elif target.type != "http":
+            top.problems.append(
+                f"{where}: {show(wanted)} is a {target.type} target; a proxy needs an http target"
+            )
+    for index, route in enumerate(routes):
+        origin = sources.get(route.source)
+        if origin is not None and origin.proxy is not None:
+            top.problems.append(
+                f"routes[{index}].source: {show(route.source)} is a proxy source: its requests "
+                f"are answered by sources.{route.source}.proxy.target, never routed"
+            )
+
+
+def _verify(s: Section, registry: Registry) -> tuple[PluginSpec | None, str | None]:
+    """The source's verifier and the provider's default dedupe key."""
+    if "verify" not in s:
+        return None, None
+    section = s.section("verify")
+    kind = section.text("type")  # required: a verify block must never be silently ignored
+    if not kind:
+        return None, None
+    try:
+        plugin = registry.verifier(kind)
+    except PluginError as exc:
+        section.fail(exc.message, "type")
+        return None, None
+    if plugin is None:
+        known = ", ".join(registry.names("verifier"))
+        section.fail(f"unknown verifier type {show(kind)} (installed: {known})", "type")
+        return None, None
+    options = parse_options(plugin, section)
+    section.done()
+    return PluginSpec(kind, options), getattr(plugin, "default_dedupe", None)
+
+
+def _rate_limits(s: Section) -> tuple[RateLimit | None, RateLimit | None]:
+    """``rate_limit: 100/s`` or ``{rate: 100/s, burst: 200, per_peer: 10/s}``."""
+    if not isinstance(s.data.get("rate_limit"), dict):
+        return s.get("rate_limit", RateLimit.parse, None), None
+    section = s.section("rate_limit")
+    rate = section.get("rate", RateLimit.parse, None)
+    burst = section.integer("burst", 0, minimum=1) if "burst" in section else None
+    per_peer = section.get("per_peer", RateLimit.parse, None)
+    section.done()
+    if rate is not None and burst:
+        rate = RateLimit(rate.rate, float(burst))
+    return rate, per_peer
+
+
+def _dedupe(s: Section, default_key: str | None) -> Dedupe | None:
+    """``dedupe: {key: "header:X-Id", window: 72h}``, ``false``, or the provider's default."""
+    if s.data.get("dedupe") is False:
+        s.get("dedupe", lambda v: v, None)
+        return None
+    if "dedupe" not in s:
+        return Dedupe(Extractor.parse(default_key)) if default_key else None
+    section = s.section("dedupe")
+    key = (
+        section.get("key", Extractor.parse, None)
+        if default_key
+        else section.get("key", Extractor.parse)
+    )
+    window = section.duration("window", Dedupe.__dataclass_fields__["window"].default)
+    section.done()
+    key = key or (Extractor.parse(default_key) if default_key else None)
+    return Dedupe(key, window) if key else None
+
+
+def networks(value: object) -> tuple[IPNetwork, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of CIDR ranges like 10.0.0.0/8, got {show(value)}")
+    try:
+        return tuple(ipaddress.ip_network(str(item), strict=False) for item in items)
+    except ValueError:
+        raise ValueError(
+            f"expected CIDR ranges like 192.0.2.0/24 or ::1/128, got {show(value)}"
+        ) from None
