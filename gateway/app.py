@@ -25,12 +25,12 @@ from gateway.middleware import handle_errors
 from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
 from gateway.relay.listener import listen
-from gateway.relay.worker import Relay
+from gateway.relay.worker import Relay, worker_name
 from gateway.storage.batch import GroupCommit
 from gateway.storage.embedded import embedded_postgres
 from gateway.storage.migrate import migrate
 from gateway.storage.notify import Notifier
-from gateway.storage.store import Store, open_pool, translated
+from gateway.storage.store import ProxyAnswer, Store, open_pool, translated
 
 log = structlog.get_logger("hookgate.app")
 
@@ -98,13 +98,25 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     notifier = Notifier(app[keys.STORE])
     rejections = Rejections(app[keys.STORE], config.rejected)
     writer = GroupCommit.for_ingest(app[keys.STORE], config.ingest, notifier)
-    for part in (notifier, rejections, writer):
+    answers = _proxy_answers(app[keys.STORE])
+    for part in (notifier, rejections, writer, answers):
         part.start()
     app[keys.REJECTIONS] = rejections
     app[keys.INGEST] = writer
+    app[keys.PROXY_ANSWERS] = answers
     yield
-    for part in (writer, rejections, notifier):
+    for part in (writer, answers, rejections, notifier):
         await part.stop()
+
+
+def _proxy_answers(store: Store) -> GroupCommit[ProxyAnswer, None]:
+    worker = f"proxy:{worker_name()}"
+
+    async def write(answers: list[ProxyAnswer]) -> list[None]:
+        await store.insert_proxy_answers(answers, worker)
+        return [None] * len(answers)
+
+    return GroupCommit(write, writers=1)
 
 
 async def housekeeping(app: web.Application) -> AsyncIterator[None]:

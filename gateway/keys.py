@@ -11,7 +11,7 @@ from gateway.ingress.guard import Guard, Rejections
 from gateway.plugins import Registry
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
-from gateway.storage.store import EventRecord, Store, Stored
+from gateway.storage.store import EventRecord, ProxyAnswer, Store, Stored
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -23,3 +23,4 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 RELAY = web.AppKey("relay", Relay)
 GUARDS = web.AppKey("guards", dict[str, Guard])
 REJECTIONS = web.AppKey("rejections", Rejections)
+PROXY_ANSWERS = web.AppKey("proxy_answers", GroupCommit[ProxyAnswer, None])

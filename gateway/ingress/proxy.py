@@ -28,7 +28,9 @@ answered by the verifier and never forwarded):
    failure, an answer over the limit, a middleware that failed) gets `proxy.fallback`,
    or a 502 with a JSON error when there is none.
 4. What the target answered (outcome, status, a few headers, size, duration, error) goes
-   on the request's canonical log line as ``proxy_*`` fields; the body is not logged.
+   on the request's canonical log line as ``proxy_*`` fields (the body is not logged),
+   and is stored as the event's delivery to the target, already finished (delivered or
+   dead), with its one attempt and the first 4 KiB of the answer: no relay claims it.
 
 Forwards are not counted against the target's `concurrency`: the provider's request
 rate, bounded by the source's `rate_limit`, is what drives them.
@@ -55,9 +57,10 @@ from gateway.middleware import log_fields
 from gateway.plugins import Registry, Resources
 from gateway.relay.lanes import build_message
 from gateway.relay.message import Message, Send, SendResult, compose
-from gateway.relay.policy import Outcome, classify_status
+from gateway.relay.policy import DELIVERED, Outcome, classify_status
+from gateway.relay.worker import attempt_result
 from gateway.sources import ProxyConfig, ProxyFallback, SourceConfig
-from gateway.storage.store import Claimed, EventRecord
+from gateway.storage.store import Claimed, EventRecord, ProxyAnswer
 from plugins.targets.http import HttpOptions, classify_error
 
 log = structlog.get_logger("hookgate.proxy")
@@ -88,11 +91,18 @@ async def answer(
     fields.update(event_id=str(stored.event_id), deliveries=0, duplicate=False)
     resources = Resources(app[keys.HTTP], app[keys.CLOCK])
     send = chain(target, app[keys.REGISTRY], resources, config.server.max_body)
-    message = build_message(claimed(record, target.name), target, app[keys.CLOCK].now())
+    delivery = claimed(record, target.name)
+    started_at = app[keys.CLOCK].now()
+    message = build_message(delivery, target, started_at)
     started = time.perf_counter()
     result = await forward(send, message, proxy.timeout)
     duration_ms = (time.perf_counter() - started) * 1000
     fields.update(summary(target.name, result, duration_ms, proxy.fallback))
+    finished = app[keys.CLOCK].now()
+    status = "delivered" if result.outcome in DELIVERED else "dead"
+    attempt = attempt_result(delivery, result, duration_ms, status, finished)
+    # Written in the background: the provider's answer does not wait for it.
+    app[keys.PROXY_ANSWERS].submit(ProxyAnswer(stored.event_id, target.name, started_at, attempt))
     return respond(result, proxy.fallback, stored.event_id)
 
 

@@ -178,7 +178,7 @@ class Relay:
         if result.outcome is Outcome.GONE:
             await self._pause_gone(claimed.target, result, now)
         status, due = self._next_step(lane, claimed, result, now)
-        attempt = _attempt(claimed, result, duration_ms, status, due)
+        attempt = attempt_result(claimed, result, duration_ms, status, due)
         try:
             kept = await self._results.write(attempt)
         except StorageError as exc:
@@ -227,7 +227,7 @@ class Relay:
         return "pending", now + dt.timedelta(seconds=delay)
 
 
-def _attempt(
+def attempt_result(
     claimed: Claimed, result: SendResult, duration_ms: float, status: str, due: dt.datetime
 ) -> AttemptResult:
     return AttemptResult(

@@ -174,6 +174,33 @@ FROM unnest($1::text[]) AS t (name)
 LEFT JOIN hookgate.targets AS s ON s.name = t.name
 ORDER BY t.name;
 
+-- name: insert_proxy_answers
+-- A proxy source's forward, made while the provider waited: its delivery is written
+-- already finished (delivered or dead) with its one attempt, so no relay claims it.
+WITH answer AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
+                $6::timestamptz[], $7::double precision[], $8::text[], $9::integer[],
+                $10::jsonb[], $11::bytea[], $12::text[])
+        AS a (id, event_id, target, status, started_at, finished_at, duration_ms, outcome,
+              status_code, response_headers, response_body, error)
+), delivery AS (
+    INSERT INTO hookgate.deliveries
+        (id, event_id, target, status, attempts, due_at, last_outcome, last_error,
+         created_at, updated_at)
+    SELECT id, event_id, target, status, 1, finished_at, outcome, error, started_at, finished_at
+    FROM answer
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO hookgate.attempts
+    (delivery_id, attempt, worker, started_at, duration_ms, outcome, status_code,
+     response_headers, response_body, error)
+SELECT a.id, 1, $13, a.started_at, a.duration_ms, a.outcome, a.status_code,
+       a.response_headers, a.response_body, a.error
+FROM answer AS a
+WHERE a.id IN (SELECT id FROM delivery);
+
 -- name: get_event
 SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes
 FROM hookgate.events

@@ -61,6 +61,16 @@ class Stored:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyAnswer:
+    """What a proxy source's target answered while the provider waited."""
+
+    event_id: UUID
+    target: str
+    started_at: dt.datetime
+    result: AttemptResult
+
+
+@dataclass(frozen=True, slots=True)
 class RejectedRecord:
     """A refused request, for the rejected-request log."""
 
@@ -168,6 +178,26 @@ class Store:
             "dedupe_originals", [source for source, _ in keys], [key for _, key in keys]
         )
         return {(row["source"], row["key"]): row["event_id"] for row in rows}
+
+    async def insert_proxy_answers(self, answers: Sequence[ProxyAnswer], worker: str) -> None:
+        """Record proxy forwards as finished deliveries with their one attempt."""
+        results = [a.result for a in answers]
+        await self._execute(
+            "insert_proxy_answers",
+            [r.delivery_id for r in results],
+            [a.event_id for a in answers],
+            [a.target for a in answers],
+            [r.next_status for r in results],
+            [a.started_at for a in answers],
+            [r.next_due for r in results],
+            [r.duration_ms for r in results],
+            [r.outcome for r in results],
+            [r.status_code for r in results],
+            [orjson.dumps(r.response_headers).decode() for r in results],
+            [r.response_body for r in results],
+            [r.error for r in results],
+            worker,
+        )
 
     async def insert_rejected(self, rows: Sequence[RejectedRecord]) -> None:
         await self._execute(

@@ -129,16 +129,26 @@ async def test_a_handshake_is_answered_by_the_verifier_and_never_forwarded(
     assert bot.recorder.requests == []
 
 
-async def test_the_request_is_stored_without_deliveries_and_never_relayed(
+async def test_the_request_and_the_targets_answer_are_stored_and_never_relayed(
     database_url, target, gateway, clock
 ):
     bot = await target()
+    bot.recorder.script.append((200, {"Content-Type": "application/xml"}, TWIML))
     client = await gateway(proxy_config(database_url, bot.url))
     response = await client.post("/in/commands", data=COMMAND, headers=slack(COMMAND, clock))
     assert response.status == 200
     (event,) = await fetch(database_url, "SELECT source, body, routes FROM hookgate.events")
     assert (event["source"], event["body"], event["routes"]) == ("commands", COMMAND, None)
-    assert await fetch(database_url, "SELECT 1 FROM hookgate.deliveries") == []
+    query = (
+        "SELECT d.target, d.status, a.outcome, a.status_code, a.response_body"
+        " FROM hookgate.deliveries d JOIN hookgate.attempts a ON a.delivery_id = d.id"
+    )
+    for _ in range(100):  # the answer is written in the background, after the response
+        rows = await fetch(database_url, query)
+        if rows:
+            break
+        await asyncio.sleep(0.02)
+    assert [tuple(r) for r in rows] == [("bot", "delivered", "HTTP_2XX", 200, TWIML)]
     relay = client.app[keys.RELAY]
     assert await relay.run_once() == 0  # nothing for the relay to claim, now or later
     await relay.drain()
