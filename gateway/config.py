@@ -23,6 +23,7 @@ from gateway.relay.policy import RetryPolicy
 from gateway.section import Section, show
 from gateway.sources import (
     IPNetwork,
+    RateLimit,
     SourceConfig,
     check_proxy_references,
     networks,
@@ -89,7 +90,8 @@ class TargetConfig:
     type: str
     options: Any
     timeout: float = 10.0
-    concurrency: int = 8
+    concurrency: int = 8  # in flight at once, across every relay sharing the database
+    rate_limit: RateLimit | None = None  # deliveries started, across every relay
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     middleware: tuple[PluginSpec, ...] = ()
     forward_headers: tuple[str, ...] = ()
@@ -323,12 +325,25 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
         options=parse_options(plugin, s) if plugin else None,
         timeout=s.duration("timeout", 10.0),
         concurrency=s.integer("concurrency", 8, minimum=1),
+        rate_limit=_target_rate(s),
         retry=_retry(s.section("retry")),
         middleware=_middleware(s, registry),
         forward_headers=s.text_list("forward_headers", ()),
     )
     s.done()
     return config
+
+
+def _target_rate(s: Section) -> RateLimit | None:
+    """``rate_limit: 10/s`` or ``{rate: 10/s, burst: 20}``."""
+    if not isinstance(s.data.get("rate_limit"), dict):
+        limit: RateLimit | None = s.get("rate_limit", RateLimit.parse, None)
+        return limit
+    section = s.section("rate_limit")
+    rate = section.get("rate", RateLimit.parse)
+    burst = section.integer("burst", 0, minimum=1) if "burst" in section else None
+    section.done()
+    return RateLimit(rate.rate, float(burst)) if rate and burst else rate
 
 
 def _retry(s: Section) -> RetryPolicy:

@@ -27,7 +27,7 @@ from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
 from gateway.relay.policy import DELIVERED, Outcome
 from gateway.storage.batch import GroupCommit
-from gateway.storage.store import AttemptResult, Claimed, Store
+from gateway.storage.store import AttemptResult, Claimed, Store, TargetLimits
 
 log = structlog.get_logger("hookgate.relay")
 SNIPPET = 4096
@@ -64,6 +64,7 @@ class Relay:
         self._more = False
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
+        self._limits = {name: _limits(lane) for name, lane in lanes.items()}
         # Attempt results share transactions, like ingest: one commit per batch, not per send.
         self._results: GroupCommit[AttemptResult, bool] = GroupCommit(
             lambda results: store.finish_many(results, clock.now()), writers=2
@@ -87,7 +88,9 @@ class Relay:
         if not quotas or self._stopping:
             self._more = False  # every lane is full: wait for a slot to free (it wakes us)
             return 0
-        claimed = await self.store.claim(quotas, self.clock.now(), self.config.lease, self.worker)
+        claimed = await self.store.claim(
+            quotas, self.clock.now(), self.config.lease, self.worker, self._limits
+        )
         counts = dict.fromkeys(quotas, 0)
         for item in claimed:
             counts[item.target] += 1
@@ -225,6 +228,15 @@ class Relay:
         if delay is None:
             return "dead", now
         return "pending", now + dt.timedelta(seconds=delay)
+
+
+def _limits(lane: Lane) -> TargetLimits:
+    rate = lane.config.rate_limit
+    return TargetLimits(
+        concurrency=lane.config.concurrency,
+        rate=rate.rate if rate else None,
+        burst=rate.burst if rate else 1.0,
+    )
 
 
 def attempt_result(

@@ -67,6 +67,33 @@ SELECT (SELECT count(*) FROM rejected) AS rejected, (SELECT count(*) FROM keys) 
 -- Wakes every listening relay; sent after commits, never inside them.
 SELECT pg_notify('hookgate_deliveries', '');
 
+-- name: ensure_targets
+INSERT INTO hookgate.targets (name, changed_at)
+SELECT name, $2 FROM unnest($1::text[]) AS t (name)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: lock_targets
+-- Serialises claims per target across every relay (in name order: no deadlocks), so the
+-- in-flight count and the token bucket read next are the truth until this commits.
+SELECT name, tokens, tokens_at
+FROM hookgate.targets
+WHERE name = ANY($1::text[])
+ORDER BY name
+FOR UPDATE;
+
+-- name: in_flight
+-- Deliveries being sent right now (a lease that ran out frees its slot).
+SELECT target, count(*) AS n
+FROM hookgate.deliveries
+WHERE target = ANY($1::text[]) AND status = 'in_flight' AND due_at > $2
+GROUP BY target;
+
+-- name: spend_tokens
+UPDATE hookgate.targets AS t
+SET tokens = s.tokens, tokens_at = $3
+FROM unnest($1::text[], $2::double precision[]) AS s (name, tokens)
+WHERE t.name = s.name;
+
 -- name: claim_deliveries
 -- $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker.
 -- Each target is looked up on its own (LATERAL), so a target with a large backlog

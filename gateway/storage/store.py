@@ -135,6 +135,7 @@ class Store:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._ensured: set[str] = set()
 
     async def _execute(self, name: str, *args: Any) -> list[asyncpg.Record]:
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
@@ -226,13 +227,29 @@ class Store:
         await self._execute("notify_deliveries")
 
     async def claim(
-        self, quotas: dict[str, int], now: dt.datetime, lease: float, worker: str
+        self,
+        quotas: dict[str, int],
+        now: dt.datetime,
+        lease: float,
+        worker: str,
+        limits: Mapping[str, TargetLimits] | None = None,
     ) -> list[Claimed]:
-        """Take up to `quotas[target]` due deliveries per target; expired leases are due."""
-        rows = await self._execute(
-            "claim_deliveries", list(quotas), list(quotas.values()), now, lease, worker
-        )
-        return [_claimed(row) for row in rows]
+        """Take up to `quotas[target]` due deliveries per target; expired leases are due.
+
+        With `limits`, each target's concurrency and rate limit hold across every relay:
+        the targets' rows are locked for the claim, so claimers take turns per target.
+        """
+        if not limits:
+            rows = await self._execute(
+                "claim_deliveries", list(quotas), list(quotas.values()), now, lease, worker
+            )
+            return [_claimed(row) for row in rows]
+        async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            if not self._ensured.issuperset(quotas):  # each target's row exists to be locked
+                await conn.execute(QUERIES["ensure_targets"], list(quotas), now)
+                self._ensured.update(quotas)
+            async with conn.transaction():
+                return await _claim_limited(conn, quotas, now, lease, worker, limits)
 
     async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
         """Record an attempt; False when the lease was lost and another worker took over."""
@@ -280,6 +297,56 @@ class Store:
     async def attempts(self, delivery_id: UUID) -> list[dict[str, Any]]:
         rows = await self._execute("attempts_for_delivery", delivery_id)
         return [{**row, "response_headers": _pairs(row["response_headers"])} for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetLimits:
+    """A target's limits across every relay."""
+
+    concurrency: int
+    rate: float | None = None  # deliveries started per second
+    burst: float = 1.0
+
+
+async def _claim_limited(
+    conn: asyncpg.Connection,
+    quotas: dict[str, int],
+    now: dt.datetime,
+    lease: float,
+    worker: str,
+    limits: Mapping[str, TargetLimits],
+) -> list[Claimed]:
+    names = list(quotas)
+    states = {row["name"]: row for row in await conn.fetch(QUERIES["lock_targets"], names)}
+    busy = {row["target"]: row["n"] for row in await conn.fetch(QUERIES["in_flight"], names, now)}
+    tokens: dict[str, float] = {}
+    allowed: dict[str, int] = {}
+    for name, quota in quotas.items():
+        limit = limits.get(name)
+        free = quota if limit is None else min(quota, limit.concurrency - busy.get(name, 0))
+        if limit is not None and limit.rate is not None:
+            tokens[name] = _refill(states.get(name), limit, now)
+            free = min(free, int(tokens[name]))
+        if free > 0:
+            allowed[name] = free
+    rows = await conn.fetch(
+        QUERIES["claim_deliveries"], list(allowed), list(allowed.values()), now, lease, worker
+    ) if allowed else []  # fmt: skip
+    claimed = [_claimed(row) for row in rows]
+    if tokens:
+        for item in claimed:
+            if item.target in tokens:
+                tokens[item.target] -= 1
+        await conn.execute(QUERIES["spend_tokens"], list(tokens), list(tokens.values()), now)
+    return claimed
+
+
+def _refill(state: asyncpg.Record | None, limit: TargetLimits, now: dt.datetime) -> float:
+    """The bucket's tokens now: full at first, refilled at `rate`, at most `burst`."""
+    if state is None or state["tokens"] is None or state["tokens_at"] is None:
+        return limit.burst
+    elapsed: float = max(0.0, (now - state["tokens_at"]).total_seconds())
+    return min(limit.burst, float(state["tokens"]) + elapsed * (limit.rate or 0.0))
 
 
 def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:

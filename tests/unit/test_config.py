@@ -230,3 +230,32 @@ def test_two_installed_plugins_claiming_one_name_are_refused():
     )
     with pytest.raises(PluginError, match=r"two installed plugins claim verifier\.github"):
         registry.verifier("github")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "targets: {t: {url: 'http://x', rate_limit: fast}}",
+            "targets.t.rate_limit: expected a rate like 100/s",
+        ),
+        (
+            "targets: {t: {url: 'http://x', rate_limit: {burst: 5}}}",
+            "targets.t.rate_limit.rate: is required",
+        ),
+        (
+            "targets: {t: {url: 'http://x', rate_limit: {rate: 5/s, burst: 0}}}",
+            "targets.t.rate_limit.burst: expected a whole number >= 1",
+        ),
+    ],
+)
+def test_target_rate_limit_mistakes_name_their_path(text, expected):
+    assert any(p.startswith(expected) for p in problems(text)), problems(text)
+
+
+def test_a_target_rate_limit_with_a_burst():
+    config = parse_config(
+        "targets: {t: {url: 'http://x', rate_limit: {rate: 10/s, burst: 30}}}", env={}
+    )
+    limit = config.targets["t"].rate_limit
+    assert limit is not None and (limit.rate, limit.burst) == (10.0, 30.0)
