@@ -10,9 +10,9 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import asyncpg
+from test_relay import relay_config, relay_for, shop_event
 
 from gateway.storage.store import Store
-from test_relay import relay_config, relay_for, shop_event
 
 
 async def two_relays(stack: AsyncExitStack, database_url, config, clock):
