@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import getpass
 import signal
@@ -220,9 +221,14 @@ def _targets(args: argparse.Namespace) -> int:
         states.extend(await store.target_states(list(config.targets)))
 
     asyncio.run(_with_store(config, read))
+    now = SystemClock().now()
     for state in states:
         paused = f"paused ({state['reason'] or 'no reason given'})" if state["paused"] else "active"
-        print(f"{state['name']}\t{paused}\tbacklog {state['backlog']}")
+        line = f"{state['name']}\t{paused}\tbacklog {state['backlog']}"
+        until = state["breaker_until"]
+        if isinstance(until, dt.datetime) and until > now:
+            line += f"\tbreaker open until {until.isoformat()} ({state['breaker_reason']})"
+        print(line)
     return 0
 
 

@@ -85,6 +85,14 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Breaker:
+    """Open after `failures` consecutive failed attempts; probe again after `cooldown`."""
+
+    failures: int = 5
+    cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class TargetConfig:
     name: str
     type: str
@@ -92,6 +100,7 @@ class TargetConfig:
     timeout: float = 10.0
     concurrency: int = 8  # in flight at once, across every relay sharing the database
     rate_limit: RateLimit | None = None  # deliveries started, across every relay
+    breaker: Breaker | None = field(default_factory=lambda: Breaker())
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     middleware: tuple[PluginSpec, ...] = ()
     forward_headers: tuple[str, ...] = ()
@@ -326,6 +335,7 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
         timeout=s.duration("timeout", 10.0),
         concurrency=s.integer("concurrency", 8, minimum=1),
         rate_limit=_target_rate(s),
+        breaker=_breaker(s),
         retry=_retry(s.section("retry")),
         middleware=_middleware(s, registry),
         forward_headers=s.text_list("forward_headers", ()),
@@ -344,6 +354,21 @@ def _target_rate(s: Section) -> RateLimit | None:
     burst = section.integer("burst", 0, minimum=1) if "burst" in section else None
     section.done()
     return RateLimit(rate.rate, float(burst)) if rate and burst else rate
+
+
+def _breaker(s: Section) -> Breaker | None:
+    """``breaker: {failures: 5, cooldown: 30s}`` (the default), or ``breaker: false``."""
+    if s.data.get("breaker") is False:
+        s.get("breaker", lambda v: v, None)
+        return None
+    section = s.section("breaker")
+    default = Breaker()
+    breaker = Breaker(
+        failures=section.integer("failures", default.failures, minimum=1),
+        cooldown=section.duration("cooldown", default.cooldown),
+    )
+    section.done()
+    return breaker
 
 
 def _retry(s: Section) -> RetryPolicy:

@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import structlog
 
@@ -27,7 +28,7 @@ from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
 from gateway.relay.policy import DELIVERED, Outcome
 from gateway.storage.batch import GroupCommit
-from gateway.storage.store import AttemptResult, Claimed, Store, TargetLimits
+from gateway.storage.store import AttemptResult, Claimed, Health, Store, TargetLimits
 
 log = structlog.get_logger("hookgate.relay")
 SNIPPET = 4096
@@ -65,9 +66,10 @@ class Relay:
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
         self._limits = {name: _limits(lane) for name, lane in lanes.items()}
+        self._open_breakers: set[str] = set()
         # Attempt results share transactions, like ingest: one commit per batch, not per send.
         self._results: GroupCommit[AttemptResult, bool] = GroupCommit(
-            lambda results: store.finish_many(results, clock.now()), writers=2
+            self._write_results, writers=2
         )
         self._results_started = False
 
@@ -141,6 +143,35 @@ class Relay:
         if unfinished:
             await self.store.release(unfinished, self.clock.now(), self.worker)
             log.info("deliveries_released", count=len(unfinished))
+
+    async def _write_results(self, results: list[AttemptResult]) -> list[bool]:
+        """Record attempts, then what they say about each target's health (its breaker)."""
+        now = self.clock.now()
+        kept = await self.store.finish_many(results, now)
+        health = _health(results, self._limits)
+        if health:
+            try:
+                changed = await self.store.record_health(health, now)
+            except StorageError as exc:
+                log.warning("breaker_update_failed", error=exc.message)
+            else:
+                self._log_breakers(changed, health, now)
+        return kept
+
+    def _log_breakers(
+        self, rows: list[dict[str, object]], health: list[Health], now: dt.datetime
+    ) -> None:
+        failed = {h.target: h for h in health}
+        for row in rows:
+            name, until = str(row["name"]), row["breaker_until"]
+            is_open = isinstance(until, dt.datetime) and until > now
+            if is_open and failed[name].failed:
+                log.warning(
+                    "breaker_opened", target=name, until=str(until), reason=row["breaker_reason"]
+                )
+            elif not is_open and name in self._open_breakers:
+                log.info("breaker_closed", target=name)
+            (self._open_breakers.add if is_open else self._open_breakers.discard)(name)
 
     def _start(self, claimed: Claimed) -> None:
         if not self._results_started:
@@ -231,12 +262,40 @@ class Relay:
 
 
 def _limits(lane: Lane) -> TargetLimits:
-    rate = lane.config.rate_limit
+    rate, breaker = lane.config.rate_limit, lane.config.breaker
     return TargetLimits(
         concurrency=lane.config.concurrency,
         rate=rate.rate if rate else None,
         burst=rate.burst if rate else 1.0,
+        breaker_failures=breaker.failures if breaker else 0,
+        breaker_cooldown=breaker.cooldown if breaker else 0.0,
     )
+
+
+# The target answered (whatever it said): it is up. Its trouble: it is not.
+_ANSWERED = DELIVERED | {Outcome.HTTP_3XX, Outcome.HTTP_4XX_PERMANENT, Outcome.GONE}
+_FAILED = frozenset({Outcome.HTTP_5XX, Outcome.TIMEOUT, Outcome.CONNECT_ERROR,
+                     Outcome.DNS_ERROR, Outcome.TLS_ERROR, Outcome.TARGET_ERROR})  # fmt: skip
+
+
+def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> list[Health]:
+    """Per target with a breaker, in order: failures since its last answer in this batch."""
+    seen: dict[str, Health] = {}
+    for result in results:
+        limit = limits.get(result.target)
+        if limit is None or not limit.breaker_failures:
+            continue
+        current = seen.get(result.target) or Health(
+            result.target, False, 0, limit.breaker_failures, limit.breaker_cooldown, None
+        )
+        if result.outcome in _ANSWERED:
+            current = replace(current, reset=True, failed=0)
+        elif result.outcome in _FAILED:
+            current = replace(
+                current, failed=current.failed + 1, reason=result.error or result.outcome
+            )
+        seen[result.target] = current
+    return list(seen.values())
 
 
 def attempt_result(
@@ -254,6 +313,7 @@ def attempt_result(
         next_status=status,
         next_due=due,
         interrupted=result.outcome is Outcome.GONE,
+        target=claimed.target,
     )
 
 

@@ -75,11 +75,32 @@ ON CONFLICT (name) DO NOTHING;
 -- name: lock_targets
 -- Serialises claims per target across every relay (in name order: no deadlocks), so the
 -- in-flight count and the token bucket read next are the truth until this commits.
-SELECT name, tokens, tokens_at
+SELECT name, tokens, tokens_at, failures, breaker_until
 FROM hookgate.targets
 WHERE name = ANY($1::text[])
 ORDER BY name
 FOR UPDATE;
+
+-- name: hold_probe
+-- A half-open breaker lets one probe through: no other claim takes the target until it
+-- has answered (or its lease ran out).
+UPDATE hookgate.targets SET breaker_until = $2 WHERE name = ANY($1::text[]);
+
+-- name: record_health
+-- After a batch of attempts: reset on success, count consecutive failures, open the
+-- breaker (until $2 + cooldown) once they reach the threshold. Returns what changed.
+UPDATE hookgate.targets AS t
+SET failures = CASE WHEN s.reset THEN s.failed ELSE t.failures + s.failed END,
+    breaker_until = CASE
+        WHEN (CASE WHEN s.reset THEN s.failed ELSE t.failures + s.failed END) >= s.threshold
+            THEN $2::timestamptz + make_interval(secs => s.cooldown)
+        WHEN s.reset THEN NULL
+        ELSE t.breaker_until END,
+    breaker_reason = CASE WHEN s.failed > 0 THEN s.reason ELSE t.breaker_reason END
+FROM unnest($1::text[], $3::boolean[], $4::integer[], $5::integer[], $6::double precision[],
+            $7::text[]) AS s (name, reset, failed, threshold, cooldown, reason)
+WHERE t.name = s.name
+RETURNING t.name, t.failures, t.breaker_until, t.breaker_reason;
 
 -- name: in_flight
 -- Deliveries being sent right now (a lease that ran out frees its slot).
@@ -195,6 +216,7 @@ SELECT pg_notify('hookgate_deliveries', '') FROM state WHERE NOT $2;
 
 -- name: target_states
 SELECT t.name, coalesce(s.paused, false) AS paused, s.reason, s.changed_at, s.changed_by,
+       coalesce(s.failures, 0) AS failures, s.breaker_until, s.breaker_reason,
        (SELECT count(*) FROM hookgate.deliveries AS d
         WHERE d.target = t.name AND d.status IN ('pending', 'in_flight')) AS backlog
 FROM unnest($1::text[]) AS t (name)

@@ -117,6 +117,7 @@ class AttemptResult:
     next_status: str  # pending (retry), delivered or dead
     next_due: dt.datetime
     interrupted: bool = False  # not the target's answer to this message: keeps the schedule
+    target: str = ""
 
 
 @asynccontextmanager
@@ -179,6 +180,22 @@ class Store:
             "dedupe_originals", [source for source, _ in keys], [key for _, key in keys]
         )
         return {(row["source"], row["key"]): row["event_id"] for row in rows}
+
+    async def record_health(
+        self, health: Sequence[Health], now: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """Update the targets' breakers; returns their failures and breaker_until now."""
+        rows = await self._execute(
+            "record_health",
+            [h.target for h in health],
+            now,
+            [h.reset for h in health],
+            [h.failed for h in health],
+            [h.threshold for h in health],
+            [h.cooldown for h in health],
+            [h.reason for h in health],
+        )
+        return [dict(row) for row in rows]
 
     async def insert_proxy_answers(self, answers: Sequence[ProxyAnswer], worker: str) -> None:
         """Record proxy forwards as finished deliveries with their one attempt."""
@@ -306,6 +323,20 @@ class TargetLimits:
     concurrency: int
     rate: float | None = None  # deliveries started per second
     burst: float = 1.0
+    breaker_failures: int = 0  # consecutive failures that open the breaker; 0: no breaker
+    breaker_cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What a batch of attempts says about a target, for its circuit breaker."""
+
+    target: str
+    reset: bool  # it answered at least once: failures count from the last answer
+    failed: int
+    threshold: int
+    cooldown: float
+    reason: str | None
 
 
 async def _claim_limited(
@@ -321,24 +352,44 @@ async def _claim_limited(
     busy = {row["target"]: row["n"] for row in await conn.fetch(QUERIES["in_flight"], names, now)}
     tokens: dict[str, float] = {}
     allowed: dict[str, int] = {}
+    probing: set[str] = set()
     for name, quota in quotas.items():
         limit = limits.get(name)
         free = quota if limit is None else min(quota, limit.concurrency - busy.get(name, 0))
         if limit is not None and limit.rate is not None:
             tokens[name] = _refill(states.get(name), limit, now)
             free = min(free, int(tokens[name]))
+        breaker = _breaker(states.get(name), limit, now)
+        if breaker == "open":
+            free = 0
+        elif breaker == "half-open":
+            free = min(free, 1)
+            probing.add(name)
         if free > 0:
             allowed[name] = free
     rows = await conn.fetch(
         QUERIES["claim_deliveries"], list(allowed), list(allowed.values()), now, lease, worker
     ) if allowed else []  # fmt: skip
     claimed = [_claimed(row) for row in rows]
+    probes = sorted({item.target for item in claimed} & probing)
+    if probes:
+        await conn.execute(QUERIES["hold_probe"], probes, now + dt.timedelta(seconds=lease))
     if tokens:
         for item in claimed:
             if item.target in tokens:
                 tokens[item.target] -= 1
         await conn.execute(QUERIES["spend_tokens"], list(tokens), list(tokens.values()), now)
     return claimed
+
+
+def _breaker(state: asyncpg.Record | None, limit: TargetLimits | None, now: dt.datetime) -> str:
+    """closed, open (cooling down: claim nothing) or half-open (let one probe through)."""
+    if state is None or limit is None or not limit.breaker_failures:
+        return "closed"
+    if state["failures"] < limit.breaker_failures:
+        return "closed"
+    until = state["breaker_until"]
+    return "open" if until is not None and until > now else "half-open"
 
 
 def _refill(state: asyncpg.Record | None, limit: TargetLimits, now: dt.datetime) -> float:

@@ -259,3 +259,23 @@ def test_a_target_rate_limit_with_a_burst():
     )
     limit = config.targets["t"].rate_limit
     assert limit is not None and (limit.rate, limit.burst) == (10.0, 30.0)
+
+
+def test_targets_have_a_breaker_by_default_that_can_be_tuned_or_turned_off():
+    config = parse_config(
+        """
+targets:
+  a: {url: "http://a"}
+  b: {url: "http://b", breaker: {failures: 10, cooldown: 2m}}
+  c: {url: "http://c", breaker: false}
+""",
+        env={},
+    )
+    breakers = {name: target.breaker for name, target in config.targets.items()}
+    assert (breakers["a"].failures, breakers["a"].cooldown) == (5, 30.0)
+    assert (breakers["b"].failures, breakers["b"].cooldown) == (10, 120.0)
+    assert breakers["c"] is None
+    assert problems("targets: {t: {url: 'http://x', breaker: {failures: 0, ratio: 2}}}") == [
+        "targets.t.breaker.failures: expected a whole number >= 1, got 0",
+        "targets.t.breaker.ratio: unknown key",
+    ]
