@@ -22,6 +22,7 @@ from gateway.plugins import PluginSpec, Registry, load_registry, parse_options
 from gateway.relay.policy import RetryPolicy
 from gateway.section import Section, show
 from gateway.sources import (
+    Extractor,
     IPNetwork,
     RateLimit,
     SourceConfig,
@@ -93,6 +94,14 @@ class Breaker:
 
 
 @dataclass(frozen=True, slots=True)
+class Ordering:
+    """FIFO per key: one delivery per key at a time, in arrival order; keys in parallel."""
+
+    key: Extractor
+    on_dead: str = "skip"  # skip: a dead delivery stops holding its key back; block: it does
+
+
+@dataclass(frozen=True, slots=True)
 class TargetConfig:
     name: str
     type: str
@@ -101,6 +110,7 @@ class TargetConfig:
     concurrency: int = 8  # in flight at once, across every relay sharing the database
     rate_limit: RateLimit | None = None  # deliveries started, across every relay
     breaker: Breaker | None = field(default_factory=lambda: Breaker())
+    ordering: Ordering | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     middleware: tuple[PluginSpec, ...] = ()
     forward_headers: tuple[str, ...] = ()
@@ -336,6 +346,7 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
         concurrency=s.integer("concurrency", 8, minimum=1),
         rate_limit=_target_rate(s),
         breaker=_breaker(s),
+        ordering=_ordering(s),
         retry=_retry(s.section("retry")),
         middleware=_middleware(s, registry),
         forward_headers=s.text_list("forward_headers", ()),
@@ -354,6 +365,19 @@ def _target_rate(s: Section) -> RateLimit | None:
     burst = section.integer("burst", 0, minimum=1) if "burst" in section else None
     section.done()
     return RateLimit(rate.rate, float(burst)) if rate and burst else rate
+
+
+def _ordering(s: Section) -> Ordering | None:
+    """``ordering: {key: "json:data.object.customer", on_dead: skip | block}``."""
+    if "ordering" not in s:
+        return None
+    section = s.section("ordering")
+    key = section.get("key", Extractor.parse)
+    on_dead = section.text("on_dead", "skip")
+    if on_dead not in {"skip", "block"}:
+        section.fail(f'expected "skip" or "block", got {show(on_dead)}', "on_dead")
+    section.done()
+    return Ordering(key, on_dead) if key else None
 
 
 def _breaker(s: Section) -> Breaker | None:

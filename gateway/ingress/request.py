@@ -105,7 +105,21 @@ def to_record(
         dedupe_key=key,
         dedupe_until=now + dt.timedelta(seconds=dedupe.window) if key and dedupe else None,
         routes={"matched": routing.matched, "unmatched": routing.unmatched} if routing else None,
+        ordering=_ordering_keys(config, targets, request.headers, body),
     )
+
+
+def _ordering_keys(
+    config: Config, targets: list[str], headers: Mapping[str, str], body: bytes
+) -> dict[str, str]:
+    """Each FIFO target's key for this event (an event without the key is not ordered)."""
+    keys = {}
+    for name in targets:
+        ordering = config.targets[name].ordering
+        key = extract(ordering.key, headers, body) if ordering else None
+        if key is not None:
+            keys[name] = key
+    return keys
 
 
 def to_rejected(

@@ -269,6 +269,7 @@ def _limits(lane: Lane) -> TargetLimits:
         burst=rate.burst if rate else 1.0,
         breaker_failures=breaker.failures if breaker else 0,
         breaker_cooldown=breaker.cooldown if breaker else 0.0,
+        block_on_dead=bool(lane.config.ordering and lane.config.ordering.on_dead == "block"),
     )
 
 

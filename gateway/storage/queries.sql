@@ -30,11 +30,13 @@ WITH incoming AS (
     SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes
     FROM accepted
 ), new_deliveries AS (
-    INSERT INTO hookgate.deliveries (id, event_id, target, due_at, created_at, updated_at)
-    SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at
-    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[])
-        AS d (id, event_id, target, due_at)
+    INSERT INTO hookgate.deliveries
+        (id, event_id, target, due_at, created_at, updated_at, ordering_key)
+    SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at, d.ordering_key
+    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[], $19::text[])
+        WITH ORDINALITY AS d (id, event_id, target, due_at, ordering_key, n)
     WHERE d.event_id IN (SELECT id FROM accepted)
+    ORDER BY d.n  -- seq follows arrival order
 )
 SELECT i.id
 FROM incoming AS i
@@ -116,24 +118,36 @@ FROM unnest($1::text[], $2::double precision[]) AS s (name, tokens)
 WHERE t.name = s.name;
 
 -- name: claim_deliveries
--- $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker.
+-- $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
+-- $6 per target: does a dead delivery block later ones with its ordering key.
 -- Each target is looked up on its own (LATERAL), so a target with a large backlog
 -- cannot fill the LIMIT and starve the others. An in_flight row whose lease ran out
 -- is claimed again and its lost attempt is closed as LEASE_EXPIRED.
 WITH wanted AS (
     SELECT d.id, d.status AS previous_status
-    FROM unnest($1::text[], $2::integer[]) AS t (target, quota)
+    FROM unnest($1::text[], $2::integer[], $6::boolean[]) AS t (target, quota, block_on_dead)
     -- A paused target is skipped here, and only it: the others are looked up as usual.
     LEFT JOIN hookgate.targets AS state ON state.name = t.target
     CROSS JOIN LATERAL (
-        SELECT id, status
-        FROM hookgate.deliveries
-        WHERE target = t.target
-          AND status IN ('pending', 'in_flight')
-          AND due_at <= $3
-        ORDER BY due_at
+        SELECT c.id, c.status
+        FROM hookgate.deliveries AS c
+        WHERE c.target = t.target
+          AND c.status IN ('pending', 'in_flight')
+          AND c.due_at <= $3
+          -- FIFO per ordering key: nothing else with the key in flight, nothing earlier
+          -- waiting (or dead, when dead deliveries block their key).
+          AND (c.ordering_key IS NULL OR NOT EXISTS (
+              SELECT FROM hookgate.deliveries AS e
+              WHERE e.target = c.target
+                AND e.ordering_key = c.ordering_key
+                AND e.id <> c.id
+                AND ((e.status = 'in_flight' AND e.due_at > $3)
+                     OR (e.seq < c.seq
+                         AND (e.status IN ('pending', 'in_flight')
+                              OR (e.status = 'dead' AND t.block_on_dead))))))
+        ORDER BY c.due_at
         LIMIT t.quota
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF c SKIP LOCKED
     ) AS d
     WHERE state.paused IS NOT TRUE
 ), claimed AS (

@@ -50,6 +50,7 @@ class EventRecord:
     dedupe_key: str | None = None  # the provider's delivery id, unique per source while
     dedupe_until: dt.datetime | None = None  # ... this window lasts
     routes: Mapping[str, list[int]] | None = None  # {"matched": [...], "unmatched": [...]}
+    ordering: Mapping[str, str] | None = None  # target -> ordering key, for FIFO targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,7 @@ class Store:
             [r.dedupe_until for r in records],
             max((r.received_at for r in records), default=None),
             [orjson.dumps(r.routes).decode() if r.routes is not None else None for r in records],
+            [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
         )  # fmt: skip
         return {row["id"] for row in rows}
 
@@ -257,8 +259,9 @@ class Store:
         the targets' rows are locked for the claim, so claimers take turns per target.
         """
         if not limits:
+            blocks = [False] * len(quotas)
             rows = await self._execute(
-                "claim_deliveries", list(quotas), list(quotas.values()), now, lease, worker
+                "claim_deliveries", list(quotas), list(quotas.values()), now, lease, worker, blocks
             )
             return [_claimed(row) for row in rows]
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
@@ -325,6 +328,7 @@ class TargetLimits:
     burst: float = 1.0
     breaker_failures: int = 0  # consecutive failures that open the breaker; 0: no breaker
     breaker_cooldown: float = 30.0
+    block_on_dead: bool = False  # ordering: a dead delivery holds back later ones of its key
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,8 +371,10 @@ async def _claim_limited(
             probing.add(name)
         if free > 0:
             allowed[name] = free
+    blocks = [limits[name].block_on_dead if name in limits else False for name in allowed]
     rows = await conn.fetch(
-        QUERIES["claim_deliveries"], list(allowed), list(allowed.values()), now, lease, worker
+        QUERIES["claim_deliveries"], list(allowed), list(allowed.values()), now, lease, worker,
+        blocks,
     ) if allowed else []  # fmt: skip
     claimed = [_claimed(row) for row in rows]
     probes = sorted({item.target for item in claimed} & probing)

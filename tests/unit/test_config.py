@@ -279,3 +279,19 @@ targets:
         "targets.t.breaker.failures: expected a whole number >= 1, got 0",
         "targets.t.breaker.ratio: unknown key",
     ]
+
+
+def test_ordering_parses_and_its_mistakes_name_their_path():
+    config = parse_config(
+        "targets: {t: {url: 'http://x', ordering: {key: 'json:data.object.customer', on_dead: block}}}",
+        env={},
+    )
+    ordering = config.targets["t"].ordering
+    assert ordering is not None and (ordering.key.key, ordering.on_dead) == (
+        "data.object.customer",
+        "block",
+    )
+    assert problems("targets: {t: {url: 'http://x', ordering: {on_dead: later}}}") == [
+        "targets.t.ordering.key: is required",
+        'targets.t.ordering.on_dead: expected "skip" or "block", got "later"',
+    ]
