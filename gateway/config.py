@@ -91,6 +91,8 @@ class Breaker:
 
     failures: int = 5
     cooldown: float = 30.0
+    ratio: float = 0.0  # also open when this share of `window` attempts failed (0: off)
+    window: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,9 +392,19 @@ def _breaker(s: Section) -> Breaker | None:
     breaker = Breaker(
         failures=section.integer("failures", default.failures, minimum=1),
         cooldown=section.duration("cooldown", default.cooldown),
+        ratio=section.get("ratio", _ratio, default.ratio),
+        window=section.integer("window", default.window, minimum=2),
     )
     section.done()
     return breaker
+
+
+def _ratio(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
+        return float(value)
+    raise ValueError(
+        f"expected a share of failures above 0 and up to 1, like 0.5, got {show(value)}"
+    )
 
 
 def _retry(s: Section) -> RetryPolicy:

@@ -269,6 +269,8 @@ def _limits(lane: Lane) -> TargetLimits:
         burst=rate.burst if rate else 1.0,
         breaker_failures=breaker.failures if breaker else 0,
         breaker_cooldown=breaker.cooldown if breaker else 0.0,
+        breaker_ratio=breaker.ratio if breaker else 0.0,
+        breaker_window=breaker.window if breaker else 0,
         block_on_dead=bool(lane.config.ordering and lane.config.ordering.on_dead == "block"),
     )
 
@@ -287,13 +289,18 @@ def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> li
         if limit is None or not limit.breaker_failures:
             continue
         current = seen.get(result.target) or Health(
-            result.target, False, 0, limit.breaker_failures, limit.breaker_cooldown, None
-        )
+            result.target, False, 0, limit.breaker_failures, limit.breaker_cooldown, None,
+            window=limit.breaker_window, ratio=limit.breaker_ratio,
+        )  # fmt: skip
         if result.outcome in _ANSWERED:
-            current = replace(current, reset=True, failed=0)
+            current = replace(current, reset=True, failed=0, attempts=current.attempts + 1)
         elif result.outcome in _FAILED:
             current = replace(
-                current, failed=current.failed + 1, reason=result.error or result.outcome
+                current,
+                failed=current.failed + 1,
+                failed_total=current.failed_total + 1,
+                attempts=current.attempts + 1,
+                reason=result.error or result.outcome,
             )
         seen[result.target] = current
     return list(seen.values())

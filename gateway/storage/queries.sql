@@ -89,19 +89,41 @@ FOR UPDATE;
 UPDATE hookgate.targets SET breaker_until = $2 WHERE name = ANY($1::text[]);
 
 -- name: record_health
--- After a batch of attempts: reset on success, count consecutive failures, open the
--- breaker (until $2 + cooldown) once they reach the threshold. Returns what changed.
+-- After a batch of attempts, per target: count consecutive failures (reset by an answer)
+-- and failures over a tumbling window of attempts; open the breaker (until $2 + cooldown)
+-- when either reaches its threshold, or when a probe of a tripped breaker fails; close it
+-- on an answer. Returns the new state.
+WITH s AS (
+    SELECT *
+    FROM unnest($1::text[], $3::boolean[], $4::integer[], $5::integer[], $6::double precision[],
+                $7::text[], $8::integer[], $9::integer[], $10::integer[], $11::double precision[])
+        AS s (name, reset, failed, threshold, cooldown, reason, attempts, failed_total,
+              window_size, ratio)
+), next AS (
+    SELECT t.name, s.cooldown,
+           CASE WHEN s.reset THEN s.failed ELSE t.failures + s.failed END AS failures,
+           t.window_attempts + s.attempts AS seen,
+           t.window_failures + s.failed_total AS bad,
+           s.window_size, s.ratio, s.threshold, s.reset, s.failed, s.reason,
+           t.breaker_until AS tripped
+    FROM hookgate.targets AS t JOIN s ON s.name = t.name
+    FOR UPDATE OF t
+)
 UPDATE hookgate.targets AS t
-SET failures = CASE WHEN s.reset THEN s.failed ELSE t.failures + s.failed END,
+SET failures = n.failures,
+    window_attempts = CASE WHEN n.window_size > 0 AND n.seen >= n.window_size THEN 0 ELSE n.seen END,
+    window_failures = CASE WHEN n.window_size > 0 AND n.seen >= n.window_size THEN 0 ELSE n.bad END,
     breaker_until = CASE
-        WHEN (CASE WHEN s.reset THEN s.failed ELSE t.failures + s.failed END) >= s.threshold
-            THEN $2::timestamptz + make_interval(secs => s.cooldown)
-        WHEN s.reset THEN NULL
+        WHEN n.failures >= n.threshold
+          OR (n.ratio > 0 AND n.window_size > 0 AND n.seen >= n.window_size
+              AND n.bad >= n.ratio * n.seen)
+          OR (n.tripped IS NOT NULL AND n.failed > 0 AND NOT n.reset)
+            THEN $2::timestamptz + make_interval(secs => n.cooldown)
+        WHEN n.reset THEN NULL
         ELSE t.breaker_until END,
-    breaker_reason = CASE WHEN s.failed > 0 THEN s.reason ELSE t.breaker_reason END
-FROM unnest($1::text[], $3::boolean[], $4::integer[], $5::integer[], $6::double precision[],
-            $7::text[]) AS s (name, reset, failed, threshold, cooldown, reason)
-WHERE t.name = s.name
+    breaker_reason = CASE WHEN n.failed > 0 THEN n.reason ELSE t.breaker_reason END
+FROM next AS n
+WHERE t.name = n.name
 RETURNING t.name, t.failures, t.breaker_until, t.breaker_reason;
 
 -- name: in_flight

@@ -196,6 +196,10 @@ class Store:
             [h.threshold for h in health],
             [h.cooldown for h in health],
             [h.reason for h in health],
+            [h.attempts for h in health],
+            [h.failed_total for h in health],
+            [h.window for h in health],
+            [h.ratio for h in health],
         )
         return [dict(row) for row in rows]
 
@@ -328,6 +332,8 @@ class TargetLimits:
     burst: float = 1.0
     breaker_failures: int = 0  # consecutive failures that open the breaker; 0: no breaker
     breaker_cooldown: float = 30.0
+    breaker_ratio: float = 0.0  # or this share of failures over `breaker_window` attempts
+    breaker_window: int = 0
     block_on_dead: bool = False  # ordering: a dead delivery holds back later ones of its key
 
 
@@ -341,6 +347,10 @@ class Health:
     threshold: int
     cooldown: float
     reason: str | None
+    attempts: int = 0  # answered or failed, for the failure ratio
+    failed_total: int = 0
+    window: int = 0  # attempts per ratio window; 0: no ratio
+    ratio: float = 0.0
 
 
 async def _claim_limited(
@@ -392,10 +402,10 @@ def _breaker(state: asyncpg.Record | None, limit: TargetLimits | None, now: dt.d
     """closed, open (cooling down: claim nothing) or half-open (let one probe through)."""
     if state is None or limit is None or not limit.breaker_failures:
         return "closed"
-    if state["failures"] < limit.breaker_failures:
+    until = state["breaker_until"]  # set while tripped; cleared by an answer
+    if until is None:
         return "closed"
-    until = state["breaker_until"]
-    return "open" if until is not None and until > now else "half-open"
+    return "open" if until > now else "half-open"
 
 
 def _refill(state: asyncpg.Record | None, limit: TargetLimits, now: dt.datetime) -> float:

@@ -106,3 +106,25 @@ async def test_breaker_false_never_opens(database_url, store, clock, target):
     async with relay_for(store, config, clock) as relay:
         assert await deliver_due(relay) == 10
         assert (await state(store, "t"))["breaker_until"] is None
+
+
+async def test_the_breaker_opens_on_a_failure_ratio_too(database_url, store, clock, target):
+    t = await target()
+    config = relay_config(
+        database_url,
+        {
+            "t": f'url: "{t.url}", concurrency: 20, breaker: {{failures: 100, ratio: 0.5, window: 10}}, retry: {{schedule: [1s]}}'
+        },
+    )
+    # Failures and answers alternate: never two failures in a row, but half fail.
+    t.recorder.script.extend([(500, {}, b"down"), (200, {}, b"ok")] * 5)
+    await store.insert_events([shop_event(clock) for _ in range(10)])
+    async with relay_for(store, config, clock) as relay:
+        assert await deliver_due(relay) == 10
+        tripped = await state(store, "t")
+        assert tripped["breaker_until"] is not None and tripped["breaker_until"] > clock.now()
+        clock.advance(2)  # the retries are due, but the breaker is open
+        assert await deliver_due(relay) == 0
+        clock.advance(30)
+        assert await deliver_due(relay) == 1  # half-open: one probe, which succeeds
+        assert (await state(store, "t"))["breaker_until"] is None

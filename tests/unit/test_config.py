@@ -275,9 +275,12 @@ targets:
     assert (breakers["a"].failures, breakers["a"].cooldown) == (5, 30.0)
     assert (breakers["b"].failures, breakers["b"].cooldown) == (10, 120.0)
     assert breakers["c"] is None
-    assert problems("targets: {t: {url: 'http://x', breaker: {failures: 0, ratio: 2}}}") == [
+    assert problems(
+        "targets: {t: {url: 'http://x', breaker: {failures: 0, ratio: 2, rate: 1}}}"
+    ) == [
         "targets.t.breaker.failures: expected a whole number >= 1, got 0",
-        "targets.t.breaker.ratio: unknown key",
+        "targets.t.breaker.ratio: expected a share of failures above 0 and up to 1, like 0.5, got 2",
+        "targets.t.breaker.rate: unknown key",
     ]
 
 
