@@ -32,7 +32,12 @@ class HttpTarget:
         self.session = session
 
     async def __call__(self, message: Message) -> SendResult:
-        headers = [*message.headers, *self.options.headers]
+        present = {name.lower() for name, _ in message.headers}
+        # Static headers fill in; they never replace what the chain set (identity, signature).
+        headers = [
+            *message.headers,
+            *((k, v) for k, v in self.options.headers if k.lower() not in present),
+        ]
         try:
             async with self.session.request(
                 self.options.method,

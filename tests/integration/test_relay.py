@@ -520,3 +520,18 @@ async def test_a_delivery_whose_workers_keep_dying_ends_dead_without_being_sent(
     assert (delivery["status"], delivery["interruptions"]) == ("dead", 10)
     assert "cut short" in delivery["last_error"]
     assert t.recorder.requests == []
+
+
+async def test_static_target_headers_never_replace_identity_or_signature_headers(
+    database_url, store, clock, target
+):
+    t = await target()
+    extra = f'headers: {{Idempotency-Key: mine, X-Team: pay}}, sign: {{type: standard-webhooks, secret: "{SECRET}"}}'
+    config = one_target(database_url, t.url, extra)
+    event = shop_event(clock)
+    await store.insert_events([event])
+    async with relay_for(store, config, clock) as relay:
+        await deliver_due(relay)
+    headers = received(t.recorder, 0)
+    assert headers.getall("Idempotency-Key") == [str(delivery_id(event.id, "t"))]
+    assert headers["X-Team"] == "pay"
