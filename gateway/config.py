@@ -127,6 +127,8 @@ class RouteConfig:
     source: str
     targets: tuple[str, ...]
     filter: Filter = field(default_factory=Filter.always)
+    # Runs outermost around each target's own chain, for the deliveries this route made.
+    middleware: tuple[PluginSpec, ...] = ()
 
     def matches(
         self, event_type: str | None, headers: Mapping[str, str] = _NO_HEADERS, body: bytes = b""
@@ -160,7 +162,8 @@ class Config:
                 continue
             if route.matches(event_type, headers, body):
                 routing.matched.append(index)
-                routing.targets.update(dict.fromkeys(route.targets))
+                for name in route.targets:
+                    routing.targets.setdefault(name, index)
             else:
                 routing.unmatched.append(index)
         return routing
@@ -182,7 +185,7 @@ class Routing:
 
     matched: list[int] = field(default_factory=list)
     unmatched: list[int] = field(default_factory=list)
-    targets: dict[str, None] = field(default_factory=dict)
+    targets: dict[str, int] = field(default_factory=dict)  # target -> the route that added it
 
 
 SERVER_DEFAULTS = ServerConfig()
@@ -251,7 +254,7 @@ def _build(top: Section, registry: Registry) -> Config:
     rejected = _rejected(top.section("rejected"))
     sources = _named(top.section("sources"), lambda s, n: parse_source(s, n, registry))
     targets = _named(top.section("targets"), lambda s, n: _target(s, n, registry))
-    routes = _routes(top, sources, targets)
+    routes = _routes(top, sources, targets, registry)
     check_proxy_references(top, sources, targets, routes)  # proxy mode: needs targets and routes
     for name, target in targets.items():
         if target.timeout >= relay.lease:
@@ -428,13 +431,14 @@ def _fraction(value: object) -> float:
     raise ValueError(f"expected a fraction from 0 to below 1, got {show(value)}")
 
 
-def _middleware(s: Section, registry: Registry) -> tuple[PluginSpec, ...]:
+def _middleware(s: Section, registry: Registry, sign: bool = True) -> tuple[PluginSpec, ...]:
     """The target's chain: `middleware: [...]` in order (the first is outermost), then
-    `sign:` innermost, so the signature covers what the chain made of the body."""
+    `sign:` innermost, so the signature covers what the chain made of the body. A route
+    has only the list (it runs around the target's chain, outside its signature)."""
     items: list[Any] = s.get("middleware", _middleware_list, [])
     chain = [_plugin_spec(Section(item, f"{s.key_path('middleware')}[{i}]", s.problems), registry)
              for i, item in enumerate(items)]  # fmt: skip
-    if "sign" in s:
+    if sign and "sign" in s:
         chain.append(_plugin_spec(s.section("sign"), registry, what="signing type"))
     return tuple(spec for spec in chain if spec is not None)
 
@@ -465,7 +469,7 @@ def _middleware_list(value: object) -> list[Any]:
 
 
 def _routes(
-    top: Section, sources: Mapping[str, Any], targets: Mapping[str, Any]
+    top: Section, sources: Mapping[str, Any], targets: Mapping[str, Any], registry: Registry
 ) -> tuple[RouteConfig, ...]:
     raw: list[Any] = top.get("routes", lambda v: v if isinstance(v, list) else _not_list(v), [])
     routes = []
@@ -479,8 +483,9 @@ def _routes(
             if name not in targets:
                 s.fail(f"no target named {show(name)}", "targets")
         route_filter = parse_filter(s.section("filter"))  # reports its own unknown keys
+        middleware = _middleware(s, registry, sign=False)
         s.done()
-        routes.append(RouteConfig(source or "", tuple(names or ()), route_filter))
+        routes.append(RouteConfig(source or "", tuple(names or ()), route_filter, middleware))
     return tuple(routes)
 
 

@@ -106,6 +106,7 @@ def to_record(
         dedupe_until=now + dt.timedelta(seconds=dedupe.window) if key and dedupe else None,
         routes={"matched": routing.matched, "unmatched": routing.unmatched} if routing else None,
         ordering=_ordering_keys(config, targets, request.headers, body),
+        delivery_routes=dict(routing.targets) if routing else None,
     )
 
 

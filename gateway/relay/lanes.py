@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from gateway.config import Config, TargetConfig
 from gateway.errors import PluginError
-from gateway.plugins import Registry, Resources
-from gateway.relay.message import Headers, Message, Send, compose
+from gateway.plugins import PluginSpec, Registry, Resources
+from gateway.relay.message import Headers, Message, Middleware, Send, compose
 from gateway.storage.store import Claimed
 
 USER_AGENT = "hookgate/0.1"
@@ -30,6 +30,10 @@ class Lane:
     config: TargetConfig
     send: Send
     target: object = None  # what the plugin created; closed with `aclose()` if it has one
+    by_route: Mapping[int, Send] = field(default_factory=dict)  # a route's middleware around it
+
+    def send_for(self, route: int | None) -> Send:
+        return self.by_route.get(route, self.send) if route is not None else self.send
 
     async def close(self) -> None:
         close = getattr(self.target, "aclose", None)
@@ -38,20 +42,34 @@ class Lane:
 
 
 def build_lanes(config: Config, registry: Registry, resources: Resources) -> dict[str, Lane]:
-    """One lane per configured target, middleware composed in config order."""
-    return {name: _lane(target, registry, resources) for name, target in config.targets.items()}
+    """One lane per configured target, middleware composed in config order, and for each
+    route with middleware that names the target, that middleware around the lane."""
+    lanes = {name: _lane(target, registry, resources) for name, target in config.targets.items()}
+    for index, route in enumerate(config.routes):
+        for name in route.targets if route.middleware else ():
+            lane = lanes[name]
+            wrapped = compose(_created(route.middleware, registry, resources, name), lane.send)
+            lanes[name] = replace(lane, by_route={**lane.by_route, index: wrapped})
+    return lanes
+
+
+def _created(
+    specs: tuple[PluginSpec, ...], registry: Registry, resources: Resources, target: str
+) -> list[Middleware]:
+    middleware = []
+    for spec in specs:
+        item = registry.middleware(spec.type)
+        if item is None:
+            raise PluginError(f"targets.{target}: middleware {spec.type!r} is not installed")
+        middleware.append(item.create(spec.options, resources))
+    return middleware
 
 
 def _lane(target: TargetConfig, registry: Registry, resources: Resources) -> Lane:
     plugin = registry.target(target.type)
     if plugin is None:
         raise PluginError(f"targets.{target.name}: target type {target.type!r} is not installed")
-    middleware = []
-    for spec in target.middleware:
-        item = registry.middleware(spec.type)
-        if item is None:
-            raise PluginError(f"targets.{target.name}: middleware {spec.type!r} is not installed")
-        middleware.append(item.create(spec.options, resources))
+    middleware = _created(target.middleware, registry, resources, target.name)
     created = plugin.create(target.options, resources)
     return Lane(target, compose(middleware, created), created)
 

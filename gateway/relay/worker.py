@@ -225,7 +225,7 @@ class Relay:
         message = build_message(claimed, lane.config, self.clock.now())
         try:
             async with asyncio.timeout(lane.config.timeout):
-                return await lane.send(message)
+                return await lane.send_for(claimed.route)(message)
         except TimeoutError:
             return SendResult(Outcome.TIMEOUT, error=f"no answer within {lane.config.timeout}s")
         except Exception as exc:

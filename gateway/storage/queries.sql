@@ -31,10 +31,11 @@ WITH incoming AS (
     FROM accepted
 ), new_deliveries AS (
     INSERT INTO hookgate.deliveries
-        (id, event_id, target, due_at, created_at, updated_at, ordering_key)
-    SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at, d.ordering_key
-    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[], $19::text[])
-        WITH ORDINALITY AS d (id, event_id, target, due_at, ordering_key, n)
+        (id, event_id, target, due_at, created_at, updated_at, ordering_key, route)
+    SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at, d.ordering_key, d.route
+    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[], $19::text[],
+                $20::integer[])
+        WITH ORDINALITY AS d (id, event_id, target, due_at, ordering_key, route, n)
     WHERE d.event_id IN (SELECT id FROM accepted)
     ORDER BY d.n  -- seq follows arrival order
 )
@@ -182,7 +183,8 @@ WITH wanted AS (
         updated_at = $3
     FROM wanted AS w
     WHERE d.id = w.id
-    RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, w.previous_status
+    RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
+              w.previous_status
 ), expired AS (
     UPDATE hookgate.attempts AS a
     SET outcome = 'LEASE_EXPIRED', error = 'the worker holding the lease stopped answering'
@@ -193,7 +195,7 @@ WITH wanted AS (
     INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at)
     SELECT id, attempts, $5, $3 FROM claimed
 )
-SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, e.source, e.event_type, e.received_at,
+SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, e.source, e.event_type, e.received_at,
        e.headers, e.body
 FROM claimed AS c
 JOIN hookgate.events AS e ON e.id = c.event_id;

@@ -51,6 +51,7 @@ class EventRecord:
     dedupe_until: dt.datetime | None = None  # ... this window lasts
     routes: Mapping[str, list[int]] | None = None  # {"matched": [...], "unmatched": [...]}
     ordering: Mapping[str, str] | None = None  # target -> ordering key, for FIFO targets
+    delivery_routes: Mapping[str, int] | None = None  # target -> the route that made it
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ class Claimed:
     received_at: dt.datetime
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    route: int | None = None  # the route that made the delivery: its middleware applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,7 @@ class Store:
             max((r.received_at for r in records), default=None),
             [orjson.dumps(r.routes).decode() if r.routes is not None else None for r in records],
             [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
+            [(r.delivery_routes or {}).get(target) for r in records for _, target in r.deliveries],
         )  # fmt: skip
         return {row["id"] for row in rows}
 
@@ -432,6 +435,7 @@ def _claimed(row: asyncpg.Record) -> Claimed:
         received_at=row["received_at"],
         headers=_pairs(row["headers"]),
         body=row["body"],
+        route=row["route"],
     )
 
 

@@ -95,3 +95,36 @@ async def test_a_target_chain_transforms_adds_headers_and_signs_what_it_sends(
     assert lowered["webhook-signature"] == sign(
         key, lowered["webhook-id"], int(lowered["webhook-timestamp"]), sent
     )
+
+
+async def test_a_routes_middleware_applies_to_the_deliveries_it_made(database_url, target, gateway):
+    t = await target()
+    client = await gateway(
+        make_config(
+            database_url,
+            f"""
+sources:
+  shop: {{event_type: "json:type"}}
+targets:
+  t: {{url: "{t.url}", middleware: [{{type: headers, add: {{X-Target: t}}}}]}}
+routes:
+  - source: shop
+    targets: [t]
+    filter: {{event_type: ["order.*"]}}
+    middleware: [{{type: headers, add: {{X-Route: orders}}}}]
+  - source: shop
+    targets: [t]
+    middleware: [{{type: headers, add: {{X-Route: everything}}}}]
+""",
+        )
+    )
+    for kind in ("order.paid", "refund.created"):
+        body = orjson.dumps({"type": kind})
+        assert (await client.post("/in/shop", data=body)).status == 202
+    await t.recorder.wait_for(2)
+    seen = {orjson.loads(body)["type"]: headers for headers, body in t.recorder.requests}
+    assert (seen["order.paid"]["X-Route"], seen["order.paid"]["X-Target"]) == ("orders", "t")
+    assert (seen["refund.created"]["X-Route"], seen["refund.created"]["X-Target"]) == (
+        "everything",
+        "t",
+    )
