@@ -113,6 +113,7 @@ class TargetConfig:
     rate_limit: RateLimit | None = None  # deliveries started, across every relay
     breaker: Breaker | None = field(default_factory=lambda: Breaker())
     ordering: Ordering | None = None
+    filter: Filter = field(default_factory=Filter.always)  # decided at ingest, like a route's
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     middleware: tuple[PluginSpec, ...] = ()
     forward_headers: tuple[str, ...] = ()
@@ -163,7 +164,9 @@ class Config:
             if route.matches(event_type, headers, body):
                 routing.matched.append(index)
                 for name in route.targets:
-                    routing.targets.setdefault(name, index)
+                    target = self.targets.get(name)
+                    if target is None or target.filter.matches(event_type, headers, body):
+                        routing.targets.setdefault(name, index)
             else:
                 routing.unmatched.append(index)
         return routing
@@ -352,6 +355,7 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
         rate_limit=_target_rate(s),
         breaker=_breaker(s),
         ordering=_ordering(s),
+        filter=parse_filter(s.section("filter")),
         retry=_retry(s.section("retry")),
         middleware=_middleware(s, registry),
         forward_headers=s.text_list("forward_headers", ()),

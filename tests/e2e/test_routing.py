@@ -128,3 +128,27 @@ routes:
         "everything",
         "t",
     )
+
+
+async def test_a_target_filter_is_decided_at_ingest_too(database_url, target, gateway):
+    big, all_ = await target(), await target()
+    client = await gateway(
+        make_config(
+            database_url,
+            f"""
+sources:
+  shop: {{event_type: "json:type"}}
+targets:
+  big: {{url: "{big.url}", filter: {{json: {{amount: {{$gte: 100}}}}}}}}
+  all: {{url: "{all_.url}"}}
+routes:
+  - {{source: shop, targets: [big, all]}}
+""",
+        )
+    )
+    small = (await (await client.post("/in/shop", data=b'{"type": "t", "amount": 5}')).json())["id"]
+    large = (await (await client.post("/in/shop", data=b'{"type": "t", "amount": 500}')).json())[
+        "id"
+    ]
+    assert (await routes_of(database_url, small))["targets"] == ["all"]
+    assert (await routes_of(database_url, large))["targets"] == ["all", "big"]
