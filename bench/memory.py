@@ -499,6 +499,8 @@ def dead_target(events: int, port: int) -> dict[str, Any]:
         "timeout": "5s",
         "concurrency": 8,
         "retry": {"schedule": RETRY_SCHEDULE},
+        # Keep the relay working through the backlog: an open breaker would idle it.
+        "breaker": False,
     }
 
 
