@@ -7,57 +7,17 @@ https://docs.stripe.com/webhooks#verify-manually
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
+from plugins.verifiers import stamped
 
-from gateway.ingress.verify import (
-    Inbound,
-    Reply,
-    VerifierSpec,
-    check_timestamp,
-    header,
-    hmac_digest,
-    key_value_pairs,
-    matches_any,
-    require,
-    secrets_from,
-    tolerance_from,
-)
-from gateway.section import Section
+HEADER = "Stripe-Signature"
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    secrets: tuple[bytes, ...]
-    tolerance: float
-
-
-def parse(section: Section) -> Options:
-    return Options(secrets_from(section), tolerance_from(section))
-
-
-def check(inbound: Inbound, options: Options) -> Reply | None:
-    pairs = key_value_pairs(header(inbound, "Stripe-Signature"))
-    stamps = [value for key, value in pairs if key == "t"]
-    given = [value for key, value in pairs if key == "v1"]
-    require(len(stamps) == 1 and bool(given), "Stripe-Signature needs one t= and a v1=")
-    check_timestamp(stamps[0], inbound.now, options.tolerance)
-    signed = stamps[0].encode() + b"." + inbound.body
-    expected = [hmac_digest(key, signed).hex() for key in options.secrets]
-    require(matches_any(expected, given), "signature does not match")
-    return None
-
-
-def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
-    stamp = str(int(now.timestamp()))
-    digest = hmac_digest(options.secrets[0], stamp.encode() + b"." + body).hex()
-    return {"Stripe-Signature": f"t={stamp},v1={digest}"}
-
-
-plugin = VerifierSpec(
-    name="stripe",
-    parse=parse,
-    check=check,
-    sign=sign,
+plugin = stamped.spec(
+    "stripe",
+    HEADER,
+    tolerance=300.0,
     default_dedupe="json:id",
 )
+Options = stamped.Options
+check = plugin.check
+sign = plugin.sign
