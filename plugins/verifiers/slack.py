@@ -7,30 +7,18 @@ https://docs.slack.dev/authentication/verifying-requests-from-slack
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from dataclasses import dataclass
-
 import orjson
 
 from gateway.ingress.verify import (
     Inbound,
     Reply,
     VerifierSpec,
-    check_timestamp,
-    header,
-    hmac_digest,
-    matches_any,
     require,
-    secrets_from,
-    tolerance_from,
 )
-from gateway.section import Section
+from plugins.verifiers import v0
 
 SIGNATURE = "X-Slack-Signature"
 TIMESTAMP = "X-Slack-Request-Timestamp"
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
-_SIGNATURE = re.compile(r"v0=[0-9a-fA-F]{64}")
 
 SAMPLE_BODY = (
     b'{"token":"XXYYZZ","team_id":"T123ABC456","api_app_id":"A123ABC456",'
@@ -40,29 +28,12 @@ SAMPLE_BODY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    secrets: tuple[bytes, ...]
-    tolerance: float
-
-
-def parse(section: Section) -> Options:
-    return Options(secrets_from(section), tolerance_from(section))
+Options = v0.Options
 
 
 def check(inbound: Inbound, options: Options) -> Reply | None:
-    stamp = header(inbound, TIMESTAMP)
-    given = header(inbound, SIGNATURE)
-    require(_UNIX_SECONDS.fullmatch(stamp) is not None, f"{TIMESTAMP} is not Unix seconds")
-    require(_SIGNATURE.fullmatch(given) is not None, f"{SIGNATURE} is not v0=<hex>")
-    check_timestamp(stamp, inbound.now, options.tolerance)
-    expected = [_signature(key, stamp, inbound.body) for key in options.secrets]
-    require(matches_any(expected, [given.lower()]), "signature does not match")
+    v0.matching_key(inbound, options, SIGNATURE, TIMESTAMP)
     return _challenge(inbound.body)
-
-
-def _signature(key: bytes, stamp: str, body: bytes) -> str:
-    return "v0=" + hmac_digest(key, b"v0:" + stamp.encode() + b":" + body).hex()
 
 
 def _challenge(body: bytes) -> Reply | None:
@@ -82,14 +53,12 @@ def _challenge(body: bytes) -> Reply | None:
     return Reply(orjson.dumps({"challenge": challenge}))
 
 
-def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
-    stamp = str(int(now.timestamp()))
-    return {TIMESTAMP: stamp, SIGNATURE: _signature(options.secrets[0], stamp, body)}
+sign = v0.signer(SIGNATURE, TIMESTAMP)
 
 
 plugin = VerifierSpec(
     name="slack",
-    parse=parse,
+    parse=v0.parse,
     check=check,
     sign=sign,
     default_dedupe="json:event_id",

@@ -8,10 +8,6 @@ https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from dataclasses import dataclass
-
 import orjson
 
 from gateway.errors import VerificationError
@@ -19,20 +15,12 @@ from gateway.ingress.verify import (
     Inbound,
     Reply,
     VerifierSpec,
-    check_timestamp,
-    header,
     hmac_digest,
-    matches_any,
-    require,
-    secrets_from,
-    tolerance_from,
 )
-from gateway.section import Section
+from plugins.verifiers import v0
 
 SIGNATURE = "x-zm-signature"
 TIMESTAMP = "x-zm-request-timestamp"
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
-_SIGNATURE = re.compile(r"v0=[0-9a-fA-F]{64}")
 
 SAMPLE_BODY = (
     b'{"event":"meeting.started","event_ts":1626230691572,"payload":{"account_id":'
@@ -42,39 +30,12 @@ SAMPLE_BODY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    secrets: tuple[bytes, ...]
-    tolerance: float
-
-
-def parse(section: Section) -> Options:
-    return Options(secrets_from(section), tolerance_from(section))
+Options = v0.Options
 
 
 def check(inbound: Inbound, options: Options) -> Reply | None:
-    stamp = header(inbound, TIMESTAMP)
-    given = header(inbound, SIGNATURE)
-    require(_UNIX_SECONDS.fullmatch(stamp) is not None, f"{TIMESTAMP} is not Unix seconds")
-    require(_SIGNATURE.fullmatch(given) is not None, f"{SIGNATURE} is not v0=<hex>")
-    check_timestamp(stamp, inbound.now, options.tolerance)
-    key = _signing_key(options.secrets, stamp, inbound.body, given.lower())
-    if key is None:
-        raise VerificationError("signature does not match")
+    key = v0.matching_key(inbound, options, SIGNATURE, TIMESTAMP)
     return _url_validation(inbound.body, key)
-
-
-def _signature(key: bytes, stamp: str, body: bytes) -> str:
-    return "v0=" + hmac_digest(key, b"v0:" + stamp.encode() + b":" + body).hex()
-
-
-def _signing_key(keys: tuple[bytes, ...], stamp: str, body: bytes, given: str) -> bytes | None:
-    """The configured secret that made `given` (the challenge is answered with the same one)."""
-    found = None
-    for key in keys:
-        if matches_any([_signature(key, stamp, body)], [given]):
-            found = key
-    return found
 
 
 def _url_validation(body: bytes, key: bytes) -> Reply | None:
@@ -93,14 +54,12 @@ def _url_validation(body: bytes, key: bytes) -> Reply | None:
     return Reply(orjson.dumps({"plainToken": token, "encryptedToken": encrypted}))
 
 
-def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
-    stamp = str(int(now.timestamp()))
-    return {TIMESTAMP: stamp, SIGNATURE: _signature(options.secrets[0], stamp, body)}
+sign = v0.signer(SIGNATURE, TIMESTAMP)
 
 
 plugin = VerifierSpec(
     name="zoom",
-    parse=parse,
+    parse=v0.parse,
     check=check,
     sign=sign,
     default_dedupe=None,
