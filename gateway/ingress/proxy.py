@@ -41,27 +41,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from dataclasses import replace
 from uuid import UUID
 
-import aiohttp
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway import keys
 from gateway.config import TargetConfig
-from gateway.errors import PluginError
 from gateway.ids import delivery_id
-from gateway.ingress.request import CHUNK, to_record
+from gateway.ingress.request import to_record
 from gateway.middleware import log_fields
 from gateway.plugins import Registry, Resources
+from gateway.relay import lanes
 from gateway.relay.lanes import build_message
-from gateway.relay.message import Message, Send, SendResult, compose
-from gateway.relay.policy import DELIVERED, Outcome, classify_status
+from gateway.relay.message import Message, Send, SendResult
+from gateway.relay.policy import DELIVERED, Outcome
 from gateway.relay.worker import attempt_result
 from gateway.sources import ProxyConfig, ProxyFallback, SourceConfig
 from gateway.storage.store import Claimed, EventRecord, ProxyAnswer
-from plugins.targets.http import HttpOptions, classify_error
 
 log = structlog.get_logger("hookgate.proxy")
 # Describe the hop between the target and us, not the answer; aiohttp sets its own.
@@ -107,14 +106,10 @@ async def answer(
 
 
 def chain(target: TargetConfig, registry: Registry, resources: Resources, limit: int) -> Send:
-    """The target's middleware chain (``sign:`` innermost) around `HttpForward`."""
-    middleware = []
-    for spec in target.middleware:
-        item = registry.middleware(spec.type)
-        if item is None:
-            raise PluginError(f"targets.{target.name}: middleware {spec.type!r} is not installed")
-        middleware.append(item.create(spec.options, resources))
-    return compose(middleware, HttpForward(target.options, resources.http, limit))
+    """The target's middleware chain (``sign:`` innermost) around the http target, created
+    through the registry like any lane's but keeping the whole answer, up to `limit`."""
+    send, _ = lanes.chain(target, registry, resources, replace(target.options, answer_limit=limit))
+    return send
 
 
 def claimed(record: EventRecord, target: str) -> Claimed:
@@ -144,56 +139,6 @@ async def forward(send: Send, message: Message, seconds: float) -> SendResult:
         # A broken middleware must not cost the provider its answer: it gets the fallback.
         log.exception("proxy_forward_crashed", target=message.target)
         return SendResult(Outcome.TARGET_ERROR, error=f"{type(exc).__name__}: {exc}")
-
-
-class HttpForward:
-    """The http target's request, keeping the whole answer up to `limit` bytes.
-
-    The relay's `HttpTarget` keeps a 4 KiB snippet of the answer, which is all an attempt
-    record needs but would cut a proxied answer short.
-    """
-
-    def __init__(self, options: HttpOptions, session: aiohttp.ClientSession, limit: int) -> None:
-        self.options = options
-        self.session = session
-        self.limit = limit
-
-    async def __call__(self, message: Message) -> SendResult:
-        headers = [*message.headers, *self.options.headers]
-        try:
-            async with self.session.request(
-                self.options.method,
-                self.options.url,
-                data=message.body,
-                headers=headers,
-                allow_redirects=False,
-            ) as response:
-                body = await _read(response, self.limit)
-        except aiohttp.ClientError as exc:
-            return SendResult(classify_error(exc), error=f"{type(exc).__name__}: {exc}")
-        if body is None:
-            error = f"the answer is over the limit of {self.limit} bytes (server.max_body)"
-            return SendResult(Outcome.TARGET_ERROR, error=error)
-        return SendResult(
-            outcome=classify_status(response.status),
-            status=response.status,
-            headers=tuple(response.headers.items()),
-            body=body,
-        )
-
-
-async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it is over `limit` bytes."""
-    if response.content_length is not None and response.content_length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def respond(result: SendResult, fallback: ProxyFallback | None, event_id: UUID) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from gateway.config import Config, TargetConfig
 from gateway.errors import PluginError
@@ -66,12 +67,21 @@ def _created(
 
 
 def _lane(target: TargetConfig, registry: Registry, resources: Resources) -> Lane:
+    send, created = chain(target, registry, resources)
+    return Lane(target, send, created)
+
+
+def chain(
+    target: TargetConfig, registry: Registry, resources: Resources, options: Any = None
+) -> tuple[Send, object]:
+    """The target's middleware chain around the target the plugin creates (with `options`
+    in place of the configured ones if given); and that created target."""
     plugin = registry.target(target.type)
     if plugin is None:
         raise PluginError(f"targets.{target.name}: target type {target.type!r} is not installed")
     middleware = _created(target.middleware, registry, resources, target.name)
-    created = plugin.create(target.options, resources)
-    return Lane(target, compose(middleware, created), created)
+    created = plugin.create(target.options if options is None else options, resources)
+    return compose(middleware, created), created
 
 
 def build_message(claimed: Claimed, target: TargetConfig, now: dt.datetime) -> Message:

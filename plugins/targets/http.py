@@ -22,6 +22,9 @@ class HttpOptions:
     url: str
     method: str = "POST"
     headers: tuple[tuple[str, str], ...] = ()
+    # None: keep the first 4 KiB of the answer (an attempt record). A number: the whole
+    # answer up to that many bytes, or a failure (proxy sources pass the answer on).
+    answer_limit: int | None = None
 
 
 class HttpTarget:
@@ -46,7 +49,16 @@ class HttpTarget:
                 headers=headers,
                 allow_redirects=False,
             ) as response:
-                body = await response.content.read(SNIPPET)
+                if self.options.answer_limit is None:
+                    body = await response.content.read(SNIPPET)
+                else:
+                    whole = await _read_all(response, self.options.answer_limit)
+                    if whole is None:
+                        limit = self.options.answer_limit
+                        return SendResult(
+                            Outcome.TARGET_ERROR, error=f"the answer is over {limit} bytes"
+                        )
+                    body = whole
                 return SendResult(
                     outcome=classify_status(response.status),
                     status=response.status,
@@ -58,6 +70,20 @@ class HttpTarget:
             return SendResult(classify_error(exc), error=f"{type(exc).__name__}: {exc}")
         except TimeoutError as exc:
             return SendResult(Outcome.TIMEOUT, error=f"{type(exc).__name__}: {exc}")
+
+
+async def _read_all(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is over `limit` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def classify_error(exc: aiohttp.ClientError) -> Outcome:
