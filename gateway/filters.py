@@ -51,8 +51,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-import orjson
-
+from gateway.body import NOT_JSON, parsed
 from gateway.section import Section, show
 
 Test = Callable[[Any], bool]
@@ -118,11 +117,8 @@ def _header_matches(headers: Mapping[str, str], name: str, globs: tuple[str, ...
 
 
 def _query_matches(query: Test, body: bytes) -> bool:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    return query(document)
+    document = parsed(body)
+    return document is not NOT_JSON and query(document)
 
 
 def _lookup(document: Any, path: tuple[str, ...]) -> Any:

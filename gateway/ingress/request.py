@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from gateway.body import parsed
 from gateway.config import Config
 from gateway.errors import BodyTooLarge
 from gateway.ids import delivery_id, event_id
@@ -55,10 +55,7 @@ event_type = extract  # the name the tests and plugins know it by
 
 
 def _json_field(body: bytes, path: str) -> str | None:
-    try:
-        value: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+    value: Any = parsed(body)
     for part in path.split("."):
         if not isinstance(value, dict):
             return None
