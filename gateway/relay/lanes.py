@@ -14,16 +14,26 @@ from gateway.relay.message import Headers, Message, Middleware, Send, compose
 from gateway.storage.store import Claimed
 
 USER_AGENT = "hookgate/0.1"
-# Never copied from the provider's request: they describe that hop, not ours.
-_HOP_BY_HOP = frozenset(
+# Never copied from the provider's request, nor set by config: they describe the HTTP
+# client's own hop, not ours.
+HOP_BY_HOP = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "expect",
      "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection"}
 )  # fmt: skip
 
+# hookgate's identity headers (built in `outgoing_headers`): never forwarded from a
+# provider, never changed by config.
+IDENTITY_PREFIX = "x-hookgate-"
+IDENTITY_HEADERS = (
+    "x-hookgate-event-id", "x-hookgate-delivery-id", "x-hookgate-attempt",
+    "x-hookgate-source", "x-hookgate-event-type", "idempotency-key",
+)  # fmt: skip
 
-# hookgate's own identity headers: a provider's header of the same name is never forwarded.
-_RESERVED = frozenset({"user-agent", "idempotency-key"})
-_RESERVED_PREFIX = "x-hookgate-"
+
+def is_identity_header(name: str) -> bool:
+    """Whether `name` is one of hookgate's own headers, which no config may change."""
+    lower = name.lower()
+    return lower.startswith(IDENTITY_PREFIX) or lower == "idempotency-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +132,9 @@ def outgoing_headers(claimed: Claimed, target: TargetConfig) -> Headers:
 
 def _forwarded(name: str, target: TargetConfig) -> bool:
     lower = name.lower()
-    if lower in _HOP_BY_HOP or lower in _RESERVED or lower == "content-type":
+    if lower in HOP_BY_HOP or lower in {"user-agent", "content-type"} or is_identity_header(lower):
         return False
-    return not lower.startswith(_RESERVED_PREFIX) and target.forwards(name)
+    return target.forwards(name)
 
 
 def _first_values(headers: Headers) -> Mapping[str, str]:

@@ -21,29 +21,13 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from gateway.plugins import Resources
+from gateway.relay.lanes import HOP_BY_HOP, IDENTITY_HEADERS, IDENTITY_PREFIX, is_identity_header
 from gateway.relay.message import Headers, Message, Middleware, Send, SendResult
 from gateway.section import Section, show
 
-_IDENTITY_PREFIX = "x-hookgate-"
-# The identity headers hookgate sends today; a remove glob matching any of them is refused.
-_IDENTITY = (
-    "x-hookgate-event-id", "x-hookgate-delivery-id", "x-hookgate-attempt",
-    "x-hookgate-source", "x-hookgate-event-type", "idempotency-key",
-)  # fmt: skip
-# Set by the HTTP client for this hop; copying or setting them would break the request.
-_HOP_BY_HOP = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "expect",
-     "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection"}
-)  # fmt: skip
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _WILDCARD = re.compile(r"[*?\[]")
-
-
-def is_identity_header(name: str) -> bool:
-    """Whether `name` is one of hookgate's own headers, which no config may change."""
-    lower = name.lower()
-    return lower.startswith(_IDENTITY_PREFIX) or lower == "idempotency-key"
 
 
 def settable_problem(name: str) -> str | None:
@@ -52,7 +36,7 @@ def settable_problem(name: str) -> str | None:
         return f"{show(name)} is not a valid header name"
     if is_identity_header(name):
         return "is one of hookgate's identity headers and cannot be changed"
-    if name.lower() in _HOP_BY_HOP:
+    if name.lower() in HOP_BY_HOP:
         return "is managed by the HTTP client and cannot be set"
     return None
 
@@ -103,7 +87,7 @@ class HeaderRewriter:
 
 def _forwardable(name: str) -> bool:
     lower = name.lower()
-    return not (is_identity_header(lower) or lower == "user-agent" or lower in _HOP_BY_HOP)
+    return not (is_identity_header(lower) or lower == "user-agent" or lower in HOP_BY_HOP)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -149,7 +133,9 @@ def _patterns(section: Section, key: str, problem: Callable[[str], str | None]) 
 
 
 def _remove_problem(pattern: str) -> str | None:
-    if pattern.startswith(_IDENTITY_PREFIX) or any(fnmatchcase(h, pattern) for h in _IDENTITY):
+    if pattern.startswith(IDENTITY_PREFIX) or any(
+        fnmatchcase(h, pattern) for h in IDENTITY_HEADERS
+    ):
         return "would remove hookgate's identity headers"
     return None
 
