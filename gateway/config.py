@@ -28,6 +28,7 @@ from gateway.sources import (
     SourceConfig,
     check_proxy_references,
     networks,
+    parse_rate_limit,
     parse_source,
 )
 from gateway.units import parse_duration
@@ -352,7 +353,7 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
         options=parse_options(plugin, s) if plugin else None,
         timeout=s.duration("timeout", 10.0),
         concurrency=s.integer("concurrency", 8, minimum=1),
-        rate_limit=_target_rate(s),
+        rate_limit=parse_rate_limit(s)[0],
         breaker=_breaker(s),
         ordering=_ordering(s),
         filter=parse_filter(s.section("filter")),
@@ -362,18 +363,6 @@ def _target(s: Section, name: str, registry: Registry) -> TargetConfig:
     )
     s.done()
     return config
-
-
-def _target_rate(s: Section) -> RateLimit | None:
-    """``rate_limit: 10/s`` or ``{rate: 10/s, burst: 20}``."""
-    if not isinstance(s.data.get("rate_limit"), dict):
-        limit: RateLimit | None = s.get("rate_limit", RateLimit.parse, None)
-        return limit
-    section = s.section("rate_limit")
-    rate = section.get("rate", RateLimit.parse)
-    burst = section.integer("burst", 0, minimum=1) if "burst" in section else None
-    section.done()
-    return RateLimit(rate.rate, float(burst)) if rate and burst else rate
 
 
 def _ordering(s: Section) -> Ordering | None:

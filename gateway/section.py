@@ -14,6 +14,7 @@ from gateway.units import parse_duration, parse_size, show_value
 
 T = TypeVar("T")
 _MISSING: Any = object()
+REQUIRED: Any = _MISSING  # as a default: the key must be there (what omitting it means)
 
 
 def show(value: object) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from gateway.errors import PluginError
 from gateway.plugins import PluginSpec, Registry, parse_options
-from gateway.section import Section, show
+from gateway.section import REQUIRED, Section, show
 
 if TYPE_CHECKING:
     from gateway.config import RouteConfig, TargetConfig
@@ -98,7 +98,7 @@ def parse_source(s: Section, name: str, registry: Registry) -> SourceConfig:
     for method in sorted(methods - _METHODS):
         s.fail(f"unsupported method {show(method)} (use {', '.join(sorted(_METHODS))})", "methods")
     verify, default_dedupe = _verify(s, registry)
-    rate, per_peer = _rate_limits(s)
+    rate, per_peer = parse_rate_limit(s, per_peer=True)
     dedupe = _dedupe(s, default_dedupe)
     proxy = _proxy(s)
     if proxy is not None and s.data.get("dedupe", False) is not False:
@@ -198,18 +198,21 @@ def _verify(s: Section, registry: Registry) -> tuple[PluginSpec | None, str | No
     return PluginSpec(kind, options), getattr(plugin, "default_dedupe", None)
 
 
-def _rate_limits(s: Section) -> tuple[RateLimit | None, RateLimit | None]:
-    """``rate_limit: 100/s`` or ``{rate: 100/s, burst: 200, per_peer: 10/s}``."""
+def parse_rate_limit(
+    s: Section, per_peer: bool = False
+) -> tuple[RateLimit | None, RateLimit | None]:
+    """``rate_limit: 100/s`` or ``{rate: 100/s, burst: 200}``, and, where `per_peer` is
+    allowed (sources), ``per_peer: 10/s``; without it the mapping needs a ``rate``."""
     if not isinstance(s.data.get("rate_limit"), dict):
         return s.get("rate_limit", RateLimit.parse, None), None
     section = s.section("rate_limit")
-    rate = section.get("rate", RateLimit.parse, None)
+    rate = section.get("rate", RateLimit.parse, None if per_peer else REQUIRED)
     burst = section.integer("burst", 0, minimum=1) if "burst" in section else None
-    per_peer = section.get("per_peer", RateLimit.parse, None)
+    peer = section.get("per_peer", RateLimit.parse, None) if per_peer else None
     section.done()
     if rate is not None and burst:
         rate = RateLimit(rate.rate, float(burst))
-    return rate, per_peer
+    return rate, peer
 
 
 def _dedupe(s: Section, default_key: str | None) -> Dedupe | None:
