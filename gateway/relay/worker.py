@@ -28,7 +28,8 @@ from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
 from gateway.relay.policy import DELIVERED, Outcome
 from gateway.storage.batch import GroupCommit
-from gateway.storage.store import AttemptResult, Claimed, Health, Store, TargetLimits
+from gateway.storage.limits import Health, TargetLimits
+from gateway.storage.store import AttemptResult, Claimed, Store
 
 log = structlog.get_logger("hookgate.relay")
 SNIPPET = 4096

@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from gateway.errors import StorageError, StorageUnavailable
+from gateway.storage.limits import Health, TargetLimits, claim_limited
 from gateway.storage.queries import QUERIES
 
 ACQUIRE_TIMEOUT = 5.0
@@ -276,7 +277,8 @@ class Store:
                 await conn.execute(QUERIES["ensure_targets"], list(quotas), now)
                 self._ensured.update(quotas)
             async with conn.transaction():
-                return await _claim_limited(conn, quotas, now, lease, worker, limits)
+                rows = await claim_limited(conn, quotas, now, lease, worker, limits)
+                return [_claimed(row) for row in rows]
 
     async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
         """Record an attempt; False when the lease was lost and another worker took over."""
@@ -324,99 +326,6 @@ class Store:
     async def attempts(self, delivery_id: UUID) -> list[dict[str, Any]]:
         rows = await self._execute("attempts_for_delivery", delivery_id)
         return [{**row, "response_headers": _pairs(row["response_headers"])} for row in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class TargetLimits:
-    """A target's limits across every relay."""
-
-    concurrency: int
-    rate: float | None = None  # deliveries started per second
-    burst: float = 1.0
-    breaker_failures: int = 0  # consecutive failures that open the breaker; 0: no breaker
-    breaker_cooldown: float = 30.0
-    breaker_ratio: float = 0.0  # or this share of failures over `breaker_window` attempts
-    breaker_window: int = 0
-    block_on_dead: bool = False  # ordering: a dead delivery holds back later ones of its key
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """What a batch of attempts says about a target, for its circuit breaker."""
-
-    target: str
-    reset: bool  # it answered at least once: failures count from the last answer
-    failed: int
-    threshold: int
-    cooldown: float
-    reason: str | None
-    attempts: int = 0  # answered or failed, for the failure ratio
-    failed_total: int = 0
-    window: int = 0  # attempts per ratio window; 0: no ratio
-    ratio: float = 0.0
-
-
-async def _claim_limited(
-    conn: asyncpg.Connection,
-    quotas: dict[str, int],
-    now: dt.datetime,
-    lease: float,
-    worker: str,
-    limits: Mapping[str, TargetLimits],
-) -> list[Claimed]:
-    names = list(quotas)
-    states = {row["name"]: row for row in await conn.fetch(QUERIES["lock_targets"], names)}
-    busy = {row["target"]: row["n"] for row in await conn.fetch(QUERIES["in_flight"], names, now)}
-    tokens: dict[str, float] = {}
-    allowed: dict[str, int] = {}
-    probing: set[str] = set()
-    for name, quota in quotas.items():
-        limit = limits.get(name)
-        free = quota if limit is None else min(quota, limit.concurrency - busy.get(name, 0))
-        if limit is not None and limit.rate is not None:
-            tokens[name] = _refill(states.get(name), limit, now)
-            free = min(free, int(tokens[name]))
-        breaker = _breaker(states.get(name), limit, now)
-        if breaker == "open":
-            free = 0
-        elif breaker == "half-open":
-            free = min(free, 1)
-            probing.add(name)
-        if free > 0:
-            allowed[name] = free
-    blocks = [limits[name].block_on_dead if name in limits else False for name in allowed]
-    rows = await conn.fetch(
-        QUERIES["claim_deliveries"], list(allowed), list(allowed.values()), now, lease, worker,
-        blocks,
-    ) if allowed else []  # fmt: skip
-    claimed = [_claimed(row) for row in rows]
-    probes = sorted({item.target for item in claimed} & probing)
-    if probes:
-        await conn.execute(QUERIES["hold_probe"], probes, now + dt.timedelta(seconds=lease))
-    if tokens:
-        for item in claimed:
-            if item.target in tokens:
-                tokens[item.target] -= 1
-        await conn.execute(QUERIES["spend_tokens"], list(tokens), list(tokens.values()), now)
-    return claimed
-
-
-def _breaker(state: asyncpg.Record | None, limit: TargetLimits | None, now: dt.datetime) -> str:
-    """closed, open (cooling down: claim nothing) or half-open (let one probe through)."""
-    if state is None or limit is None or not limit.breaker_failures:
-        return "closed"
-    until = state["breaker_until"]  # set while tripped; cleared by an answer
-    if until is None:
-        return "closed"
-    return "open" if until > now else "half-open"
-
-
-def _refill(state: asyncpg.Record | None, limit: TargetLimits, now: dt.datetime) -> float:
-    """The bucket's tokens now: full at first, refilled at `rate`, at most `burst`."""
-    if state is None or state["tokens"] is None or state["tokens_at"] is None:
-        return limit.burst
-    elapsed: float = max(0.0, (now - state["tokens_at"]).total_seconds())
-    return min(limit.burst, float(state["tokens"]) + elapsed * (limit.rate or 0.0))
 
 
 def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:
