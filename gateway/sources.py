@@ -18,7 +18,8 @@ from gateway.plugins import PluginSpec, Registry, parse_options
 from gateway.section import REQUIRED, Section, show
 
 if TYPE_CHECKING:
-    from gateway.config import RouteConfig, TargetConfig
+    from gateway.config import RouteConfig
+    from gateway.targets import TargetConfig
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")

@@ -49,7 +49,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway import keys
-from gateway.config import TargetConfig
 from gateway.ids import delivery_id
 from gateway.ingress.request import to_record
 from gateway.middleware import log_fields
@@ -61,6 +60,7 @@ from gateway.relay.policy import DELIVERED, Outcome
 from gateway.relay.worker import attempt_result
 from gateway.sources import ProxyConfig, ProxyFallback, SourceConfig
 from gateway.storage.store import Claimed, EventRecord, ProxyAnswer
+from gateway.targets import TargetConfig
 
 log = structlog.get_logger("hookgate.proxy")
 # Describe the hop between the target and us, not the answer; aiohttp sets its own.

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateway.config import Config, TargetConfig
+from gateway.config import Config
 from gateway.errors import PluginError
 from gateway.plugins import PluginSpec, Registry, Resources
 from gateway.relay.message import Headers, Message, Middleware, Send, compose
 from gateway.storage.store import Claimed
+from gateway.targets import TargetConfig
 
 USER_AGENT = "hookgate/0.1"
 # Never copied from the provider's request, nor set by config: they describe the HTTP
