@@ -111,12 +111,7 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
 
 def _proxy_answers(store: Store) -> GroupCommit[ProxyAnswer, None]:
     worker = f"proxy:{worker_name()}"
-
-    async def write(answers: list[ProxyAnswer]) -> list[None]:
-        await store.insert_proxy_answers(answers, worker)
-        return [None] * len(answers)
-
-    return GroupCommit(write, writers=1)
+    return GroupCommit.for_writes(lambda answers: store.insert_proxy_answers(answers, worker))
 
 
 async def housekeeping(app: web.Application) -> AsyncIterator[None]:

@@ -45,16 +45,11 @@ class Rejections:
 
     def __init__(self, store: Store, config: RejectedConfig) -> None:
         self._config = config
-        self._writer: GroupCommit[RejectedRecord, None] = GroupCommit(
-            self._write, writers=1, size=lambda r: len(r.body)
+        self._writer: GroupCommit[RejectedRecord, None] = GroupCommit.for_writes(
+            store.insert_rejected, size=lambda r: len(r.body)
         )
-        self._store = store
         self._minute = ""
         self._counts: Counter[str] = Counter()
-
-    async def _write(self, rows: list[RejectedRecord]) -> list[None]:
-        await self._store.insert_rejected(rows)
-        return [None] * len(rows)
 
     def start(self) -> None:
         self._writer.start()

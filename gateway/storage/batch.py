@@ -60,6 +60,22 @@ class GroupCommit(Generic[T, R]):
         self._closing = False
 
     @classmethod
+    def for_writes(
+        cls,
+        write: Callable[[list[T]], Awaitable[None]],
+        *,
+        writers: int = 1,
+        size: Callable[[T], int] = lambda _: 0,
+    ) -> GroupCommit[T, None]:
+        """For writes that give nothing back per item (logs and records kept on the side)."""
+
+        async def write_many(items: list[T]) -> list[None]:
+            await write(items)
+            return [None] * len(items)
+
+        return GroupCommit(write_many, writers=writers, size=size)
+
+    @classmethod
     def for_ingest(
         cls, store: Store, config: IngestConfig, notifier: Notifier | None = None
     ) -> GroupCommit[EventRecord, Stored]:
