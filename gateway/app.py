@@ -21,7 +21,7 @@ from gateway.config import Config
 from gateway.errors import StorageError
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
-from gateway.middleware import handle_errors
+from gateway.middleware import handle_errors, identify
 from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
 from gateway.relay.listener import listen
@@ -47,8 +47,11 @@ def create_app(
         middlewares=[handle_errors],
         # After a 413 aiohttp keeps reading (and dropping) the rest of the body for
         # lingering_time seconds; 1 s lets the client read the answer, then we close.
-        handler_args={"max_field_size": 16384, "lingering_time": 1.0},
+        # auto_decompress: hookgate stores and verifies the bytes on the wire; it
+        # inflates a copy itself, bounded, where routing needs the JSON.
+        handler_args={"max_field_size": 16384, "lingering_time": 1.0, "auto_decompress": False},
     )
+    app.on_response_prepare.append(identify)
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.REGISTRY] = registry or load_registry()

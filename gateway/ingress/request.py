@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.body import parsed
 from gateway.config import Config
-from gateway.errors import BodyTooLarge
+from gateway.errors import BadRequest, BodyTooLarge, ClientDisconnected, RequestTimeout
 from gateway.ids import delivery_id, event_id
 from gateway.sources import Extractor, SourceConfig
 from gateway.storage.store import EventRecord, RejectedRecord
@@ -26,9 +28,25 @@ def check_length(request: web.BaseRequest, limit: int) -> None:
         raise BodyTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
 
 
-async def read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """The whole body, or `BodyTooLarge` as soon as more than `limit` bytes arrived."""
+async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) -> bytes:
+    """The whole body as received (still compressed if it was), or `BodyTooLarge` as soon
+    as more than `limit` bytes arrived, `RequestTimeout` when it took over `within`
+    seconds in all, `ClientDisconnected` when the client hung up before its end, and
+    `BadRequest` for a body its framing (chunks, length) does not hold."""
     check_length(request, limit)
+    try:
+        async with asyncio.timeout(within):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {within:g}s") from None
+    except (RequestPayloadError, ConnectionError) as exc:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ClientDisconnected() from exc
+        raise BadRequest("malformed request body") from exc
+
+
+async def _read(request: web.BaseRequest, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(CHUNK):

@@ -55,7 +55,7 @@ async def ingest(request: web.Request) -> web.Response:
             raise Forbidden(f"{caller} is not allowed for this source")
         guard = app[keys.GUARDS][source.name]
         guard.limiter.check(caller, now.timestamp())
-        body = await read_body(request, config.server.max_body)
+        body = await read_body(request, config.server.max_body, config.server.body_timeout)
         reply = None
         if guard.verifier is not None:
             inbound = _inbound(request, body, now, config.server.trusted_proxies)

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 import pytest
-from conftest import make_config
+from conftest import GatewayTestServer, make_config
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -447,7 +447,9 @@ def sns_gateway(aiohttp_client, clock):
 
     async def start(config, fetch: Fetcher, confirm: Fetcher):
         registry = Registry([*entry_points(group=GROUP), InjectedSns(fetch, confirm)])
-        return await aiohttp_client(create_app(config, clock=clock, registry=registry))
+        return await aiohttp_client(
+            GatewayTestServer(create_app(config, clock=clock, registry=registry))
+        )
 
     return start
 
