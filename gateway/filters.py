@@ -81,6 +81,11 @@ class Filter:
         """The filter that matches every event."""
         return cls()
 
+    @property
+    def reads_body(self) -> bool:
+        """Whether deciding needs the body's JSON (a compressed body is inflated for it)."""
+        return self.query is not None
+
     def matches(self, event_type: str | None, headers: Mapping[str, str], body: bytes) -> bool:
         """Whether the event passes; False, never an exception, for odd bodies or headers."""
         return (

@@ -196,7 +196,7 @@ def target(
 
     async def start() -> Target:
         recorder = Recorder()
-        app = web.Application()
+        app = web.Application(handler_args={"auto_decompress": False})  # record the wire bytes
         app.router.add_route("*", "/hook", recorder.handle)
         server = await aiohttp_server(app)
         return Target(recorder, str(server.make_url("/hook")))

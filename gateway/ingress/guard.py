@@ -25,19 +25,36 @@ SNIPPET = 4096
 class Guard:
     limiter: Limiter
     verifier: Verifier | None
+    reads_body: bool = False  # routing looks into the JSON: a compressed body is inflated
 
 
 def build_guards(config: Config, registry: Registry, resources: Resources) -> dict[str, Guard]:
-    return {name: _guard(source, registry, resources) for name, source in config.sources.items()}
+    return {
+        name: _guard(source, registry, resources, reads_body(config, source))
+        for name, source in config.sources.items()
+    }
 
 
-def _guard(source: SourceConfig, registry: Registry, resources: Resources) -> Guard:
+def _guard(source: SourceConfig, registry: Registry, resources: Resources, reads: bool) -> Guard:
     verifier = None
     if source.verify is not None:
         plugin = registry.verifier(source.verify.type)
         assert plugin is not None  # the config named an installed verifier
         verifier = plugin.create(source.verify.options, resources)
-    return Guard(Limiter(source.rate_limit, source.peer_rate_limit), verifier)
+    return Guard(Limiter(source.rate_limit, source.peer_rate_limit), verifier, reads)
+
+
+def reads_body(config: Config, source: SourceConfig) -> bool:
+    """Whether storing this source's events needs the body's JSON: a `json:` event type,
+    dedupe or ordering key, or a `json:` filter on one of its routes or their targets."""
+    extractors = [source.event_type, source.dedupe.key if source.dedupe else None]
+    routes = [route for route in config.routes if route.source == source.name]
+    targets = [config.targets[t] for route in routes for t in route.targets if t in config.targets]
+    extractors += [target.ordering.key for target in targets if target.ordering]
+    filters = [route.filter for route in routes] + [target.filter for target in targets]
+    return any(e is not None and e.kind == "json" for e in extractors) or any(
+        f.reads_body for f in filters
+    )
 
 
 class Rejections:

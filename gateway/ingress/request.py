@@ -96,15 +96,21 @@ def to_record(
     config: Config,
     peer: str | None,
     relay: bool = True,
+    content: bytes | None = None,
 ) -> EventRecord:
     """The request as received, and one delivery per target its routes send it to
-    (none when `relay` is False: a handshake is recorded, never relayed)."""
-    kind = extract(source.event_type, request.headers, body)
+    (none when `relay` is False: a handshake is recorded, never relayed).
+
+    `body` is stored as it came over the wire; `content` (the body with its
+    Content-Encoding undone, when routing needs it) is what extraction and filters see.
+    """
+    seen = body if content is None else content
+    kind = extract(source.event_type, request.headers, seen)
     new_id = event_id(now)
-    routing = config.route(source.name, kind, request.headers, body) if relay else None
+    routing = config.route(source.name, kind, request.headers, seen) if relay else None
     targets = list(routing.targets) if routing else []
     dedupe = source.dedupe
-    key = extract(dedupe.key, request.headers, body) if dedupe and relay else None
+    key = extract(dedupe.key, request.headers, seen) if dedupe and relay else None
     return EventRecord(
         id=new_id,
         source=source.name,
@@ -120,7 +126,7 @@ def to_record(
         dedupe_key=key,
         dedupe_until=now + dt.timedelta(seconds=dedupe.window) if key and dedupe else None,
         routes={"matched": routing.matched, "unmatched": routing.unmatched} if routing else None,
-        ordering=_ordering_keys(config, targets, request.headers, body),
+        ordering=_ordering_keys(config, targets, request.headers, seen),
         delivery_routes=dict(routing.targets) if routing else None,
     )
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
 from gateway.ingress import proxy
+from gateway.ingress.encoding import inflate
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
 from gateway.ingress.verify import Inbound, Reply
@@ -67,7 +68,11 @@ async def ingest(request: web.Request) -> web.Response:
         raise
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
         return await proxy.answer(request, source, source.proxy, body, now, caller)
-    record = to_record(request, source, body, now, config, caller, relay=reply is None)
+    encoding = request.headers.get("Content-Encoding")
+    content = inflate(body, encoding, config.server.max_body) if guard.reads_body else body
+    record = to_record(
+        request, source, body, now, config, caller, relay=reply is None, content=content
+    )
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))
     stored = await app[keys.INGEST].write(record)
