@@ -21,6 +21,7 @@ from gateway.config import Config
 from gateway.errors import StorageError
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
+from gateway.logging import quiet_libraries
 from gateway.middleware import handle_errors, identify
 from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
@@ -43,6 +44,7 @@ def create_app(
     ingress: bool = True,
 ) -> web.Application:
     """The gateway: public ingress (unless `ingress` is False) and, if enabled, the relay."""
+    quiet_libraries()  # also when mounted in another app that set up logging its own way
     app = web.Application(
         middlewares=[handle_errors],
         # After a 413 aiohttp keeps reading (and dropping) the rest of the body for

@@ -4,14 +4,15 @@ log of the requests they refuse."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from gateway.config import Config, RejectedConfig
 from gateway.errors import IngressError
 from gateway.ingress.ratelimit import Limiter
-from gateway.ingress.verify import Verifier
+from gateway.ingress.redact import Redaction
+from gateway.ingress.verify import Credentials, Verifier
 from gateway.plugins import Registry, Resources
 from gateway.sources import SourceConfig
 from gateway.storage.batch import GroupCommit
@@ -26,6 +27,8 @@ class Guard:
     limiter: Limiter
     verifier: Verifier | None
     reads_body: bool = False  # routing looks into the JSON: a compressed body is inflated
+    # What is stored of its requests' credentials.
+    redaction: Redaction = field(default_factory=Redaction)
 
 
 def build_guards(config: Config, registry: Registry, resources: Resources) -> dict[str, Guard]:
@@ -37,11 +40,16 @@ def build_guards(config: Config, registry: Registry, resources: Resources) -> di
 
 def _guard(source: SourceConfig, registry: Registry, resources: Resources, reads: bool) -> Guard:
     verifier = None
+    credentials = Credentials()
     if source.verify is not None:
         plugin = registry.verifier(source.verify.type)
         assert plugin is not None  # the config named an installed verifier
         verifier = plugin.create(source.verify.options, resources)
-    return Guard(Limiter(source.rate_limit, source.peer_rate_limit), verifier, reads)
+        declared = getattr(plugin, "credentials", None)  # optional for third-party verifiers
+        credentials = declared(source.verify.options) if declared else credentials
+    redaction = Redaction.of((*source.redact_headers, *credentials.headers), credentials.query)
+    limiter = Limiter(source.rate_limit, source.peer_rate_limit)
+    return Guard(limiter, verifier, reads, redaction)
 
 
 def reads_body(config: Config, source: SourceConfig) -> bool:

@@ -51,10 +51,10 @@ async def ingest(request: web.Request) -> web.Response:
     now = app[keys.CLOCK].now()
     caller = client_address(request, config.server.trusted_proxies)
     body = b""
+    guard = app[keys.GUARDS][source.name]
     try:
         if source.ip_allowlist and not is_in(caller, source.ip_allowlist):
             raise Forbidden(f"{caller} is not allowed for this source")
-        guard = app[keys.GUARDS][source.name]
         guard.limiter.check(caller, now.timestamp())
         body = await read_body(request, config.server.max_body, config.server.body_timeout)
         reply = None
@@ -64,14 +64,14 @@ async def ingest(request: web.Request) -> web.Response:
     except IngressError as exc:
         if exc.status in (401, 403, 429):
             row = to_rejected(request, source.name, now, exc.status, exc.message, body, caller)
-            app[keys.REJECTIONS].record(row, exc)
+            app[keys.REJECTIONS].record(guard.redaction.apply(row), exc)
         raise
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
         return await proxy.answer(request, source, source.proxy, body, now, caller)
     encoding = request.headers.get("Content-Encoding")
     content = inflate(body, encoding, config.server.max_body) if guard.reads_body else body
-    record = to_record(
-        request, source, body, now, config, caller, relay=reply is None, content=content
+    record = guard.redaction.apply(
+        to_record(request, source, body, now, config, caller, relay=reply is None, content=content)
     )
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))
