@@ -101,7 +101,7 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     app[keys.GUARDS] = build_guards(config, app[keys.REGISTRY], _resources(app))
     notifier = Notifier(app[keys.STORE])
-    rejections = Rejections(app[keys.STORE], config.rejected)
+    rejections = Rejections(app[keys.STORE], config.rejected, app[keys.CLOCK])
     writer = GroupCommit.for_ingest(app[keys.STORE], config.ingest, notifier)
     answers = _proxy_answers(app[keys.STORE])
     for part in (notifier, rejections, writer, answers):

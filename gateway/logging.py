@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Any
 
 import orjson
 import structlog
@@ -100,3 +101,46 @@ def quiet_libraries() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _OneLine) for f in logger.filters):
             logger.addFilter(_OneLine())
+
+
+Key = tuple[tuple[str, object], ...]
+
+
+class Sampled:
+    """One log line per kind of event per window, however many there were.
+
+    The first event of a kind (its `key`: the fields that tell kinds apart) in a window
+    is logged at once with ``count=1``; the others are counted and logged as one line
+    with their ``count`` when the window is over (`tick`, the next event, or `flush`).
+    """
+
+    def __init__(self, logger: Any, event: str, level: str = "info", window: float = 60.0):
+        self._log = getattr(logger, level)
+        self._event = event
+        self._window = window
+        self._current: int | None = None
+        self._counts: dict[Key, int] = {}
+
+    def hit(self, now: float, **fields: object) -> None:
+        """Count one event at `now` (seconds)."""
+        self.tick(now)
+        key: Key = tuple(fields.items())
+        if key in self._counts:
+            self._counts[key] += 1
+        else:
+            self._counts[key] = 0
+            self._log(self._event, count=1, **fields)
+
+    def tick(self, now: float) -> None:
+        """Log the counts of a window that is over."""
+        window = int(now // self._window)
+        if window != self._current:
+            self.flush()
+            self._current = window
+
+    def flush(self) -> None:
+        """Log what was counted and not yet logged."""
+        for key, count in self._counts.items():
+            if count:
+                self._log(self._event, count=count, **dict(key))
+        self._counts.clear()

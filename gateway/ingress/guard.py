@@ -3,16 +3,20 @@ log of the requests they refuse."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 
 import structlog
 
+from gateway.clock import Clock
 from gateway.config import Config, RejectedConfig
 from gateway.errors import IngressError
 from gateway.ingress.ratelimit import Limiter
 from gateway.ingress.redact import Redaction
 from gateway.ingress.verify import Credentials, Verifier
+from gateway.logging import Sampled
 from gateway.plugins import Registry, Resources
 from gateway.sources import SourceConfig
 from gateway.storage.batch import GroupCommit
@@ -66,21 +70,39 @@ def reads_body(config: Config, source: SourceConfig) -> bool:
 
 
 class Rejections:
-    """Records refused requests, at most `max_per_minute` per source; counts the rest."""
+    """Records refused requests, at most `max_per_minute` per source; counts the rest.
 
-    def __init__(self, store: Store, config: RejectedConfig) -> None:
+    The log says the same: one `request_rejected` line per source, status and reason
+    per minute, the first at once, the rest as one line with their count.
+    """
+
+    def __init__(self, store: Store, config: RejectedConfig, clock: Clock) -> None:
         self._config = config
+        self._clock = clock
         self._writer: GroupCommit[RejectedRecord, None] = GroupCommit.for_writes(
             store.insert_rejected, size=lambda r: len(r.body)
         )
         self._minute = ""
         self._counts: Counter[str] = Counter()
+        self._lines = Sampled(log, "request_rejected")
+        self._ticker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._writer.start()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="rejected-log")
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        self._lines.flush()
         await self._writer.stop()
+
+    async def _tick_forever(self, every: float = 5.0) -> None:
+        while True:  # a flood's count is logged when its minute is over, even if it stopped
+            await asyncio.sleep(every)
+            self._lines.tick(self._clock.now().timestamp())
 
     def record(self, row: RejectedRecord, error: IngressError) -> None:
         minute = row.received_at.strftime("%Y%m%d%H%M")
@@ -88,7 +110,8 @@ class Rejections:
             self._report_dropped()
             self._minute, self._counts = minute, Counter()
         self._counts[row.source] += 1
-        log.info("request_rejected", source=row.source, status=error.status, reason=row.reason)
+        now = row.received_at.timestamp()
+        self._lines.hit(now, source=row.source, status=error.status, reason=row.reason)
         if self._counts[row.source] <= self._config.max_per_minute:
             self._writer.submit(row)
 

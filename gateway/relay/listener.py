@@ -21,7 +21,13 @@ async def listen(dsn: str, on_notify: Callable[[], None], retry: float = 1.0) ->
     while True:
         try:
             await _session(dsn, on_notify)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as exc:
             log.warning("listener_disconnected", error=type(exc).__name__, retry_in=retry)
         except Exception:
             log.exception("listener_crashed", retry_in=retry)  # polling covers us meanwhile
