@@ -77,6 +77,8 @@ class _OneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         now = time.monotonic()
         key = (record.name, str(record.msg))
+        if len(self._last) > 1000:  # messages formatted before logging are all different
+            self._last.clear()
         if now - self._last.get(key, -SAMPLE_SECONDS) < SAMPLE_SECONDS:
             return False
         self._last[key] = now

@@ -11,6 +11,7 @@ from gateway import keys
 from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
 from gateway.ingress import proxy
 from gateway.ingress.encoding import inflate
+from gateway.ingress.guard import Guard
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
 from gateway.ingress.verify import Inbound, Reply
@@ -68,8 +69,7 @@ async def ingest(request: web.Request) -> web.Response:
         raise
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
         return await proxy.answer(request, source, source.proxy, body, now, caller)
-    encoding = request.headers.get("Content-Encoding")
-    content = inflate(body, encoding, config.server.max_body) if guard.reads_body else body
+    content = _routable(request, guard, body, config.server.max_body)
     record = guard.redaction.apply(
         to_record(request, source, body, now, config, caller, relay=reply is None, content=content)
     )
@@ -85,6 +85,14 @@ async def ingest(request: web.Request) -> web.Response:
     return web.Response(
         status=202, body=b'{"id": "%s"}' % event_id.encode(), content_type="application/json"
     )
+
+
+def _routable(request: web.Request, guard: Guard, body: bytes, limit: int) -> bytes:
+    """What routing reads: the body with its Content-Encoding undone, when routing
+    reads it at all (the wire bytes are what is verified, stored and relayed)."""
+    if not guard.reads_body or not body:
+        return body
+    return inflate(body, request.headers.get("Content-Encoding"), limit)
 
 
 def _inbound(
