@@ -90,7 +90,11 @@ class GatewayProtocol(RequestHandler):
     def __init__(self, manager: GatewayServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._gateway = manager
+        self._timeout = manager.config.header_timeout
         self._head_timer: asyncio.TimerHandle | None = None
+        # When the head now awaited began to arrive (None: idle between requests, or busy).
+        # One timer per connection checks it, so a request costs two assignments.
+        self._head_since: float | None = None
         self._busy = False  # from a request's head until its answer is written
         self._counted = False
 
@@ -101,10 +105,13 @@ class GatewayProtocol(RequestHandler):
             log.warning("connection_refused", reason="max_connections")
             self._abort(503, "too many connections; retry later", {"Retry-After": "1"})
             return
-        self._arm_head_timer()
+        self._head_since = self._loop.time()  # the first head: from the connection's start
+        self._head_timer = self._loop.call_later(self._timeout, self._check_head)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._cancel_head_timer()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         if self._counted:
             self._counted = False
             self._gateway.closed()
@@ -112,13 +119,13 @@ class GatewayProtocol(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if data and not self._busy and self._head_timer is None and self.transport is not None:
-            self._arm_head_timer()  # the first byte of a kept-alive connection's next request
+        if data and not self._busy and self._head_since is None:
+            self._head_since = self._loop.time()  # the first byte of a kept-alive request
 
     def head_received(self) -> None:
         """A request's head was parsed: it is being handled."""
         self._busy = True
-        self._cancel_head_timer()
+        self._head_since = None
 
     def log_access(self, request: web.BaseRequest, response: web.StreamResponse, time: Any) -> None:
         self._busy = False  # called once the answer is written, whatever happened
@@ -145,21 +152,18 @@ class GatewayProtocol(RequestHandler):
             raise ConnectionError("a response was already sent: cannot send the error")
         return json_error(status, error)
 
-    def _arm_head_timer(self) -> None:
-        self._head_timer = self._loop.call_later(
-            self._gateway.config.header_timeout, self._head_timed_out
-        )
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
+    def _check_head(self) -> None:
+        """The connection's one timer: 408 for a head late by header_timeout, else later."""
         self._head_timer = None
-        if not self._busy and self.transport is not None:
+        if self.transport is None:
+            return
+        since = self._head_since
+        due = (since if since is not None else self._loop.time()) + self._timeout
+        if since is not None and not self._busy and self._loop.time() >= due:
             log.info("request_timed_out", stage="head", peer=self._peer())
             self._abort(408, "the request head did not arrive in time")
+            return
+        self._head_timer = self._loop.call_at(due, self._check_head)
 
     def _abort(self, status: int, error: str, headers: dict[str, str] | None = None) -> None:
         if self.transport is not None:

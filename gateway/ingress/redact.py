@@ -50,13 +50,17 @@ class Redaction:
         """The record as it may be stored."""
         if not self.headers and not self.query:
             return record
-        return replace(
-            record,
-            headers=self.redact_headers(record.headers),
-            query=self.redact_query(record.query),
-        )
+        headers = self.redact_headers(record.headers)
+        query = self.redact_query(record.query)
+        if headers is record.headers and query is record.query:
+            return record  # most requests carry no credential: no copy
+        return replace(record, headers=headers, query=query)
 
-    def redact_headers(self, headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    def redact_headers(self, headers: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+        """The headers with credentials redacted (the same object when there are none)."""
+        names = self.headers
+        if not any(name.lower() in names for name, _ in headers):
+            return headers
         return [
             (name, redact_value(name, value) if name.lower() in self.headers else value)
             for name, value in headers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from gateway.body import parsed
 from gateway.config import Config
 from gateway.errors import BadRequest, BodyTooLarge, ClientDisconnected, RequestTimeout
 from gateway.ids import delivery_id, event_id
+from gateway.ingress.redact import Redaction
 from gateway.sources import Extractor, SourceConfig
 from gateway.storage.store import EventRecord, RejectedRecord
 
@@ -35,6 +36,8 @@ async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) 
     `BadRequest` for a body its framing (chunks, length) does not hold."""
     check_length(request, limit)
     try:
+        if request.content.is_eof():  # all of it came with the head: no waiting to bound
+            return await _read(request, limit)
         async with asyncio.timeout(within):
             return await _read(request, limit)
     except TimeoutError:
@@ -97,12 +100,14 @@ def to_record(
     peer: str | None,
     relay: bool = True,
     content: bytes | None = None,
+    redaction: Redaction | None = None,
 ) -> EventRecord:
     """The request as received, and one delivery per target its routes send it to
     (none when `relay` is False: a handshake is recorded, never relayed).
 
     `body` is stored as it came over the wire; `content` (the body with its
     Content-Encoding undone, when routing needs it) is what extraction and filters see.
+    With `redaction`, credentials are redacted in the stored headers and query.
     """
     seen = body if content is None else content
     kind = extract(source.event_type, request.headers, seen)
@@ -118,8 +123,8 @@ def to_record(
         received_at=now,
         method=request.method,
         path=request.rel_url.raw_path,
-        query=request.rel_url.raw_query_string,
-        headers=raw_headers(request),
+        query=_query(request, redaction),
+        headers=_headers(request, redaction),
         body=body,
         peer=peer,
         deliveries=[(delivery_id(new_id, target), target) for target in targets],
@@ -129,6 +134,16 @@ def to_record(
         ordering=_ordering_keys(config, targets, request.headers, seen),
         delivery_routes=dict(routing.targets) if routing else None,
     )
+
+
+def _headers(request: web.BaseRequest, redaction: Redaction | None) -> Sequence[tuple[str, str]]:
+    headers = raw_headers(request)
+    return redaction.redact_headers(headers) if redaction else headers
+
+
+def _query(request: web.BaseRequest, redaction: Redaction | None) -> str:
+    query = request.rel_url.raw_query_string
+    return redaction.redact_query(query) if redaction else query
 
 
 def _ordering_keys(
@@ -152,6 +167,7 @@ def to_rejected(
     reason: str,
     body: bytes,
     peer: str | None,
+    redaction: Redaction | None = None,
 ) -> RejectedRecord:
     return RejectedRecord(
         source=source,
@@ -160,8 +176,8 @@ def to_rejected(
         reason=reason,
         method=request.method,
         path=request.rel_url.raw_path,
-        query=request.rel_url.raw_query_string,
-        headers=raw_headers(request),
+        query=_query(request, redaction),
+        headers=_headers(request, redaction),
         body=body[:SNIPPET],
         peer=peer,
     )

@@ -51,28 +51,13 @@ async def ingest(request: web.Request) -> web.Response:
     config = app[keys.CONFIG]
     now = app[keys.CLOCK].now()
     caller = client_address(request, config.server.trusted_proxies)
-    body = b""
     guard = app[keys.GUARDS][source.name]
-    try:
-        if source.ip_allowlist and not is_in(caller, source.ip_allowlist):
-            raise Forbidden(f"{caller} is not allowed for this source")
-        guard.limiter.check(caller, now.timestamp())
-        body = await read_body(request, config.server.max_body, config.server.body_timeout)
-        reply = None
-        if guard.verifier is not None:
-            inbound = _inbound(request, body, now, config.server.trusted_proxies)
-            reply = await guard.verifier.verify(inbound)
-    except IngressError as exc:
-        if exc.status in (401, 403, 429):
-            row = to_rejected(request, source.name, now, exc.status, exc.message, body, caller)
-            app[keys.REJECTIONS].record(guard.redaction.apply(row), exc)
-        raise
+    body, reply = await _admitted(request, source, guard, now, caller)
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
         return await proxy.answer(request, source, source.proxy, body, now, caller)
     content = _routable(request, guard, body, config.server.max_body)
-    record = guard.redaction.apply(
-        to_record(request, source, body, now, config, caller, relay=reply is None, content=content)
-    )
+    relay = reply is None
+    record = to_record(request, source, body, now, config, caller, relay, content, guard.redaction)
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))
     stored = await app[keys.INGEST].write(record)
@@ -85,6 +70,32 @@ async def ingest(request: web.Request) -> web.Response:
     return web.Response(
         status=202, body=b'{"id": "%s"}' % event_id.encode(), content_type="application/json"
     )
+
+
+async def _admitted(
+    request: web.Request, source: SourceConfig, guard: Guard, now: dt.datetime, caller: str | None
+) -> tuple[bytes, Reply | None]:
+    """The body, once the request passed the source's checks and verifier (with the
+    handshake reply, if it is one); a refused request is recorded, then re-raised."""
+    config = request.app[keys.CONFIG]
+    body = b""
+    try:
+        if source.ip_allowlist and not is_in(caller, source.ip_allowlist):
+            raise Forbidden(f"{caller} is not allowed for this source")
+        guard.limiter.check(caller, now.timestamp())
+        body = await read_body(request, config.server.max_body, config.server.body_timeout)
+        if guard.verifier is None:
+            return body, None
+        inbound = _inbound(request, body, now, config.server.trusted_proxies)
+        return body, await guard.verifier.verify(inbound)
+    except IngressError as exc:
+        if exc.status in (401, 403, 429):
+            reason, redaction = exc.message, guard.redaction
+            row = to_rejected(
+                request, source.name, now, exc.status, reason, body, caller, redaction
+            )
+            request.app[keys.REJECTIONS].record(row, exc)
+        raise
 
 
 def _routable(request: web.Request, guard: Guard, body: bytes, limit: int) -> bytes:
