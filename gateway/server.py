@@ -33,6 +33,7 @@ from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.config import ServerConfig
+from gateway.logging import Sampled
 
 log = structlog.get_logger("hookgate.http")
 
@@ -102,7 +103,7 @@ class GatewayProtocol(RequestHandler):
         super().connection_made(transport)
         self._counted = True
         if self._gateway.opened() > self._gateway.config.max_connections:
-            log.warning("connection_refused", reason="max_connections")
+            self._gateway.refusals.hit(self._loop.time(), reason="max_connections")
             self._abort(503, "too many connections; retry later", {"Retry-After": "1"})
             return
         self._head_since = self._loop.time()  # the first head: from the connection's start
@@ -186,6 +187,7 @@ class GatewayServer(web.Server):
             **kwargs,
         )
         self.config = config
+        self.refusals = Sampled(log, "connection_refused", level="warning")  # a flood: 2 lines
         self._open = 0
         self._protocol_kwargs = kwargs
 
