@@ -1,5 +1,6 @@
-"""A source's protections at run time: its rate limiter and verifier, and the capped
-log of the requests they refuse."""
+"""A source's protections at run time: its rate limiter and verifier, what of its
+requests is stored redacted, whether its bodies are inflated for routing, and the
+capped log of the requests they refuse."""
 
 from __future__ import annotations
 
