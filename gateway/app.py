@@ -21,7 +21,8 @@ from gateway.config import Config
 from gateway.errors import StorageError
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
-from gateway.middleware import handle_errors
+from gateway.logging import quiet_libraries
+from gateway.middleware import handle_errors, identify
 from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
 from gateway.relay.listener import listen
@@ -43,12 +44,16 @@ def create_app(
     ingress: bool = True,
 ) -> web.Application:
     """The gateway: public ingress (unless `ingress` is False) and, if enabled, the relay."""
+    quiet_libraries()  # also when mounted in another app that set up logging its own way
     app = web.Application(
         middlewares=[handle_errors],
         # After a 413 aiohttp keeps reading (and dropping) the rest of the body for
         # lingering_time seconds; 1 s lets the client read the answer, then we close.
-        handler_args={"max_field_size": 16384, "lingering_time": 1.0},
+        # auto_decompress: hookgate stores and verifies the bytes on the wire; it
+        # inflates a copy itself, bounded, where routing needs the JSON.
+        handler_args={"max_field_size": 16384, "lingering_time": 1.0, "auto_decompress": False},
     )
+    app.on_response_prepare.append(identify)
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.REGISTRY] = registry or load_registry()
@@ -96,7 +101,7 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     app[keys.GUARDS] = build_guards(config, app[keys.REGISTRY], _resources(app))
     notifier = Notifier(app[keys.STORE])
-    rejections = Rejections(app[keys.STORE], config.rejected)
+    rejections = Rejections(app[keys.STORE], config.rejected, app[keys.CLOCK])
     writer = GroupCommit.for_ingest(app[keys.STORE], config.ingest, notifier)
     answers = _proxy_answers(app[keys.STORE])
     for part in (notifier, rejections, writer, answers):

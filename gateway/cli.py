@@ -22,6 +22,7 @@ from gateway.app import create_app, database
 from gateway.clock import SystemClock
 from gateway.config import Config, load_config
 from gateway.errors import HookgateError
+from gateway.server import serve
 from gateway.storage.store import Store
 
 DEFAULT_CONFIG = "hookgate.yaml"
@@ -146,14 +147,9 @@ def _production(app: web.Application) -> web.Application:
 def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _install_uvloop()
-    web.run_app(
-        _production(create_app(config)),
-        host=args.host or config.server.host,
-        port=args.port if args.port is not None else config.server.port,
-        shutdown_timeout=config.server.shutdown_timeout,
-        access_log=None,
-        print=None,
-    )
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    asyncio.run(serve(_production(create_app(config)), config.server, host, port))
     return 0
 
 

@@ -48,6 +48,11 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     # Peers whose X-Forwarded-For/-Proto/-Host are believed (a load balancer in front).
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Slow clients: the request head (line and headers) and the whole body must arrive
+    # within these; beyond max_connections, new connections are answered 503 and closed.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +250,13 @@ def _server(s: Section) -> ServerConfig:
         max_body=s.size("max_body", SERVER_DEFAULTS.max_body),
         shutdown_timeout=s.duration("shutdown_timeout", SERVER_DEFAULTS.shutdown_timeout),
         trusted_proxies=s.get("trusted_proxies", networks, ()),
+        header_timeout=s.duration("header_timeout", SERVER_DEFAULTS.header_timeout),
+        body_timeout=s.duration("body_timeout", SERVER_DEFAULTS.body_timeout),
+        max_connections=s.integer("max_connections", SERVER_DEFAULTS.max_connections, minimum=1),
     )
+    for key in ("header_timeout", "body_timeout"):
+        if key in s and getattr(config, key) <= 0:
+            s.fail("must be longer than 0s", key)
     if config.port > 65535:
         s.fail(f"expected a port number up to 65535, got {config.port}", "port")
     s.done()

@@ -7,11 +7,15 @@
     │   ├── StorageUnavailable     it cannot be reached or timed out: retry later (503)
     │   └── SchemaTooNew           the database was migrated by a newer hookgate
     └── IngressError           a request we answer with a 4xx; carries its status
+        ├── BadRequest             400: a body that does not decode as its Content-Encoding
+        │   └── ClientDisconnected     the client hung up before its body was read
         ├── VerificationError      401: the request did not prove it came from the provider
         ├── Forbidden              403: the peer is not on the source's IP allowlist
         ├── UnknownSource          404
         ├── MethodNotAllowed       405
-        ├── BodyTooLarge           413
+        ├── RequestTimeout         408: the body did not arrive within server.body_timeout
+        ├── BodyTooLarge           413 (also after inflating a compressed body)
+        ├── UnsupportedEncoding    415: a Content-Encoding hookgate cannot decode
         └── RateLimited            429: carries Retry-After
 
 Each class's docstring is its default message.
@@ -61,6 +65,28 @@ class IngressError(HookgateError):
     """The request was refused."""
 
     status = 400
+
+
+class BadRequest(IngressError):
+    """The request is malformed."""
+
+    status = 400
+
+
+class ClientDisconnected(BadRequest):
+    """The client closed the connection before its request was read."""
+
+
+class RequestTimeout(IngressError):
+    """The request body did not arrive in time."""
+
+    status = 408
+
+
+class UnsupportedEncoding(IngressError):
+    """The body's Content-Encoding is not one hookgate can decode."""
+
+    status = 415
 
 
 class VerificationError(IngressError):

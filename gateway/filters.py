@@ -32,8 +32,13 @@ must hold (`amount: {$gte: 100, $lt: 200}`)::
     $gt $gte $lt $lte  number with number or string with string, else no match
                                                         amount: {$gte: 1000}
     $exists bool       the field is present (a null is) deleted: {$exists: false}
-    $regex pattern     `re.search` on a string          email: {$regex: "@example\\\\.com$"}
+    $regex pattern     RE2 search on a string           email: {$regex: "@example\\\\.com$"}
     $not condition     the condition does not hold      amount: {$not: {$gt: 5}}
+
+`$regex` runs on RE2, in time linear in the length of the value whatever the pattern
+(provider bodies are attacker input: a backtracking engine can be frozen by a crafted
+value). RE2 has no backreferences or lookaround; a pattern that uses them is a config
+error.
 
 `$eq: null` matches an explicit null only; test absence with `$exists: false`. A
 numeric path segment indexes a list (`items.0.sku`). As in MongoDB, when a field holds
@@ -45,11 +50,12 @@ negate them (`tags: {$ne: bug}` matches lists without "bug", and missing fields)
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
+
+import re2
 
 from gateway.body import NOT_JSON, parsed
 from gateway.section import Section, show
@@ -74,6 +80,11 @@ class Filter:
     def always(cls) -> Filter:
         """The filter that matches every event."""
         return cls()
+
+    @property
+    def reads_body(self) -> bool:
+        """Whether deciding needs the body's JSON (a compressed body is inflated for it)."""
+        return self.query is not None
 
     def matches(self, event_type: str | None, headers: Mapping[str, str], body: bytes) -> bool:
         """Whether the event passes; False, never an exception, for odd bodies or headers."""
@@ -220,11 +231,28 @@ def _build_regex(section: Section, key: str, operand: Any) -> Test:
         section.fail(f"expected a regular expression string, got {show(operand)}", key)
         return _never
     try:
-        pattern = re.compile(operand)
-    except re.error as exc:
-        section.fail(f"invalid regular expression {show(operand)}: {exc}", key)
+        pattern = re2.compile(operand, _RE2_OPTIONS)
+    except re2.error as exc:
+        section.fail(f"{show(operand)} is not a pattern RE2 can run: {_re2_reason(exc)}", key)
         return _never
     return _some(lambda v: isinstance(v, str) and pattern.search(v) is not None)
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # the problem is reported with its key path instead
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def _re2_reason(exc: Exception) -> str:
+    reason = exc.args[0] if exc.args else exc
+    text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    if "perl operator" in text or "escape sequence: \\" in text:
+        text += " (RE2 has no lookaround or backreferences)"
+    return text
 
 
 def _build_not(section: Section, key: str, operand: Any) -> Test:

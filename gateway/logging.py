@@ -1,9 +1,18 @@
-"""structlog set-up: context variables, level, ISO UTC time; JSON unless on a terminal."""
+"""structlog set-up: context variables, level, ISO UTC time; JSON unless on a terminal.
+
+Libraries' own loggers are tamed here too (`quiet_libraries`): aiohttp's print request
+lines, headers and the bytes its parser refused, asyncpg's pool prints a traceback on
+every reconnection attempt during an outage. hookgate logs those events itself, one
+line each, without request bytes; what the libraries still say comes out as one line
+with the error's type and no traceback, at most once a minute per message.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
+from typing import Any
 
 import orjson
 import structlog
@@ -50,5 +59,90 @@ def configure(level: str = "info", json: bool | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
-    # aiohttp's own access log would duplicate our one line per request.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    quiet_libraries()
+
+
+_QUIETED = ("aiohttp.server", "aiohttp.web", "aiohttp.internal", "asyncpg.pool")
+SAMPLE_SECONDS = 60.0
+
+
+class _OneLine(logging.Filter):
+    """A library's record without its arguments or traceback (they can hold request
+    bytes); the same message at most once per `SAMPLE_SECONDS`."""
+
+    def __init__(self) -> None:
+        super().__init__("hookgate")
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = (record.name, str(record.msg))
+        if len(self._last) > 1000:  # messages formatted before logging are all different
+            self._last.clear()
+        if now - self._last.get(key, -SAMPLE_SECONDS) < SAMPLE_SECONDS:
+            return False
+        self._last[key] = now
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = "%s (%s)" if error is not None else "%s"
+        record.args = (key[1], type(error).__name__) if error is not None else (key[1],)
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+class _Never(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def quiet_libraries() -> None:
+    """Tame aiohttp's and asyncpg's loggers (idempotent; `create_app` calls it too)."""
+    access = logging.getLogger("aiohttp.access")  # duplicates our one line per request
+    if not any(isinstance(f, _Never) for f in access.filters):
+        access.addFilter(_Never())
+    for name in _QUIETED:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OneLine) for f in logger.filters):
+            logger.addFilter(_OneLine())
+
+
+Key = tuple[tuple[str, object], ...]
+
+
+class Sampled:
+    """One log line per kind of event per window, however many there were.
+
+    The first event of a kind (its `key`: the fields that tell kinds apart) in a window
+    is logged at once with ``count=1``; the others are counted and logged as one line
+    with their ``count`` when the window is over (`tick`, the next event, or `flush`).
+    """
+
+    def __init__(self, logger: Any, event: str, level: str = "info", window: float = 60.0):
+        self._log = getattr(logger, level)
+        self._event = event
+        self._window = window
+        self._current: int | None = None
+        self._counts: dict[Key, int] = {}
+
+    def hit(self, now: float, **fields: object) -> None:
+        """Count one event at `now` (seconds)."""
+        self.tick(now)
+        key: Key = tuple(fields.items())
+        if key in self._counts:
+            self._counts[key] += 1
+        else:
+            self._counts[key] = 0
+            self._log(self._event, count=1, **fields)
+
+    def tick(self, now: float) -> None:
+        """Log the counts of a window that is over."""
+        window = int(now // self._window)
+        if window != self._current:
+            self.flush()
+            self._current = window
+
+    def flush(self) -> None:
+        """Log what was counted and not yet logged."""
+        for key, count in self._counts.items():
+            if count:
+                self._log(self._event, count=count, **dict(key))
+        self._counts.clear()

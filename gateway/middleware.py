@@ -1,4 +1,8 @@
-"""The one error middleware, and the canonical log line per request."""
+"""The one error middleware, and the canonical log line per request.
+
+Every error answer is JSON ``{"error": ...}``, the router's 404 and 405 included, and
+says nothing about the server: `Server: hookgate`, no version, no traceback.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
-from gateway.errors import IngressError, RateLimited, StorageError
+from gateway.errors import ClientDisconnected, IngressError, RateLimited, StorageError
+from gateway.server import SERVER
 
 log = structlog.get_logger("hookgate.http")
 
@@ -22,7 +27,7 @@ def error_response(exc: Exception, retry_after: int) -> web.Response:
         response = web.json_response({"error": exc.message}, status=exc.status)
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        if exc.status == 413:
+        if exc.status in (400, 408, 413):
             response.force_close()  # close after the answer instead of reading the rest
         return response
     if isinstance(exc, StorageError):
@@ -32,6 +37,19 @@ def error_response(exc: Exception, retry_after: int) -> web.Response:
             headers={"Retry-After": str(retry_after)},
         )
     raise exc
+
+
+def http_error(exc: web.HTTPException) -> web.StreamResponse:
+    """aiohttp's HTTP exceptions (the router's 404 and 405, ...) as JSON; redirects as they are."""
+    if exc.status < 400:
+        return exc
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+    return web.json_response({"error": exc.reason.lower()}, status=exc.status, headers=headers)
+
+
+async def identify(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: hookgate's name without a version in place of aiohttp's."""
+    response.headers["Server"] = SERVER
 
 
 LOG_FIELDS = web.RequestKey("log_fields", dict[str, object])
@@ -53,10 +71,14 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     fields: dict[str, object] = {"request_id": request_id}
     request[LOG_FIELDS] = fields
     started = time.perf_counter()
+    event = "request_handled"
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
+        response = http_error(exc)
+    except ClientDisconnected as exc:
+        event = "client_disconnected"  # nobody is left to answer: one info line
+        response = error_response(exc, 0)
     except (IngressError, StorageError) as exc:
         response = error_response(exc, request.app[keys.CONFIG].ingest.retry_after)
     except Exception:
@@ -65,7 +87,7 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
             {"error": "internal error", "request_id": request_id}, status=500
         )
     log.info(
-        "request_handled",
+        event,
         method=request.method,
         path=request.path,
         status=response.status,

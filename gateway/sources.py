@@ -92,6 +92,8 @@ class SourceConfig:
     peer_rate_limit: RateLimit | None = None
     dedupe: Dedupe | None = None
     proxy: ProxyConfig | None = None  # set for ``mode: proxy``; None for ``mode: store``
+    # Stored redacted (with the verifier's own credential inputs): gateway/ingress/redact.py
+    redact_headers: tuple[str, ...] = ("Authorization", "Cookie", "Proxy-Authorization")
 
 
 def parse_source(s: Section, name: str, registry: Registry) -> SourceConfig:
@@ -114,6 +116,11 @@ def parse_source(s: Section, name: str, registry: Registry) -> SourceConfig:
         peer_rate_limit=per_peer,
         dedupe=None if proxy else dedupe,
         proxy=proxy,
+        redact_headers=tuple(
+            s.text_list(
+                "redact_headers", SourceConfig.__dataclass_fields__["redact_headers"].default
+            )
+        ),
     )
     s.done()
     return config

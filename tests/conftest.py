@@ -25,9 +25,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway import keys
 from gateway.app import create_app
 from gateway.clock import FrozenClock
 from gateway.config import Config, parse_config
+from gateway.server import GatewayRunner
 from gateway.storage.migrate import migrate
 from gateway.storage.store import Store
 
@@ -194,7 +196,7 @@ def target(
 
     async def start() -> Target:
         recorder = Recorder()
-        app = web.Application()
+        app = web.Application(handler_args={"auto_decompress": False})  # record the wire bytes
         app.router.add_route("*", "/hook", recorder.handle)
         server = await aiohttp_server(app)
         return Target(recorder, str(server.make_url("/hook")))
@@ -208,6 +210,15 @@ def make_config(database_url: str, yaml_text: str = "", **env: str) -> Config:
     return parse_config(text, env=env)
 
 
+class GatewayTestServer(TestServer):
+    """The app on a real socket, served as `hookgate serve` serves it (`GatewayRunner`)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        # Production never cancels a handler when its client leaves: neither do tests.
+        kwargs.pop("handler_cancellation", None)
+        return GatewayRunner(self.app, self.app[keys.CONFIG].server, **kwargs)
+
+
 @pytest.fixture
 def gateway(
     aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], clock: FrozenClock
@@ -215,6 +226,6 @@ def gateway(
     """Run the whole app (ingress and relay) on the test's clock: `client = await gateway(cfg)`."""
 
     async def start(config: Config) -> TestClient[Any, Any]:
-        return await aiohttp_client(create_app(config, clock=clock))
+        return await aiohttp_client(GatewayTestServer(create_app(config, clock=clock)))
 
     return start

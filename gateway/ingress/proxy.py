@@ -86,7 +86,8 @@ async def answer(
     record = to_record(request, source, body, now, config, caller, relay=False)
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))
-    stored = await app[keys.INGEST].write(record)
+    # Stored redacted; forwarded now as received (the target gets what it is sent).
+    stored = await app[keys.INGEST].write(app[keys.GUARDS][source.name].redaction.apply(record))
     fields.update(event_id=str(stored.event_id), deliveries=0, duplicate=False)
     resources = Resources(app[keys.HTTP], app[keys.CLOCK])
     send = chain(target, app[keys.REGISTRY], resources, config.server.max_body)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.body import parsed
 from gateway.config import Config
-from gateway.errors import BodyTooLarge
+from gateway.errors import BadRequest, BodyTooLarge, ClientDisconnected, RequestTimeout
 from gateway.ids import delivery_id, event_id
+from gateway.ingress.redact import Redaction
 from gateway.sources import Extractor, SourceConfig
 from gateway.storage.store import EventRecord, RejectedRecord
 
@@ -26,9 +29,27 @@ def check_length(request: web.BaseRequest, limit: int) -> None:
         raise BodyTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
 
 
-async def read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """The whole body, or `BodyTooLarge` as soon as more than `limit` bytes arrived."""
+async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) -> bytes:
+    """The whole body as received (still compressed if it was), or `BodyTooLarge` as soon
+    as more than `limit` bytes arrived, `RequestTimeout` when it took over `within`
+    seconds in all, `ClientDisconnected` when the client hung up before its end, and
+    `BadRequest` for a body its framing (chunks, length) does not hold."""
     check_length(request, limit)
+    try:
+        if request.content.is_eof():  # all of it came with the head: no waiting to bound
+            return await _read(request, limit)
+        async with asyncio.timeout(within):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {within:g}s") from None
+    except (RequestPayloadError, ConnectionError) as exc:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ClientDisconnected() from exc
+        raise BadRequest("malformed request body") from exc
+
+
+async def _read(request: web.BaseRequest, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(CHUNK):
@@ -78,15 +99,23 @@ def to_record(
     config: Config,
     peer: str | None,
     relay: bool = True,
+    content: bytes | None = None,
+    redaction: Redaction | None = None,
 ) -> EventRecord:
     """The request as received, and one delivery per target its routes send it to
-    (none when `relay` is False: a handshake is recorded, never relayed)."""
-    kind = extract(source.event_type, request.headers, body)
+    (none when `relay` is False: a handshake is recorded, never relayed).
+
+    `body` is stored as it came over the wire; `content` (the body with its
+    Content-Encoding undone, when routing needs it) is what extraction and filters see.
+    With `redaction`, credentials are redacted in the stored headers and query.
+    """
+    seen = body if content is None else content
+    kind = extract(source.event_type, request.headers, seen)
     new_id = event_id(now)
-    routing = config.route(source.name, kind, request.headers, body) if relay else None
+    routing = config.route(source.name, kind, request.headers, seen) if relay else None
     targets = list(routing.targets) if routing else []
     dedupe = source.dedupe
-    key = extract(dedupe.key, request.headers, body) if dedupe and relay else None
+    key = extract(dedupe.key, request.headers, seen) if dedupe and relay else None
     return EventRecord(
         id=new_id,
         source=source.name,
@@ -94,17 +123,27 @@ def to_record(
         received_at=now,
         method=request.method,
         path=request.rel_url.raw_path,
-        query=request.rel_url.raw_query_string,
-        headers=raw_headers(request),
+        query=_query(request, redaction),
+        headers=_headers(request, redaction),
         body=body,
         peer=peer,
         deliveries=[(delivery_id(new_id, target), target) for target in targets],
         dedupe_key=key,
         dedupe_until=now + dt.timedelta(seconds=dedupe.window) if key and dedupe else None,
         routes={"matched": routing.matched, "unmatched": routing.unmatched} if routing else None,
-        ordering=_ordering_keys(config, targets, request.headers, body),
+        ordering=_ordering_keys(config, targets, request.headers, seen),
         delivery_routes=dict(routing.targets) if routing else None,
     )
+
+
+def _headers(request: web.BaseRequest, redaction: Redaction | None) -> Sequence[tuple[str, str]]:
+    headers = raw_headers(request)
+    return redaction.redact_headers(headers) if redaction else headers
+
+
+def _query(request: web.BaseRequest, redaction: Redaction | None) -> str:
+    query = request.rel_url.raw_query_string
+    return redaction.redact_query(query) if redaction else query
 
 
 def _ordering_keys(
@@ -128,6 +167,7 @@ def to_rejected(
     reason: str,
     body: bytes,
     peer: str | None,
+    redaction: Redaction | None = None,
 ) -> RejectedRecord:
     return RejectedRecord(
         source=source,
@@ -136,8 +176,8 @@ def to_rejected(
         reason=reason,
         method=request.method,
         path=request.rel_url.raw_path,
-        query=request.rel_url.raw_query_string,
-        headers=raw_headers(request),
+        query=_query(request, redaction),
+        headers=_headers(request, redaction),
         body=body[:SNIPPET],
         peer=peer,
     )

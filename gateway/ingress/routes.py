@@ -10,6 +10,8 @@ from aiohttp import web
 from gateway import keys
 from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
 from gateway.ingress import proxy
+from gateway.ingress.encoding import inflate
+from gateway.ingress.guard import Guard
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
 from gateway.ingress.verify import Inbound, Reply
@@ -49,25 +51,13 @@ async def ingest(request: web.Request) -> web.Response:
     config = app[keys.CONFIG]
     now = app[keys.CLOCK].now()
     caller = client_address(request, config.server.trusted_proxies)
-    body = b""
-    try:
-        if source.ip_allowlist and not is_in(caller, source.ip_allowlist):
-            raise Forbidden(f"{caller} is not allowed for this source")
-        guard = app[keys.GUARDS][source.name]
-        guard.limiter.check(caller, now.timestamp())
-        body = await read_body(request, config.server.max_body)
-        reply = None
-        if guard.verifier is not None:
-            inbound = _inbound(request, body, now, config.server.trusted_proxies)
-            reply = await guard.verifier.verify(inbound)
-    except IngressError as exc:
-        if exc.status in (401, 403, 429):
-            row = to_rejected(request, source.name, now, exc.status, exc.message, body, caller)
-            app[keys.REJECTIONS].record(row, exc)
-        raise
+    guard = app[keys.GUARDS][source.name]
+    body, reply = await _admitted(request, source, guard, now, caller)
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
         return await proxy.answer(request, source, source.proxy, body, now, caller)
-    record = to_record(request, source, body, now, config, caller, relay=reply is None)
+    content = _routable(request, guard, body, config.server.max_body)
+    relay = reply is None
+    record = to_record(request, source, body, now, config, caller, relay, content, guard.redaction)
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))
     stored = await app[keys.INGEST].write(record)
@@ -80,6 +70,40 @@ async def ingest(request: web.Request) -> web.Response:
     return web.Response(
         status=202, body=b'{"id": "%s"}' % event_id.encode(), content_type="application/json"
     )
+
+
+async def _admitted(
+    request: web.Request, source: SourceConfig, guard: Guard, now: dt.datetime, caller: str | None
+) -> tuple[bytes, Reply | None]:
+    """The body, once the request passed the source's checks and verifier (with the
+    handshake reply, if it is one); a refused request is recorded, then re-raised."""
+    config = request.app[keys.CONFIG]
+    body = b""
+    try:
+        if source.ip_allowlist and not is_in(caller, source.ip_allowlist):
+            raise Forbidden(f"{caller} is not allowed for this source")
+        guard.limiter.check(caller, now.timestamp())
+        body = await read_body(request, config.server.max_body, config.server.body_timeout)
+        if guard.verifier is None:
+            return body, None
+        inbound = _inbound(request, body, now, config.server.trusted_proxies)
+        return body, await guard.verifier.verify(inbound)
+    except IngressError as exc:
+        if exc.status in (401, 403, 429):
+            reason, redaction = exc.message, guard.redaction
+            row = to_rejected(
+                request, source.name, now, exc.status, reason, body, caller, redaction
+            )
+            request.app[keys.REJECTIONS].record(row, exc)
+        raise
+
+
+def _routable(request: web.Request, guard: Guard, body: bytes, limit: int) -> bytes:
+    """What routing reads: the body with its Content-Encoding undone, when routing
+    reads it at all (the wire bytes are what is verified, stored and relayed)."""
+    if not guard.reads_body or not body:
+        return body
+    return inflate(body, request.headers.get("Content-Encoding"), limit)
 
 
 def _inbound(

@@ -175,6 +175,22 @@ class FunctionVerifier:
 
 
 @dataclass(frozen=True, slots=True)
+class Credentials:
+    """The inputs of a request that are the sender's secret itself (not a signature over
+    one body): they are stored redacted, never as received (see gateway/ingress/redact.py)."""
+
+    headers: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+
+
+NO_CREDENTIALS = Credentials()
+
+
+def _no_credentials(options: Any) -> Credentials:
+    return NO_CREDENTIALS
+
+
+@dataclass(frozen=True, slots=True)
 class VerifierSpec:
     """A verifier plugin declared by its functions:
 
@@ -183,7 +199,10 @@ class VerifierSpec:
       `VerificationError`;
     - `sign(options, body, url, now)` returns the headers the provider would send;
     - `prepare(options, body, now)`, for schemes that sign inside the body, returns the
-      body as the provider would send it (for `hookgate send`).
+      body as the provider would send it (for `hookgate send`);
+    - `credentials(options)` names the headers and query parameters that carry a
+      secret as is (a key, a password, a token compared verbatim): they are stored
+      redacted. Signature headers are not credentials: they stay, to re-verify.
     """
 
     name: str
@@ -194,6 +213,7 @@ class VerifierSpec:
     sample_body: bytes = SAMPLE_BODY
     sample_content_type: str = "application/json"
     prepare: Callable[[Any, bytes, dt.datetime], bytes] | None = None
+    credentials: Callable[[Any], Credentials] = _no_credentials
     kind: Literal["verifier"] = "verifier"
 
     def create(self, options: Any, resources: Any) -> FunctionVerifier:

@@ -115,8 +115,10 @@ def build_message(claimed: Claimed, target: TargetConfig, now: dt.datetime) -> M
 def outgoing_headers(claimed: Claimed, target: TargetConfig) -> Headers:
     original = _first_values(claimed.headers)
     headers: list[tuple[str, str]] = []
-    if "content-type" in original:
-        headers.append(("Content-Type", original["content-type"]))
+    # The body goes out as the provider sent it (compressed or not): its type and encoding too.
+    for name in ("Content-Type", "Content-Encoding"):
+        if name.lower() in original:
+            headers.append((name, original[name.lower()]))
     headers += [(name, value) for name, value in claimed.headers if _forwarded(name, target)]
     headers += [
         ("User-Agent", USER_AGENT),
@@ -131,9 +133,12 @@ def outgoing_headers(claimed: Claimed, target: TargetConfig) -> Headers:
     return tuple(headers)
 
 
+_REPRESENTATION = frozenset({"user-agent", "content-type", "content-encoding"})
+
+
 def _forwarded(name: str, target: TargetConfig) -> bool:
     lower = name.lower()
-    if lower in HOP_BY_HOP or lower in {"user-agent", "content-type"} or is_identity_header(lower):
+    if lower in HOP_BY_HOP or lower in _REPRESENTATION or is_identity_header(lower):
         return False
     return target.forwards(name)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import structlog
+
+from gateway.logging import Sampled
 
 CHANNEL = "hookgate_deliveries"
 KEEPALIVE = 15.0
@@ -18,17 +21,26 @@ log = structlog.get_logger("hookgate.relay")
 
 async def listen(dsn: str, on_notify: Callable[[], None], retry: float = 1.0) -> None:
     """Call `on_notify` for every NOTIFY, and after each (re)connect to catch up; forever."""
+    failures = Sampled(log, "listener_disconnected", level="warning")  # once a minute
     while True:
         try:
-            await _session(dsn, on_notify)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("listener_disconnected", error=type(exc).__name__, retry_in=retry)
+            await _session(dsn, on_notify, on_connect=failures.flush)
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as exc:
+            failures.hit(time.monotonic(), error=type(exc).__name__, retry_in=retry)
         except Exception:
             log.exception("listener_crashed", retry_in=retry)  # polling covers us meanwhile
         await asyncio.sleep(retry)
 
 
-async def _session(dsn: str, on_notify: Callable[[], None]) -> None:
+async def _session(
+    dsn: str, on_notify: Callable[[], None], on_connect: Callable[[], None] = lambda: None
+) -> None:
     conn = await asyncpg.connect(
         dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
     )
@@ -40,6 +52,7 @@ async def _session(dsn: str, on_notify: Callable[[], None]) -> None:
             on_notify()
 
         await conn.add_listener(CHANNEL, notified)
+        on_connect()
         log.info("listener_connected")
         on_notify()  # anything committed while we were away
         while not lost.is_set():

@@ -24,6 +24,7 @@ import structlog
 from gateway.clock import Clock
 from gateway.config import RelayConfig
 from gateway.errors import StorageError
+from gateway.logging import Sampled
 from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
 from gateway.relay.policy import DELIVERED, Outcome
@@ -58,6 +59,8 @@ class Relay:
         self.lanes = lanes
         self.config = config
         self.clock = clock
+        # An outage fails every poll: one line per error and minute, with a count.
+        self._claim_failures = Sampled(log, "relay_claim_failed", level="warning")
         self.worker = worker or worker_name()
         self.rand = rand
         self._busy = dict.fromkeys(lanes, 0)
@@ -108,8 +111,9 @@ class Relay:
             self._wake.clear()
             try:
                 await self.run_once()
+                self._claim_failures.flush()
             except StorageError as exc:
-                log.warning("relay_claim_failed", error=exc.message)
+                self._claim_failures.hit(time.monotonic(), error=exc.message)
                 self._more = False
             except Exception:
                 # A bug must not silently stop all delivery: log it and try again later.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -21,6 +22,7 @@ import structlog
 
 from gateway.config import IngestConfig
 from gateway.errors import StorageError, StorageUnavailable
+from gateway.logging import Sampled
 from gateway.storage.notify import Notifier
 from gateway.storage.store import EventRecord, Store, Stored
 
@@ -58,6 +60,8 @@ class GroupCommit(Generic[T, R]):
         self._ready = asyncio.Event()
         self._writers: list[asyncio.Task[None]] = []
         self._closing = False
+        # During an outage every batch fails: one line per error and minute, with a count.
+        self._failures = Sampled(log, "batch_write_failed", level="warning")
 
     @classmethod
     def for_writes(
@@ -151,7 +155,7 @@ class GroupCommit(Generic[T, R]):
             results = await self._write_many(items)
         except StorageError as exc:
             if isinstance(exc, StorageUnavailable) or len(batch) == 1:
-                log.warning("batch_write_failed", rows=len(batch), error=exc.message)
+                self._failures.hit(time.monotonic(), error=exc.message)
                 _fail(batch, exc)
             else:
                 for pending in batch:  # find the row the database refuses; the others go in
@@ -161,6 +165,7 @@ class GroupCommit(Generic[T, R]):
             log.exception("batch_write_crashed", rows=len(batch))
             _fail(batch, StorageError(f"batch write failed: {type(exc).__name__}"))
             return
+        self._failures.flush()  # the outage is over: say how many batches it cost
         if self._on_commit is not None:
             self._on_commit(items)
         for pending, result in zip(batch, results, strict=True):

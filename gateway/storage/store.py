@@ -30,6 +30,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.ReadOnlySQLTransactionError,
+    # The driver's own state machine gives up on a connection that died mid-query
+    # ("cannot switch to state 12"): the server went away, not our data.
+    asyncpg.InternalClientError,
 )
 
 

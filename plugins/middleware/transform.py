@@ -118,6 +118,7 @@ class Transformer:
             return replace(message, headers=_set(message.headers, headers))
         body = self._body(self.options.body, context)
         headers.append(("Content-Type", self.options.content_type))
+        headers.append(("Content-Encoding", ""))  # the new body is not the provider's encoding
         return replace(message, body=body, headers=_set(message.headers, headers))
 
     def _body(self, template: Template, context: dict[str, Any]) -> bytes:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from gateway.errors import VerificationError
 from gateway.ingress.verify import (
+    Credentials,
     Inbound,
     Reply,
     VerifierSpec,
@@ -79,4 +80,18 @@ def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str,
     return {}
 
 
-plugin = VerifierSpec(name="api-key", parse=parse, check=check, sign=sign, default_dedupe=None)
+def credentials(options: Options) -> Credentials:
+    """The key itself, where it travels: stored redacted."""
+    if options.in_query:
+        return Credentials(query=(options.name,))
+    return Credentials(headers=(options.name,))
+
+
+plugin = VerifierSpec(
+    name="api-key",
+    parse=parse,
+    check=check,
+    sign=sign,
+    default_dedupe=None,
+    credentials=credentials,
+)

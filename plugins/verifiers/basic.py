@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply, VerifierSpec, b64, header, require
+from gateway.ingress.verify import (
+    Credentials,
+    Inbound,
+    Reply,
+    VerifierSpec,
+    b64,
+    header,
+    require,
+)
 from gateway.section import Section, show
 
 Credential = tuple[bytes, bytes]  # username, password
@@ -88,4 +96,11 @@ def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str,
     return {"Authorization": "Basic " + b64(username + b":" + password)}
 
 
-plugin = VerifierSpec(name="basic", parse=parse, check=check, sign=sign, default_dedupe=None)
+plugin = VerifierSpec(
+    name="basic",
+    parse=parse,
+    check=check,
+    sign=sign,
+    default_dedupe=None,
+    credentials=lambda options: Credentials(headers=("Authorization",)),
+)

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from gateway.ingress.verify import (
+    Credentials,
     Inbound,
     Reply,
     VerifierSpec,
@@ -90,4 +91,5 @@ plugin = VerifierSpec(
     # signing token, webhook-id carries the same value. Older GitLab sends none: no dedupe.
     default_dedupe="header:Idempotency-Key",
     sample_body=SAMPLE_BODY,
+    credentials=lambda options: Credentials(headers=("X-Gitlab-Token",)),
 )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gateway.errors import VerificationError
 from gateway.ingress.verify import (
+    Credentials,
     Inbound,
     Reply,
     VerifierSpec,
@@ -93,4 +94,5 @@ plugin = VerifierSpec(
     sign=sign,
     default_dedupe=None,
     sample_body=SAMPLE_BODY,
+    credentials=lambda options: Credentials(query=("hub.verify_token",)),
 )

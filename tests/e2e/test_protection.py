@@ -233,3 +233,19 @@ async def test_a_header_that_is_not_utf8_is_a_401_not_a_500(database_url, target
     status_line = await asyncio.wait_for(reader.readline(), 10)
     writer.close()
     assert status_line.split()[1] == b"401"
+
+
+async def test_a_flood_of_forgeries_is_one_request_rejected_line(database_url, target, gateway):
+    from structlog.testing import capture_logs
+
+    ci = await target()
+    client = await gateway(github_config(database_url, ci.url))
+    with capture_logs() as logs:
+        for _ in range(30):
+            response = await client.post("/in/gh", data=b"{}", headers=signed(b"[]"))
+            assert response.status == 401
+    rejected = [e for e in logs if e["event"] == "request_rejected"]
+    assert [(e["source"], e["status"], e["reason"], e["count"]) for e in rejected] == [
+        ("gh", 401, "signature does not match", 1)
+    ]
+    assert len([e for e in logs if e["event"] == "request_handled"]) == 30

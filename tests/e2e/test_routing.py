@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -152,3 +154,42 @@ routes:
     ]
     assert (await routes_of(database_url, small))["targets"] == ["all"]
     assert (await routes_of(database_url, large))["targets"] == ["all", "big"]
+
+
+async def test_a_catastrophic_regex_filter_cannot_freeze_the_gateway(database_url, target, gateway):
+    # ^(a+)+$ on "aaa...!" doubles its backtracking work with each "a": on a backtracking
+    # engine this body would hold the event loop for longer than the universe has existed.
+    # RE2 runs it in linear time: the request is answered (no match, so no delivery) and
+    # /healthz answers alongside it. The per-test timeout is the bound; nothing is timed.
+    sink = await target()
+    client = await gateway(
+        make_config(
+            database_url,
+            f"""
+sources: {{demo: {{event_type: "json:type"}}}}
+targets: {{sink: {{url: "{sink.url}"}}}}
+routes:
+  - source: demo
+    targets: [sink]
+    filter: {{json: {{name: {{$regex: "^(a+)+$"}}}}}}
+""",
+        ),
+    )
+    body = b'{"type": "t", "name": "' + b"a" * 50_000 + b'!"}'
+    answer, health = await asyncio.gather(
+        client.post("/in/demo", data=body), client.get("/healthz")
+    )
+    assert answer.status == 202
+    assert health.status == 200
+    event_id = (await answer.json())["id"]
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT routes, (SELECT count(*) FROM hookgate.deliveries d WHERE d.event_id = e.id) n "
+            "FROM hookgate.events e WHERE id = $1",
+            uuid.UUID(event_id),
+        )
+    finally:
+        await conn.close()
+    assert json.loads(row["routes"]) == {"matched": [], "unmatched": [0]}
+    assert row["n"] == 0

@@ -34,6 +34,11 @@ def problems(text: str, **env: str) -> list[str]:
     return list(raised.value.problems)
 
 
+def test_server_timeouts_and_connection_cap_have_defaults():
+    server = parse_config("", env={}).server
+    assert (server.header_timeout, server.body_timeout, server.max_connections) == (10, 30, 1024)
+
+
 def test_a_good_config_becomes_frozen_dataclasses():
     config = parse_config(GOOD, env={})
     assert config.server.max_body == 2 * 1024 * 1024
@@ -87,6 +92,11 @@ routes:
         ("relay: {lease: 0x}", 'relay.lease: expected a duration like 10s, got "0x"'),
         ("database: {pool_size: 1}", "database.pool_size: expected a whole number >= 2"),
         ("serverr: {}", "serverr: unknown key"),
+        ("server: {header_timeout: 0s}", "server.header_timeout: must be longer than 0s"),
+        ("server: {body_timeout: soon}", 'server.body_timeout: expected a duration like 10s, got "soon"'),
+        ("server: {max_connections: 0}", "server.max_connections: expected a whole number >= 1"),
+        ("routes: [{source: s, targets: [t], filter: {json: {a: {$regex: '(?<=x)a'}}}}]\nsources: {s: {}}\ntargets: {t: {url: 'http://x'}}",
+         'routes[0].filter.json.a.$regex: "(?<=x)a" is not a pattern RE2 can run'),
         ("a: [\n", "line 2, column 1: not valid YAML"),
     ],
 )  # fmt: skip

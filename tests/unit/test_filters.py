@@ -272,6 +272,14 @@ def test_regex(query: str, expected: bool) -> None:
     assert query_matches(query, INVOICE) is expected
 
 
+def test_catastrophic_regex_runs_on_a_linear_time_engine() -> None:
+    # ^(a+)+$ against "aaa...!" takes 2^n steps with backtracking: 100,000 a's would
+    # never finish on `re`; RE2 answers at once (the per-test timeout is the proof).
+    body = {"name": "a" * 100_000 + "!"}
+    assert query_matches(r"name: {$regex: '^(a+)+$'}", body) is False
+    assert query_matches(r"name: {$regex: '^(a+)+!$'}", body) is True
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -389,7 +397,15 @@ def test_bodies(body: bytes, query: str, expected: bool) -> None:
         ),
         (
             "json: {a: {$regex: '('}}",
-            f'{PATH}.json.a.$regex: invalid regular expression "(": missing ), unterminated subpattern at position 0',
+            f'{PATH}.json.a.$regex: "(" is not a pattern RE2 can run: missing ): (',
+        ),
+        (
+            r"json: {a: {$regex: '(a)\1'}}",
+            f'{PATH}.json.a.$regex: "(a)\\\\1" is not a pattern RE2 can run: invalid escape sequence: \\1 (RE2 has no lookaround or backreferences)',
+        ),
+        (
+            "json: {a: {$regex: 'x(?=y)'}}",
+            f'{PATH}.json.a.$regex: "x(?=y)" is not a pattern RE2 can run: invalid perl operator: (?= (RE2 has no lookaround or backreferences)',
         ),
         ("json: {a: {$not: {$gtt: 1}}}", f'{PATH}.json.a.$not: unknown operator "$gtt"'),
         (
