@@ -108,11 +108,12 @@ async def run(
         app, handle_signals=False, access_log=None,
         shutdown_timeout=config.server.shutdown_timeout,
     )  # fmt: skip
+    addresses = [sock.getsockname() for sock in sockets]  # uvloop takes the sockets over
     try:
         await runner.setup()
         for sock in sockets:
             await web.SockSite(runner, sock).start()
-        for line in startup_lines(app, config, [sock.getsockname() for sock in sockets]):
+        for line in startup_lines(app, config, addresses):
             announce(line)
         await stop.wait()
     finally:
