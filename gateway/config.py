@@ -184,13 +184,12 @@ def parse_config(
         raise ConfigError([_yaml_problem(exc)]) from exc
     if data is None:
         raise ConfigError([f"the file is empty ({EXAMPLE_HINT})"])
-    problems: list[str] = []
     unset: dict[str, list[str]] = {}
     data = _interpolate(data, "", os.environ if env is None else env, unset)
-    problems.extend(_unset_problems(unset))
+    problems: list[str] = []
     config = _build(Section(data, "", problems), registry or load_registry())
-    if problems:
-        raise ConfigError(problems)
+    if problems or unset:
+        raise ConfigError(_unset_problems(unset) + _besides_unset(problems, unset))
     return config
 
 
@@ -220,6 +219,12 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str], unset: dict[str,
         return default
 
     return _VAR.sub(expand, value)
+
+
+def _besides_unset(problems: list[str], unset: Mapping[str, list[str]]) -> list[str]:
+    """`problems` without those at a key an unset variable emptied: it is said once."""
+    emptied = {path for paths in unset.values() for path in paths}
+    return [p for p in problems if p.partition(": ")[0] not in emptied]
 
 
 def _unset_problems(unset: Mapping[str, list[str]]) -> list[str]:

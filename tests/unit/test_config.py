@@ -369,3 +369,8 @@ def test_serve_prefixes_every_config_problem_with_the_file(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 3
     assert all(line.startswith(f"hookgate: {path}: ") for line in err), err
+
+
+def test_an_unset_variable_is_not_reported_again_as_the_empty_value_it_left():
+    found = problems("sources: {stripe: {verify: {type: stripe, secret: '${STRIPE_SECRET}'}}}")
+    assert found == ["sources.stripe.verify.secret: environment variable STRIPE_SECRET is not set"]
