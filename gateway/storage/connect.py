@@ -32,7 +32,7 @@ def describe(dsn: str) -> str:
     if host.startswith("/"):
         return f"socket {host}/{database}" if database else f"socket {host}"
     port = _port(parts.netloc) or (query.get("port") or ["5432"])[0]
-    where = f"{host or 'localhost'}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host or 'localhost'}:{port}"
     return f"{where}/{database}" if database else where
 
 
