@@ -51,6 +51,7 @@ def test_the_embedded_database_is_announced_by_its_directory(tmp_path):
 def test_the_admin_url_is_announced_when_the_app_has_an_admin_route():
     config = parse_config("database: {url: 'postgresql://db/hooks'}", env={})
     app = create_app(config)
+
     async def admin(request: web.Request) -> web.Response:
         return web.Response()
 
