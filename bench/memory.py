@@ -1,4 +1,4 @@
-"""Memory of one ``hookgate serve`` process against the budgets in PRODUCT.md, in one run.
+"""Memory of one ``hookgate serve`` process against its budgets (README.md, Memory), in one run.
 
 What it measures (everything on 127.0.0.1; RSS is VmRSS from /proc/<pid>/status of
 the serve process alone, Postgres aside):

@@ -28,10 +28,11 @@ from gateway.relay.lanes import build_lanes
 from gateway.relay.listener import listen
 from gateway.relay.worker import Relay, worker_name
 from gateway.storage.batch import GroupCommit
+from gateway.storage.connect import open_pool
 from gateway.storage.embedded import embedded_postgres
 from gateway.storage.migrate import migrate
 from gateway.storage.notify import Notifier
-from gateway.storage.store import ProxyAnswer, Store, open_pool, translated
+from gateway.storage.store import ProxyAnswer, Store, translated
 
 log = structlog.get_logger("hookgate.app")
 
@@ -43,7 +44,11 @@ def create_app(
     registry: Registry | None = None,
     ingress: bool = True,
 ) -> web.Application:
-    """The gateway: public ingress (unless `ingress` is False) and, if enabled, the relay."""
+    """The gateway: public ingress (unless `ingress` is False) and the relay.
+
+    `relay.enabled` governs a process with ingress; one without ingress (`hookgate
+    worker`) exists to relay, and always does.
+    """
     quiet_libraries()  # also when mounted in another app that set up logging its own way
     app = web.Application(
         middlewares=[handle_errors],
@@ -63,7 +68,7 @@ def create_app(
         app.cleanup_ctx.append(ingest_writer)
         app.cleanup_ctx.append(housekeeping)
         routes.setup(app)
-    if config.relay.enabled:
+    if config.relay.enabled or not ingress:
         app.cleanup_ctx.append(relay)
     return app
 
@@ -75,7 +80,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         dsn: str = config.url or ""
         if not dsn:
             dsn = await stack.enter_async_context(embedded_postgres(config.data_dir))
-        pool = await open_pool(dsn, config.pool_size)
+        pool = await open_pool(dsn, config.pool_size, config.connect_timeout)
         stack.push_async_callback(pool.close)
         async with translated(), pool.acquire() as conn:
             await migrate(conn)

@@ -1,31 +1,37 @@
-"""The `hookgate` command: serve, worker, migrate, check."""
+"""The `hookgate` command line: serve, worker, migrate, check, send, pause, resume, targets."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
-import gc
 import getpass
-import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from aiohttp import web
 
-from gateway import keys
+from gateway import keys, serving
 from gateway import logging as hg_logging
-from gateway.app import create_app, database
+from gateway.app import database
 from gateway.clock import SystemClock
 from gateway.config import Config, load_config
-from gateway.errors import HookgateError
-from gateway.server import serve
+from gateway.errors import ConfigError, HookgateError
 from gateway.storage.store import Store
 
 DEFAULT_CONFIG = "hookgate.yaml"
+DESCRIPTION = """\
+hookgate: a self-hosted inbound webhook gateway. Providers POST to /in/<source>;
+hookgate verifies each request, stores it in PostgreSQL before answering 202, and
+relays it to your targets (HTTP, Redis Streams, NATS JetStream, RabbitMQ) with
+retries, dead letters and a stable idempotency key."""
+EPILOG = """\
+start with:  hookgate check config/example.yaml
+             hookgate serve --config config/example.yaml
+"hookgate COMMAND --help" describes each command."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"hookgate: {line}", file=sys.stderr)
+        return 1
     except HookgateError as exc:
         print(f"hookgate: {exc.message}", file=sys.stderr)
         return 1
@@ -43,56 +53,161 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _version() -> str:
+    try:
+        return version("hookgate")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hookgate", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="hookgate",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hookgate {_version()}")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log lines written (default: %(default)s)",
     )
-    parser.add_argument("--log-json", action=argparse.BooleanOptionalAction, default=None)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for name, run, text in [
-        ("serve", _serve, "run ingress and (unless relay.enabled is false) the relay"),
-        ("worker", _worker, "run the relay alone"),
-        ("migrate", _migrate, "bring the database schema up to date, then exit"),
-    ]:
-        command = commands.add_parser(name, help=text)
-        command.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
-        command.set_defaults(run=run)
-    serve = commands.choices["serve"]
-    serve.add_argument("--host", help="overrides server.host")
-    serve.add_argument("--port", type=int, help="overrides server.port")
-    send = commands.add_parser("send", help="sign a sample webhook as a provider would and POST it")
-    send.add_argument("type", help="verifier type, e.g. stripe, github, slack")
-    send.add_argument("url", help="e.g. http://127.0.0.1:8080/in/stripe")
-    send.add_argument("--secret", action="append", default=[], help="the shared secret")
-    send.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                      help="another verify option, e.g. -o verify_token=abc")  # fmt: skip
-    send.add_argument(
-        "--body", help="a file with the body to send, - for stdin (default: a sample)"
+    parser.add_argument(
+        "--log-json",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="JSON log lines on stderr (default: JSON unless stderr is a terminal)",
     )
-    send.add_argument("--content-type")
-    send.set_defaults(run=_send)
-    for name, run, text in [
-        (
-            "pause",
-            _pause,
-            "stop relaying to a target (its deliveries wait, keeping their attempts)",
-        ),
-        ("resume", _resume, "relay to a paused target again"),
-    ]:
-        command = commands.add_parser(name, help=text)
-        command.add_argument("target")
-        command.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
-        if name == "pause":
-            command.add_argument("--reason", help="shown in `hookgate targets` and the logs")
-        command.set_defaults(run=run)
-    targets = commands.add_parser("targets", help="each target: active or paused, and its backlog")
-    targets.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
-    targets.set_defaults(run=_targets)
-    check = commands.add_parser("check", help="validate a config file and print every problem")
-    check.add_argument("config", nargs="?", default=DEFAULT_CONFIG, type=Path)
-    check.set_defaults(run=_check)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
+    _add_runners(commands)
+    _add_send(commands)
+    _add_target_commands(commands)
+    check = _command(
+        commands,
+        "check",
+        _check,
+        "validate a config file, print every problem, exit 0 (valid) or 1",
+    )
+    check.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        metavar="FILE",
+        help=f"the config file (default: {DEFAULT_CONFIG})",
+    )
+    _config_option(check, default=None)
     return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    text: str,
+) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=text, description=text)
+    command.set_defaults(run=run)
+    return command
+
+
+def _config_option(command: argparse.ArgumentParser, default: str | None = DEFAULT_CONFIG) -> None:
+    command.add_argument(
+        "--config",
+        "-c",
+        default=default,
+        type=Path,
+        metavar="FILE",
+        help=f"the config file (default: {DEFAULT_CONFIG})",
+    )
+
+
+def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = _command(
+        commands,
+        "serve",
+        _serve,
+        "receive webhooks at /in/<source> and, unless "
+        "relay.enabled is false, relay them; applies pending migrations first",
+    )
+    _config_option(serve)
+    serve.add_argument("--host", help="the address to listen on (default: server.host, 0.0.0.0)")
+    serve.add_argument(
+        "--port", type=int, help="the port to listen on (default: server.port, 8080)"
+    )
+    worker = _command(
+        commands,
+        "worker",
+        _worker,
+        "relay stored deliveries to their targets, "
+        "with no listener (relay.enabled is for serve); many may share a database",
+    )
+    _config_option(worker)
+    migrate = _command(
+        commands, "migrate", _migrate, "bring the database schema up to date, then exit"
+    )
+    _config_option(migrate)
+
+
+def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = _command(
+        commands,
+        "send",
+        _send,
+        "sign a sample webhook as a provider would and "
+        "POST it; each sample is a new event unless --id is given",
+    )
+    send.add_argument("type", help="the provider's verifier type, e.g. stripe, github, slack")
+    send.add_argument("url", help="where to POST, e.g. http://127.0.0.1:8080/in/stripe")
+    send.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        help="the shared secret the source verifies with (repeat for several)",
+    )
+    send.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another verify option, e.g. -o verify_token=abc (repeatable)",
+    )
+    send.add_argument(
+        "--body",
+        metavar="FILE",
+        help="a file with the body to send, - for stdin (default: the provider's "
+        "sample, with a fresh id)",
+    )
+    send.add_argument(
+        "--content-type", help="the Content-Type header (default: the provider's own)"
+    )
+    send.add_argument(
+        "--id",
+        metavar="ID",
+        help="the id to put in the sample and its id headers: send twice with one --id "
+        "to see the second answered as a duplicate (default: a fresh id each time)",
+    )
+
+
+def _add_target_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pause = _command(
+        commands,
+        "pause",
+        _pause,
+        "stop relaying to a target (its deliveries wait, keeping their attempts)",
+    )
+    pause.add_argument("target", help="the target's name in the config")
+    pause.add_argument("--reason", help="shown by `hookgate targets` and in the logs")
+    _config_option(pause)
+    resume = _command(commands, "resume", _resume, "relay to a paused target again")
+    resume.add_argument("target", help="the target's name in the config")
+    _config_option(resume)
+    targets = _command(
+        commands, "targets", _targets, "each target: active or paused, its backlog, an open breaker"
+    )
+    _config_option(targets)
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -104,74 +219,35 @@ def _send(args: argparse.Namespace) -> int:
     elif args.secret:
         options["secrets"] = list(args.secret)
     request = send.SendRequest(
-        args.type, args.url, options, send.read_body(args.body), args.content_type
+        args.type, args.url, options, send.read_body(args.body), args.content_type, args.id
     )
     return send.run(request)
 
 
 def _check(args: argparse.Namespace) -> int:
+    path = args.config or args.file or Path(DEFAULT_CONFIG)
     try:
-        config = load_config(args.config)
-    except HookgateError as exc:
-        for line in exc.message.splitlines():
-            print(f"{args.config}: {line}", file=sys.stderr)
+        config = load_config(path)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
         return 1
     print(
-        f"{args.config}: ok: {len(config.sources)} sources, {len(config.targets)} targets, "
+        f"{path}: ok: {len(config.sources)} sources, {len(config.targets)} targets, "
         f"{len(config.routes)} routes"
     )
     return 0
 
 
-def _install_uvloop() -> None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-async def _freeze_heap(app: web.Application) -> None:
-    """Full collections walked every long-lived object (pools, caches, modules) and
-    stalled all requests for 20-30 ms at a time under load: freeze what exists once
-    started, and collect the oldest generation less often."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
-
-
-def _production(app: web.Application) -> web.Application:
-    app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
-    return app
-
-
 def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    _install_uvloop()
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    asyncio.run(serve(_production(create_app(config)), config.server, host, port))
-    return 0
+    return serving.serve(config, serving.Listen(host, port))
 
 
 def _worker(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    _install_uvloop()
-    asyncio.run(_run_until_signal(_production(create_app(config, ingress=False))))
-    return 0
-
-
-async def _run_until_signal(app: web.Application) -> None:
-    """Start the app's resources without a listening socket; stop on SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    return serving.work(load_config(args.config))
 
 
 def _migrate(args: argparse.Namespace) -> int:

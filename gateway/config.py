@@ -38,6 +38,7 @@ class DatabaseConfig:
     url: str | None = None
     data_dir: Path = Path(".hookgate")
     pool_size: int = 16
+    connect_timeout: float = 30.0  # at start-up: how long to keep trying to reach the server
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +160,23 @@ INGEST_DEFAULTS = IngestConfig()
 RELAY_DEFAULTS = RelayConfig()
 
 
+EXAMPLE_HINT = "config/example.yaml in hookgate's repository is a complete example"
+
+
 def load_config(path: str | Path, registry: Registry | None = None) -> Config:
-    """Read, interpolate and validate a config file."""
+    """Read, interpolate and validate a config file; its problems are prefixed with `path`."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    return parse_config(text, registry, env=os.environ)
+    except FileNotFoundError as exc:
+        problem = f"cannot read: no such file; choose one with --config FILE ({EXAMPLE_HINT})"
+        raise ConfigError([problem], file=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError([f"cannot read: {reason}"], file=str(path)) from exc
+    try:
+        return parse_config(text, registry, env=os.environ)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, file=str(path)) from None
 
 
 def parse_config(
@@ -176,11 +187,14 @@ def parse_config(
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(exc)]) from exc
+    if data is None:
+        raise ConfigError([f"the file is empty ({EXAMPLE_HINT})"])
+    unset: dict[str, list[str]] = {}
+    data = _interpolate(data, "", os.environ if env is None else env, unset)
     problems: list[str] = []
-    data = _interpolate(data, "", os.environ if env is None else env, problems)
     config = _build(Section(data, "", problems), registry or load_registry())
-    if problems:
-        raise ConfigError(problems)
+    if problems or unset:
+        raise ConfigError(_unset_problems(unset) + _besides_unset(problems, unset))
     return config
 
 
@@ -190,12 +204,13 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"
 
 
-def _interpolate(value: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
+def _interpolate(value: Any, path: str, env: Mapping[str, str], unset: dict[str, list[str]]) -> Any:
+    """Expand ``${VAR}`` in every string; `unset` collects each missing VAR's key paths."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env, problems)
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env, unset)
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
-        return [_interpolate(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
+        return [_interpolate(v, f"{path}[{i}]", env, unset) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -204,11 +219,26 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str], problems: list[s
         if name in env and (env[name] or default is None):
             return env[name]
         if default is None:
-            problems.append(f"{path}: environment variable {name} is not set")
+            unset.setdefault(name, []).append(path)
             return ""
         return default
 
     return _VAR.sub(expand, value)
+
+
+def _besides_unset(problems: list[str], unset: Mapping[str, list[str]]) -> list[str]:
+    """`problems` without those at a key an unset variable emptied: it is said once."""
+    emptied = {path for paths in unset.values() for path in paths}
+    return [p for p in problems if p.partition(": ")[0] not in emptied]
+
+
+def _unset_problems(unset: Mapping[str, list[str]]) -> list[str]:
+    """One problem per unset variable, at its first use, naming the other key paths."""
+    problems = []
+    for name, paths in unset.items():
+        also = f" (also used by {', '.join(paths[1:])})" if len(paths) > 1 else ""
+        problems.append(f"{paths[0]}: environment variable {name} is not set{also}")
+    return problems
 
 
 def _build(top: Section, registry: Registry) -> Config:
@@ -233,14 +263,25 @@ def _build(top: Section, registry: Registry) -> Config:
 
 
 def _database(s: Section) -> DatabaseConfig:
-    url = s.text("url", None) or None
     config = DatabaseConfig(
-        url=url,
+        url=s.get("url", _postgres_url, None) or None,
         data_dir=Path(s.text("data_dir", ".hookgate")),
         pool_size=s.integer("pool_size", 16, minimum=2),
+        connect_timeout=s.duration("connect_timeout", 30.0),
     )
     s.done()
     return config
+
+
+def _postgres_url(value: object) -> str:
+    """A PostgreSQL URL (or empty: the embedded server); never echoes it, it may hold a password."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a postgresql:// URL, got {show(value)}")
+    scheme = value.partition("://")[0] if "://" in value else ""
+    if value and scheme not in {"postgresql", "postgres"}:
+        shown = f"a {show(scheme)} URL" if scheme else "something that is not a URL"
+        raise ValueError(f"expected a postgresql://user@host:port/db URL, got {shown}")
+    return value
 
 
 def _server(s: Section) -> ServerConfig:

@@ -40,9 +40,15 @@ class HookgateError(Exception):
 class ConfigError(HookgateError):
     """The configuration is invalid."""
 
-    def __init__(self, problems: Iterable[str]) -> None:
+    def __init__(self, problems: Iterable[str], file: str | None = None) -> None:
         self.problems = tuple(problems)
-        super().__init__("\n".join(self.problems) or None)
+        self.file = file  # the config file the problems are in, when there is one
+        super().__init__("\n".join(self.lines()) or None)
+
+    def lines(self) -> list[str]:
+        """One line per problem, each prefixed with the file it is in."""
+        prefix = f"{self.file}: " if self.file else ""
+        return [prefix + problem for problem in self.problems]
 
 
 class PluginError(HookgateError):

@@ -7,6 +7,7 @@ Plugins validate their own options through the same class.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ class Section:
         self.path = path
         self.problems = problems
         self._seen: set[str] = set()
+        self._known: set[str] = set()  # keys asked about, present or not: for suggestions
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -44,6 +46,7 @@ class Section:
         self.problems.append(f"{where}: {message}")
 
     def __contains__(self, key: str) -> bool:
+        self._known.add(key)
         return key in self.data
 
     def get(
@@ -99,10 +102,20 @@ class Section:
         return [(str(k), v) for k, v in self.data.items()]
 
     def done(self) -> None:
-        """Report every key that nothing asked for: a typo must not pass silently."""
+        """Report every key that nothing asked for: a typo must not pass silently.
+
+        The nearest key that was asked for is suggested (`sing` → did you mean `sign`?).
+        """
+        known = sorted((self._seen | self._known) - set(self.data))
         for key in self.data:
             if key not in self._seen:
-                self.fail("unknown key", str(key))
+                self.fail(unknown_key(str(key), known), str(key))
+
+
+def unknown_key(key: str, known: list[str]) -> str:
+    """'unknown key', with the closest of `known` as a suggestion when one is close."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"unknown key (did you mean {show(close[0])}?)" if close else "unknown key"
 
 
 def _string(value: object) -> str:

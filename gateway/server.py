@@ -14,15 +14,14 @@ Python's versions in `Server`. `GatewayProtocol` changes exactly that:
   Retry-After and closed at once;
 - `Server: hookgate` on every answer.
 
-`GatewayRunner` is the `web.AppRunner` that serves through it: `hookgate serve` and
-the tests run the app with it. The body timeout is the handlers' (see
+`GatewayRunner` is the `web.AppRunner` that serves through it: `hookgate serve`
+(gateway/serving.py) and the tests run the app with it. The body timeout is the handlers' (see
 `gateway.ingress.request.read_body`): only they know how much they read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -224,25 +223,3 @@ class GatewayRunner(web.AppRunner):
         inner = await super()._make_server()  # starts the app; its handler_args included
         # aiohttp keeps the protocol's settings (handler_args merged in) only there.
         return GatewayServer(inner, self._config, dict(inner._kwargs))
-
-
-async def serve(app: web.Application, config: ServerConfig, host: str, port: int) -> None:
-    """Serve `app` on host:port until SIGTERM or SIGINT, then shut down gracefully."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = GatewayRunner(
-        app,
-        config,
-        access_log=None,
-        handle_signals=False,
-        keepalive_timeout=75.0,
-        shutdown_timeout=config.shutdown_timeout,
-    )
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        await stop.wait()
-    finally:
-        await runner.cleanup()

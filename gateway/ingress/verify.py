@@ -15,7 +15,10 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -153,6 +156,35 @@ def key_value_pairs(value: str, separator: str = ",") -> list[tuple[str, str]]:
 
 SAMPLE_BODY = b'{"id": "evt_hookgate_test", "type": "hookgate.test", "data": {"hello": "world"}}'
 
+_PINNED_ID: ContextVar[str | None] = ContextVar("hookgate_pinned_sample_id", default=None)
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def sample_id(fresh: Callable[[], str] = _uuid) -> str:
+    """The id a provider would give a new delivery, for `sign` and `prepare` to put in
+    their id headers or body: the one ``hookgate send --id`` pinned, else `fresh()`, so
+    two samples are two events unless the user asks for a duplicate."""
+    return _PINNED_ID.get() or fresh()
+
+
+@contextmanager
+def pinned_sample_id(value: str | None) -> Iterator[None]:
+    """While inside, `sample_id()` returns `value` (None: fresh ids as usual)."""
+    token = _PINNED_ID.set(value)
+    try:
+        yield
+    finally:
+        _PINNED_ID.reset(token)
+
+
+PRIVATE_KEY_ONLY = (
+    "the provider signs with a private key that only the provider holds, so no one else "
+    "can make a signature its verifier accepts; send a test event from the provider instead"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionVerifier:
@@ -167,10 +199,7 @@ class FunctionVerifier:
 
     def sign(self, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
         if self.signer is None:
-            raise NotImplementedError(
-                "hookgate cannot produce this provider's signature (an asymmetric key, "
-                "or a signature inside the body)"
-            )
+            raise NotImplementedError(PRIVATE_KEY_ONLY)
         return self.signer(self.options, body, url, now)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from gateway.storage.queries import QUERIES
 ACQUIRE_TIMEOUT = 5.0
 
 # Connection-level trouble: the server is down, restarting, or unreachable. Retry later.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
+UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
@@ -132,7 +131,7 @@ async def translated() -> AsyncIterator[None]:
     """Turn driver errors into `StorageError`s; connection trouble into `StorageUnavailable`."""
     try:
         yield
-    except _UNAVAILABLE as exc:
+    except UNAVAILABLE as exc:
         raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
     except asyncpg.PostgresError as exc:
         raise StorageError(f"database error: {exc.sqlstate} {type(exc).__name__}") from exc
@@ -354,19 +353,3 @@ def _claimed(row: asyncpg.Record) -> Claimed:
 def _event(row: asyncpg.Record) -> dict[str, Any]:
     routes = orjson.loads(row["routes"]) if row["routes"] else None
     return {**row, "headers": _pairs(row["headers"]), "routes": routes}
-
-
-async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
-    """A pool to `dsn`, waiting up to `wait` seconds for the server to accept connections."""
-    deadline = asyncio.get_running_loop().time() + wait
-    while True:
-        try:
-            async with translated():
-                pool: asyncpg.Pool = await asyncpg.create_pool(
-                    dsn, min_size=min(2, size), max_size=size, timeout=ACQUIRE_TIMEOUT
-                )
-                return pool
-        except StorageUnavailable:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)

@@ -8,7 +8,6 @@ https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/#Secure-webho
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from gateway.ingress.verify import (
@@ -19,6 +18,7 @@ from gateway.ingress.verify import (
     hmac_digest,
     matches_any,
     require,
+    sample_id,
     secrets_from,
 )
 from gateway.section import Section
@@ -56,7 +56,7 @@ def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str,
     return {
         HEADER: PREFIX + hmac_digest(options.secrets[0], body).hex(),
         "X-Event-Key": "repo:push",
-        "X-Request-UUID": str(uuid.uuid4()),
+        "X-Request-UUID": sample_id(),
         "X-Hook-UUID": "{6ab6f3ed-1e1b-4c37-8ac4-2a8a1ab39ad4}",
     }
 

@@ -16,6 +16,7 @@ from gateway.ingress.verify import (
     hmac_digest,
     matches_any,
     require,
+    sample_id,
     secrets_from,
 )
 from gateway.section import Section
@@ -44,7 +45,7 @@ def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str,
     return {
         "X-Hub-Signature-256": PREFIX + hmac_digest(options.secrets[0], body).hex(),
         "X-GitHub-Event": "ping",
-        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "X-GitHub-Delivery": sample_id(),
     }
 
 

@@ -9,7 +9,6 @@ https://gitlab.com/gitlab-org/gitlab/-/merge_requests/230944 (the signing token)
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from gateway.ingress.verify import (
@@ -20,6 +19,7 @@ from gateway.ingress.verify import (
     header,
     matches_any,
     require,
+    sample_id,
     secrets_from,
     tolerance_from,
 )
@@ -69,10 +69,10 @@ def check(inbound: Inbound, options: Options) -> Reply | None:
 
 
 def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
-    key = str(uuid.uuid4())
+    key = sample_id()
     headers = {
         "X-Gitlab-Event": "Push Hook",
-        "X-Gitlab-Event-UUID": str(uuid.uuid4()),
+        "X-Gitlab-Event-UUID": sample_id(),
         "Idempotency-Key": key,
     }
     if options.tokens:

@@ -23,6 +23,7 @@ from gateway.ingress.verify import (
     hmac_digest,
     matches_any,
     require,
+    sample_id,
     secrets_from,
     tolerance_from,
 )
@@ -82,7 +83,7 @@ def _check_webhook_timestamp(body: bytes, now: dt.datetime, tolerance: float) ->
 def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
     return {
         SIGNATURE: hmac_digest(options.secrets[0], body).hex(),
-        "Linear-Delivery": "234d1a4e-b617-4388-90fe-adc3633d6b72",
+        "Linear-Delivery": sample_id(),
         "Linear-Event": "Issue",
     }
 

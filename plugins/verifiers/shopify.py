@@ -9,7 +9,6 @@ https://shopify.dev/docs/apps/build/webhooks/delivery-structure (headers)
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from gateway.ingress.verify import (
@@ -22,6 +21,7 @@ from gateway.ingress.verify import (
     hmac_digest,
     matches_any,
     require,
+    sample_id,
     secrets_from,
 )
 from gateway.section import Section
@@ -58,8 +58,8 @@ def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str,
         "X-Shopify-Topic": "orders/create",
         "X-Shopify-Shop-Domain": "hookgate-test.myshopify.com",
         "X-Shopify-API-Version": "2025-07",
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Webhook-Id": sample_id(),
+        "X-Shopify-Event-Id": sample_id(),
         "X-Shopify-Triggered-At": now.isoformat(),
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from gateway.ingress.verify import (
     hmac_digest,
     matches_any,
     require,
+    sample_id,
     secrets_from,
     tolerance_from,
 )
@@ -141,7 +143,7 @@ def headers_for(
     """The ``<prefix>-*`` headers a sender holding the first secret would send."""
     if not options.keys:
         raise NotImplementedError("only public keys are configured; v1a needs the private key")
-    msg_id = msg_id or f"msg_hookgate{int(now.timestamp() * 1_000_000)}"
+    msg_id = msg_id or sample_id(lambda: f"msg_{uuid.uuid4().hex}")
     sent = signature_headers(options.keys[0], msg_id, int(now.timestamp()), body)
     return {name.replace("webhook-", f"{prefix}-", 1): value for name, value in sent.items()}
 

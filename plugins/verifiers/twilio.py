@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -27,6 +26,7 @@ from gateway.ingress.verify import (
     hmac_digest,
     matches_any,
     require,
+    sample_id,
     secrets_from,
 )
 from gateway.section import Section
@@ -125,7 +125,7 @@ def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str,
     message = messages(signed_url(options.public_url, url), body)[0]
     return {
         HEADER: b64(hmac_digest(options.secrets[0], message, "sha1")),
-        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+        "I-Twilio-Idempotency-Token": sample_id(),
     }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from gateway.ingress.verify import (
     hmac_digest,
     matches_any,
     require,
+    sample_id,
     secrets_from,
     tolerance_from,
 )
@@ -113,7 +113,7 @@ def _raw(value: str, name: str) -> bytes:
 
 
 def sign(options: Options, body: bytes, url: str, now: dt.datetime) -> dict[str, str]:
-    msg_id = str(uuid.uuid4())
+    msg_id = sample_id()
     stamp = f"{now.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}000Z"
     digest = hmac_digest(options.secrets[0], f"{msg_id}{stamp}".encode() + body).hex()
     return {

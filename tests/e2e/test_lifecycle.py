@@ -52,8 +52,8 @@ async def hookgate(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
             await process.wait()
 
 
-async def wait_ready(port: int) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+async def wait_ready(port: int, timeout: float = 30) -> None:  # noqa: ASYNC109
+    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
         while True:
             try:
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
@@ -94,16 +94,16 @@ async def test_serve_relays_a_webhook_and_exits_0_on_sigterm(tmp_path, database_
     assert any(line["event"] == "delivery_succeeded" for line in logs)
 
 
-async def test_worker_alone_relays_and_releases_unfinished_work_on_sigterm(
+async def test_worker_relays_from_the_servers_config_and_releases_unfinished_work_on_sigterm(
     tmp_path, database_url, target
 ):
+    """Scale-out with one config file: `relay: {enabled: false}` is for the servers only."""
     sink, port = await target(), free_port()
     sink.recorder.hold = asyncio.Event()  # the target never answers while the worker runs
-    ingress = write_config(tmp_path / "in.yaml", database_url, sink.url, port, relay=False)
-    relay = write_config(tmp_path / "relay.yaml", database_url, sink.url, free_port(), relay=True)
-    async with hookgate("serve", "--config", str(ingress)) as server:
+    config = write_config(tmp_path / "h.yaml", database_url, sink.url, port, relay=False)
+    async with hookgate("serve", "--config", str(config)) as server:
         await wait_ready(port)
-        async with hookgate("worker", "--config", str(relay)) as worker:
+        async with hookgate("worker", "--config", str(config)) as worker:
             status, answer = await post(port, b'{"type": "order.paid"}')
             assert status == 202
             await sink.recorder.wait_for(1, timeout=30)

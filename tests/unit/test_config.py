@@ -35,7 +35,7 @@ def problems(text: str, **env: str) -> list[str]:
 
 
 def test_server_timeouts_and_connection_cap_have_defaults():
-    server = parse_config("", env={}).server
+    server = parse_config("server: {}", env={}).server
     assert (server.header_timeout, server.body_timeout, server.max_connections) == (10, 30, 1024)
 
 
@@ -308,3 +308,79 @@ def test_ordering_parses_and_its_mistakes_name_their_path():
         "targets.t.ordering.key: is required",
         'targets.t.ordering.on_dead: expected "skip" or "block", got "later"',
     ]
+
+
+def test_an_unknown_key_suggests_the_nearest_known_one():
+    found = problems(
+        "targets: {t: {url: 'http://x', sing: {type: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}}}\n"
+        "servr: {port: 1}\n"
+    )
+    assert 'targets.t.sing: unknown key (did you mean "sign"?)' in found
+    assert 'servr: unknown key (did you mean "server"?)' in found
+
+
+def test_an_unknown_key_with_nothing_close_suggests_nothing():
+    assert problems("targets: {t: {url: 'http://x', colour: red}}") == [
+        "targets.t.colour: unknown key"
+    ]
+
+
+def test_an_unset_variable_is_reported_once_with_every_key_path_using_it():
+    found = problems(
+        "targets:\n"
+        "  a: {url: 'http://x', headers: {Authorization: 'Bearer ${TOKEN}'}}\n"
+        "  b: {url: 'http://y', headers: {Authorization: 'Bearer ${TOKEN}'}}\n"
+    )
+    assert found == [
+        "targets.a.headers.Authorization: environment variable TOKEN is not set "
+        "(also used by targets.b.headers.Authorization)"
+    ]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_an_empty_file_is_an_error_not_an_empty_gateway(text):
+    (problem,) = problems(text)
+    assert problem.startswith("the file is empty") and "config/example.yaml" in problem
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://root:hunter2@db:3306/hooks", "sqlite:///hooks.db", "db.internal:5432"]
+)
+def test_a_database_url_that_is_not_postgres_is_refused_without_echoing_it(url):
+    (problem,) = problems(f"database: {{url: '{url}'}}")
+    assert problem.startswith("database.url: expected a postgresql://")
+    assert "hunter2" not in problem and url not in problem
+
+
+def test_postgres_urls_and_connect_timeout_are_accepted():
+    config = parse_config("database: {url: 'postgres://u@h:5433/d', connect_timeout: 5s}", env={})
+    assert (config.database.url, config.database.connect_timeout) == ("postgres://u@h:5433/d", 5.0)
+    assert parse_config("database: {url: ''}", env={}).database.url is None
+
+
+def test_check_with_no_file_names_it_once_and_points_to_the_example(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("hookgate.yaml: cannot read: no such file")
+    assert line.count("hookgate.yaml") == 1
+    assert "--config FILE" in line and "config/example.yaml" in line
+
+
+def test_check_takes_the_file_as_config_option_too(capsys):
+    assert main(["check", "--config", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.startswith(f"{EXAMPLE}: ok:")
+
+
+def test_serve_prefixes_every_config_problem_with_the_file(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("server: {port: lots}\ntargets: {t: {sing: {}}}\n")
+    assert main(["serve", "--config", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3
+    assert all(line.startswith(f"hookgate: {path}: ") for line in err), err
+
+
+def test_an_unset_variable_is_not_reported_again_as_the_empty_value_it_left():
+    found = problems("sources: {stripe: {verify: {type: stripe, secret: '${STRIPE_SECRET}'}}}")
+    assert found == ["sources.stripe.verify.secret: environment variable STRIPE_SECRET is not set"]

@@ -453,7 +453,7 @@ def test_bodies(body: bytes, query: str, expected: bool) -> None:
             f"{PATH}.headers.X-A: expected a glob or a non-empty list of globs, got ['push', 1]",
         ),
         ("headers: [X-A]", f"{PATH}.headers: expected a mapping, got ['X-A']"),
-        ("event_types: [push]", f"{PATH}.event_types: unknown key"),
+        ("event_types: [push]", f'{PATH}.event_types: unknown key (did you mean "event_type"?)'),
     ],
 )
 def test_config_errors_name_the_key_path(config: str, problem: str) -> None:

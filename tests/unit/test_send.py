@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -90,3 +91,54 @@ def test_send_explains_what_it_cannot_sign(kind):
 def test_send_reports_config_problems_with_paths():
     with pytest.raises(HookgateError, match=r"verify\.secret"):
         signed_request(SendRequest("stripe", URL_, {}))
+
+
+def dedupe_value(kind: str, body: bytes, headers: dict[str, str]) -> object:
+    """The value of the provider's default dedupe key in a sample (None: no default key)."""
+    key = getattr(load_registry().verifier(kind), "default_dedupe", None)
+    if key is None:
+        return None
+    where, _, name = key.partition(":")
+    if where == "header":
+        return CIMultiDict(headers).get(name)
+    value: object = json.loads(body)
+    for part in name.split("."):
+        assert isinstance(value, dict)
+        value = value.get(part)
+    return value
+
+
+@pytest.mark.parametrize(("kind", "config"), sorted(SHARED_SECRET_TYPES.items()))
+def test_each_sample_is_a_new_event(kind, config):
+    first = signed_request(SendRequest(kind, URL_, dict(config)))
+    second = signed_request(SendRequest(kind, URL_, dict(config)))
+    # Without a default dedupe key a provider's requests are never duplicates of each other.
+    if dedupe_value(kind, *first) is not None:
+        assert dedupe_value(kind, *first) != dedupe_value(kind, *second)
+
+
+@pytest.mark.parametrize(("kind", "config"), sorted(SHARED_SECRET_TYPES.items()))
+def test_a_pinned_id_makes_the_same_event_twice_and_still_verifies(kind, config):
+    first = signed_request(SendRequest(kind, URL_, dict(config), event_id="evt_pinned_1"))
+    second = signed_request(SendRequest(kind, URL_, dict(config), event_id="evt_pinned_1"))
+    assert dedupe_value(kind, *first) == dedupe_value(kind, *second)
+    if dedupe_value(kind, *first) is not None:
+        assert dedupe_value(kind, *first) == "evt_pinned_1"
+
+
+def test_a_sample_keeps_a_numeric_id_numeric():
+    body, _ = signed_request(SendRequest("shopify", URL_, {"secret": "s"}))
+    assert isinstance(json.loads(body)["id"], int)
+
+
+def test_a_body_given_by_the_user_is_sent_untouched():
+    body, _ = signed_request(SendRequest("stripe", URL_, {"secret": "s"}, b'{"id": "mine"}'))
+    assert body == b'{"id": "mine"}'
+
+
+@pytest.mark.parametrize("kind", ["discord", "sendgrid"])
+def test_send_says_only_the_provider_holds_the_key_before_asking_for_options(kind):
+    with pytest.raises(HookgateError) as raised:
+        signed_request(SendRequest(kind, URL_, {}))
+    assert raised.value.message.startswith(f"{kind}: cannot sign: ")
+    assert "private key that only the provider holds" in raised.value.message

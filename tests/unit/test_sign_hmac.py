@@ -212,7 +212,7 @@ async def test_hmac_signer_id_header_may_be_the_idempotency_key():
         ({"secret": "s", "header": "X-Sig", "template": "{nonce}.{body}"}, f"{PATH}.template: unknown placeholder {{nonce}} (known: {{body}}, {{timestamp}}, {{id}})"),
         ({"secret": "s", "header": "X-Sig", "template": "{id}.{body}"}, f"{PATH}.id_header: is required when the template uses {{id}}"),
         ({"secret": "s", "header": "X-Sig", "timestamp_header": "X-Ts"}, f"{PATH}.timestamp_header: is set but the template does not sign {{timestamp}}"),
-        ({"secret": "s", "header": "X-Sig", "sceret": "s"}, f"{PATH}.sceret: unknown key"),
+        ({"secret": "s", "header": "X-Sig", "sceret": "s"}, f'{PATH}.sceret: unknown key (did you mean "secrets"?)'),
         ({"secret": "s", "header": "X-Sig", "tolerance": "5m"}, f"{PATH}.tolerance: only applies when verifying; the receiver sets it"),
         ({"secret": "s", "header": "Content-Length"}, f"{PATH}.header: is managed by the HTTP client and cannot be set"),
         ({"secret": "s", "header": "Idempotency-Key"}, f"{PATH}.header: is one of hookgate's identity headers and cannot be changed"),

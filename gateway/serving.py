@@ -1,0 +1,181 @@
+"""Running `hookgate serve` and `hookgate worker` until SIGTERM or SIGINT.
+
+`serve` binds its listening sockets before anything else starts, so a port in use is
+one clear line (and exit 1) rather than a traceback after the database came up. Once
+started, each process prints what a person starting it needs: one line per listener,
+the database in use (never its password), and the admin URL when the app has one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import gc
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.config import Config
+from gateway.errors import HookgateError
+from gateway.server import GatewayRunner
+from gateway.storage.connect import describe
+
+ADMIN_ROUTE = "admin"  # the name of the admin UI's entry route, when the app has one
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+
+def serve(config: Config, listen: Listen, announce: Callable[[str], None] | None = None) -> int:
+    """Ingress (and, if `relay.enabled`, the relay) on `listen`, until a signal."""
+    sockets = bind(listen)
+    app = create_app(config)
+    _install_uvloop()
+    asyncio.run(run(_production(app), config, sockets, announce or _print))
+    return 0
+
+
+def work(config: Config, announce: Callable[[str], None] | None = None) -> int:
+    """The relay alone, whatever `relay.enabled` says (that governs `serve`), until a signal."""
+    app = create_app(config, ingress=False)
+    _install_uvloop()
+    asyncio.run(run(_production(app), config, [], announce or _print))
+    return 0
+
+
+def bind(listen: Listen) -> list[socket.socket]:
+    """Bound sockets for every address `listen.host` resolves to; a clear error if taken."""
+    try:
+        infos = socket.getaddrinfo(
+            listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise HookgateError(f"cannot listen on {listen.host}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sockets.append(_bound(family, kind, proto, address))
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise HookgateError(_bind_problem(listen, exc)) from None
+    return sockets
+
+
+def _bound(family: int, kind: int, proto: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # as asyncio does: "::" must not also take 0.0.0.0
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address[:2])
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_problem(listen: Listen, exc: OSError) -> str:
+    where = f"{listen.host}:{listen.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {where}: the address is already in use (another hookgate? "
+            "choose another port with server.port or --port)"
+        )
+    return f"cannot listen on {where}: {(exc.strerror or str(exc)).lower()}"
+
+
+async def run(
+    app: web.Application,
+    config: Config,
+    sockets: Sequence[socket.socket],
+    announce: Callable[[str], None],
+) -> None:
+    """Start the app's resources and a site per socket, announce them, stop on a signal."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = GatewayRunner(
+        app,
+        config.server,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=75.0,
+        shutdown_timeout=config.server.shutdown_timeout,
+    )
+    addresses = [sock.getsockname() for sock in sockets]  # uvloop takes the sockets over
+    try:
+        await runner.setup()
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        for line in startup_lines(app, config, addresses):
+            announce(line)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for sock in sockets:
+            sock.close()
+
+
+def startup_lines(
+    app: web.Application, config: Config, addresses: Sequence[tuple[str, int] | tuple[Any, ...]]
+) -> list[str]:
+    """What a started process tells the person who started it."""
+    urls = [_url(address) for address in addresses]
+    lines = [f"listening on {url}" for url in urls]
+    lines.append(f"database: {database_line(config)}")
+    admin = app.router.named_resources().get(ADMIN_ROUTE)
+    if admin is not None and urls:
+        lines.append(f"admin: {urls[0]}{admin.url_for()}")
+    if not urls:
+        lines.append(f"relaying to {len(config.targets)} targets (no listener: a worker)")
+    return lines
+
+
+def database_line(config: Config) -> str:
+    if config.database.url:
+        return f"PostgreSQL at {describe(config.database.url)}"
+    return f"embedded PostgreSQL under {(config.database.data_dir / 'pg').resolve()}"
+
+
+def _url(address: tuple[Any, ...]) -> str:
+    host, port = address[0], address[1]
+    if host in ("0.0.0.0", "::"):
+        return f"http://{'[::]' if host == '::' else host}:{port} (every interface)"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _print(line: str) -> None:
+    # stdout: the logs go to stderr, as JSON when it is not a terminal.
+    print(f"hookgate: {line}", flush=True)
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _freeze_heap(app: web.Application) -> None:
+    """Full collections walked every long-lived object (pools, caches, modules) and
+    stalled all requests for 20-30 ms at a time under load: freeze what exists once
+    started, and collect the oldest generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
+
+
+def _production(app: web.Application) -> web.Application:
+    app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
+    return app
