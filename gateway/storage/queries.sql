@@ -75,25 +75,14 @@ INSERT INTO hookgate.targets (name, changed_at)
 SELECT name, $2 FROM unnest($1::text[]) AS t (name)
 ON CONFLICT (name) DO NOTHING;
 
--- name: lock_targets
--- Serialises claims per target across every relay (in name order: no deadlocks), so the
--- in-flight count and the token bucket read next are the truth until this commits.
-SELECT name, tokens, tokens_at, failures, breaker_until
-FROM hookgate.targets
-WHERE name = ANY($1::text[])
-ORDER BY name
-FOR UPDATE;
-
--- name: hold_probe
--- A half-open breaker lets one probe through: no other claim takes the target until it
--- has answered (or its lease ran out).
-UPDATE hookgate.targets SET breaker_until = $2 WHERE name = ANY($1::text[]);
-
 -- name: record_health
--- After a batch of attempts, per target: count consecutive failures (reset by an answer)
--- and failures over a tumbling window of attempts; open the breaker (until $2 + cooldown)
--- when either reaches its threshold, or when a probe of a tripped breaker fails; close it
--- on an answer. Returns the new state.
+-- With a batch of attempt results, in their transaction (so a claim that sees a slot
+-- freed also sees what its failure did to the breaker): per target, count consecutive
+-- failures (reset by an answer) and failures over a tumbling window of attempts; open
+-- the breaker (until $2 + cooldown) when either reaches its threshold, or when a probe
+-- of a tripped breaker fails; close it on an answer. Returns the new state.
+-- The rows are locked in name order, as every statement that locks target rows does
+-- (`claim_deliveries`): two of them never wait for each other in a cycle.
 WITH s AS (
     SELECT *
     FROM unnest($1::text[], $3::boolean[], $4::integer[], $5::integer[], $6::double precision[],
@@ -108,6 +97,7 @@ WITH s AS (
            s.window_size, s.ratio, s.threshold, s.reset, s.failed, s.reason,
            t.breaker_until AS tripped
     FROM hookgate.targets AS t JOIN s ON s.name = t.name
+    ORDER BY t.name
     FOR UPDATE OF t
 )
 UPDATE hookgate.targets AS t
@@ -127,32 +117,33 @@ FROM next AS n
 WHERE t.name = n.name
 RETURNING t.name, t.failures, t.breaker_until, t.breaker_reason;
 
--- name: in_flight
--- Deliveries being sent right now (a lease that ran out frees its slot).
-SELECT target, count(*) AS n
-FROM hookgate.deliveries
-WHERE target = ANY($1::text[]) AND status = 'in_flight' AND due_at > $2
-GROUP BY target;
-
--- name: spend_tokens
-UPDATE hookgate.targets AS t
-SET tokens = s.tokens, tokens_at = $3
-FROM unnest($1::text[], $2::double precision[]) AS s (name, tokens)
-WHERE t.name = s.name;
-
 -- name: claim_deliveries
--- $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
--- $6 per target: does a dead delivery block later ones with its ordering key.
--- Each target is looked up on its own (LATERAL), so a target with a large backlog
--- cannot fill the LIMIT and starve the others. An in_flight row whose lease ran out
--- is claimed again and its lost attempt is closed as LEASE_EXPIRED.
-WITH wanted AS (
-    SELECT d.id, d.status AS previous_status
-    FROM unnest($1::text[], $2::integer[], $6::boolean[]) AS t (target, quota, block_on_dead)
-    -- A paused target is skipped here, and only it: the others are looked up as usual.
-    LEFT JOIN hookgate.targets AS state ON state.name = t.target
+-- One statement, one round trip: flow control, the claim, its bookkeeping and the
+-- events. $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
+-- $6 per target: does a dead delivery block later ones with its ordering key; $7..$10
+-- per target: concurrency, rate, burst, breaker on (NULL concurrency/rate: no limit).
+-- `claim_allowance` (migration 0010) runs first: it takes each target's advisory lock
+-- and says how many each may start. Then each target is looked up on its own
+-- (LATERAL, by the claim index), so one target's backlog cannot fill another's quota.
+-- A row whose lease ran out is claimed again, and its lost attempt is written now, as
+-- LEASE_EXPIRED, from what the row still says (its attempt number, worker and claim
+-- time): attempts are otherwise written only when they finish.
+-- Events are fetched last, per claimed row, by primary key (a LATERAL with OFFSET 0
+-- cannot be flattened, so it is a nested loop over the events' index whatever the
+-- estimates say): the cost never depends on how many events are stored.
+-- The final row (id NULL) says when the earliest delivery not claimed now comes due,
+-- or what held a target back ends, so the relay can sleep until then.
+WITH allowance AS (
+    SELECT *
+    FROM hookgate.claim_allowance($1::text[], $2::integer[], $3, $7::integer[],
+                                  $8::double precision[], $9::double precision[], $10::boolean[])
+), wanted AS (
+    SELECT d.id, d.status AS previous_status, d.worker AS previous_worker,
+           d.updated_at AS previous_start
+    FROM allowance AS a
+    JOIN unnest($1::text[], $6::boolean[]) AS t (target, block_on_dead) ON t.target = a.target
     CROSS JOIN LATERAL (
-        SELECT c.id, c.status
+        SELECT c.id, c.status, c.worker, c.updated_at
         FROM hookgate.deliveries AS c
         WHERE c.target = t.target
           AND c.status IN ('pending', 'in_flight')
@@ -169,10 +160,10 @@ WITH wanted AS (
                          AND (e.status IN ('pending', 'in_flight')
                               OR (e.status = 'dead' AND t.block_on_dead))))))
         ORDER BY c.due_at
-        LIMIT t.quota
+        LIMIT a.allowed
         FOR UPDATE OF c SKIP LOCKED
     ) AS d
-    WHERE state.paused IS NOT TRUE
+    WHERE a.allowed > 0
 ), claimed AS (
     UPDATE hookgate.deliveries AS d
     SET status = 'in_flight',
@@ -182,41 +173,88 @@ WITH wanted AS (
         worker = $5,
         updated_at = $3
     FROM wanted AS w
-    WHERE d.id = w.id
+    -- By primary key (= ANY): joined on `w.id` alone, a large estimate for `wanted`
+    -- could make the planner hash-join the whole deliveries table.
+    WHERE d.id = ANY (ARRAY(SELECT id FROM wanted)) AND d.id = w.id
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
-              w.previous_status
+              w.previous_status, w.previous_worker, w.previous_start
 ), expired AS (
-    UPDATE hookgate.attempts AS a
-    SET outcome = 'LEASE_EXPIRED', error = 'the worker holding the lease stopped answering'
-    FROM claimed AS c
-    WHERE c.previous_status = 'in_flight'
-      AND a.delivery_id = c.id AND a.attempt = c.attempts - 1 AND a.outcome IS NULL
-), started AS (
-    INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at)
-    SELECT id, attempts, $5, $3 FROM claimed
+    INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at, outcome, error)
+    SELECT id, attempts - 1, coalesce(previous_worker, 'unknown'), previous_start,
+           'LEASE_EXPIRED', 'the worker holding the lease stopped answering'
+    FROM claimed
+    WHERE previous_status = 'in_flight'
+    ON CONFLICT (delivery_id, attempt) DO NOTHING  -- its worker wrote it after all
+), locked AS (
+    -- Only rate-limited and probing targets: their tokens and probe are written back.
+    -- In name order, like record_health.
+    SELECT s.name
+    FROM hookgate.targets AS s JOIN allowance AS a ON a.target = s.name
+    WHERE a.tokens IS NOT NULL OR a.probe
+    ORDER BY s.name
+    FOR UPDATE OF s
+), spent AS (
+    UPDATE hookgate.targets AS s
+    SET tokens = coalesce(a.tokens - n.taken, a.tokens, s.tokens),
+        tokens_at = CASE WHEN a.tokens IS NULL THEN s.tokens_at ELSE $3 END,
+        -- A half-open breaker's probe: no other claim takes the target until it has
+        -- answered (or its lease ran out).
+        breaker_until = CASE WHEN a.probe AND n.taken > 0
+                             THEN $3::timestamptz + make_interval(secs => $4)
+                             ELSE s.breaker_until END
+    FROM locked AS l
+    JOIN allowance AS a ON a.target = l.name
+    LEFT JOIN (SELECT target, count(*) AS taken FROM claimed GROUP BY target) AS n
+        ON n.target = l.name
+    WHERE s.name = l.name
 )
-SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, e.source, e.event_type, e.received_at,
-       e.headers, e.body
+SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route,
+       e.source, e.event_type, e.received_at, e.headers, e.body, NULL::timestamptz AS next_due
 FROM claimed AS c
-JOIN hookgate.events AS e ON e.id = c.event_id;
+CROSS JOIN LATERAL (
+    SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body
+    FROM hookgate.events AS ev
+    WHERE ev.id = c.event_id
+    OFFSET 0
+) AS e
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       least((SELECT min(a.next_at) FROM allowance AS a),
+             (SELECT min(f.due_at)
+              FROM allowance AS a
+              CROSS JOIN LATERAL (
+                  SELECT c.due_at
+                  FROM hookgate.deliveries AS c
+                  WHERE c.target = a.target
+                    AND c.status IN ('pending', 'in_flight')
+                    AND c.due_at > $3
+                  ORDER BY c.due_at
+                  LIMIT 1
+              ) AS f));
 
 -- name: finish_attempts
--- Records each attempt whatever happened to its lease, but moves a delivery only if
--- this worker still holds it (same attempt number, still in flight). $11 is now.
+-- Each attempt is written once, here, when it ended (its lease may be lost: it is
+-- recorded anyway, replacing a LEASE_EXPIRED row the next claim wrote for it); a
+-- delivery moves only if this worker still holds it (same attempt number, still in
+-- flight). $11 is now. Runs in one transaction with record_health, before it.
 WITH result AS (
     SELECT *
     FROM unnest($1::uuid[], $2::integer[], $3::double precision[], $4::text[],
                 $5::integer[], $6::jsonb[], $7::bytea[], $8::text[], $9::text[],
-                $10::timestamptz[], $12::boolean[])
+                $10::timestamptz[], $12::boolean[], $13::text[], $14::timestamptz[])
         AS r (delivery_id, attempt, duration_ms, outcome, status_code, response_headers,
-              response_body, error, next_status, next_due, interrupted)
+              response_body, error, next_status, next_due, interrupted, worker, started_at)
 ), recorded AS (
-    UPDATE hookgate.attempts AS a
-    SET duration_ms = r.duration_ms, outcome = r.outcome, status_code = r.status_code,
-        response_headers = r.response_headers, response_body = r.response_body,
-        error = r.error
-    FROM result AS r
-    WHERE a.delivery_id = r.delivery_id AND a.attempt = r.attempt
+    INSERT INTO hookgate.attempts AS a
+        (delivery_id, attempt, worker, started_at, duration_ms, outcome, status_code,
+         response_headers, response_body, error)
+    SELECT delivery_id, attempt, coalesce(worker, 'unknown'), coalesce(started_at, $11),
+           duration_ms, outcome, status_code, response_headers, response_body, error
+    FROM result
+    ON CONFLICT (delivery_id, attempt) DO UPDATE
+        SET duration_ms = excluded.duration_ms, outcome = excluded.outcome,
+            status_code = excluded.status_code, response_headers = excluded.response_headers,
+            response_body = excluded.response_body, error = excluded.error
 )
 UPDATE hookgate.deliveries AS d
 SET status = r.next_status, due_at = r.next_due, last_outcome = r.outcome,
@@ -227,18 +265,22 @@ WHERE d.id = r.delivery_id AND d.attempts = r.attempt AND d.status = 'in_flight'
 RETURNING d.id;
 
 -- name: release_deliveries
--- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the lease.
+-- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the
+-- lease, and write their attempts (never written otherwise: they did not finish) as
+-- RELEASED, started when they were claimed.
 WITH released AS (
-    UPDATE hookgate.deliveries
+    UPDATE hookgate.deliveries AS d
     SET status = 'pending', due_at = $2, worker = NULL, updated_at = $2,
-        interruptions = interruptions + 1
-    WHERE id = ANY($1::uuid[]) AND worker = $3 AND status = 'in_flight'
-    RETURNING id, attempts
+        interruptions = d.interruptions + 1
+    FROM hookgate.deliveries AS old
+    WHERE old.id = d.id
+      AND d.id = ANY($1::uuid[]) AND d.worker = $3 AND d.status = 'in_flight'
+    RETURNING d.id, d.attempts, old.updated_at AS claimed_at
 )
-UPDATE hookgate.attempts AS a
-SET outcome = 'RELEASED', error = 'released unfinished at shutdown'
-FROM released AS r
-WHERE a.delivery_id = r.id AND a.attempt = r.attempts AND a.outcome IS NULL;
+INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at, outcome, error)
+SELECT id, attempts, $3, claimed_at, 'RELEASED', 'released unfinished at shutdown'
+FROM released
+ON CONFLICT (delivery_id, attempt) DO NOTHING;
 
 -- name: set_target_paused
 -- Pause or resume a target for every relay; $2 true pauses. Resuming wakes the relays.
