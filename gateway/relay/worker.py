@@ -120,10 +120,14 @@ class Relay:
         if not quotas or self._stopping:
             self._more = False  # every lane is full: wait for a slot to free (it wakes us)
             return 0
+        now = self.clock.now()
         batch = await self.store.claim_batch(
-            quotas, self.clock.now(), self.config.lease, self.worker, self._limits
+            quotas, now, self.config.lease, self.worker, self._limits
         )
-        self._next_due = batch.next_due
+        # The claim saw the targets it was asked about; a due time learnt for a full lane
+        # is kept until it passes.
+        kept = self._next_due if self._next_due is not None and self._next_due > now else None
+        self._next_due = min((d for d in (batch.next_due, kept) if d is not None), default=None)
         counts = dict.fromkeys(quotas, 0)
         for item in batch.claimed:
             counts[item.target] += 1
@@ -193,8 +197,9 @@ class Relay:
         """Remember retries' due times; wake at once if a finish frees a FIFO key."""
         for result in results:
             if result.next_status == "pending" and not result.interrupted:
-                due = result.next_due
-                self._next_due = due if self._next_due is None else min(self._next_due, due)
+                if self._next_due is None or result.next_due < self._next_due:
+                    self._next_due = result.next_due
+                    self.wake()  # the loop's sleep was set for a later time
             elif result.next_status != "pending" and self.lanes[result.target].config.ordering:
                 self.wake()
 

@@ -75,25 +75,14 @@ routes: [{{source: shop, targets: [{", ".join(urls)}]}}]
 
 def events(count: int, targets: list[str]) -> list[EventRecord]:
     now = SystemClock().now()
-    made = []
-    for _ in range(count):
-        new_id = event_id(now)
-        made.append(
-            EventRecord(
-                new_id,
-                "shop",
-                "order.paid",
-                now,
-                "POST",
-                "/in/shop",
-                "",
-                [],
-                b"{}",
-                None,
-                [(delivery_id(new_id, name), name) for name in targets],
-            )  # fmt: skip
-        )
-    return made
+    return [event(event_id(now), now, targets) for _ in range(count)]
+
+
+def event(new_id: Any, now: Any, targets: list[str]) -> EventRecord:
+    deliveries = [(delivery_id(new_id, name), name) for name in targets]
+    return EventRecord(
+        new_id, "shop", "order.paid", now, "POST", "/in/shop", "", [], b"{}", None, deliveries
+    )
 
 
 async def deadlocks(admin: asyncpg.Connection) -> int:
@@ -131,8 +120,10 @@ async def run_relays(database_url: str, config: Any, store: Store, healthy: list
         loops = [asyncio.create_task(relay.run()) for relay in relays]
         try:
             async with asyncio.timeout(20):
-                while not await settled(store, healthy):
-                    await asyncio.sleep(0.1)  # polls a server-side state
+                for _ in itertools.count():  # polls a server-side state
+                    if await settled(store, healthy):
+                        break
+                    await asyncio.sleep(0.1)
             await asyncio.sleep(0.5)  # breakers keep opening and closing for a while
         finally:
             await asyncio.gather(*(relay.stop(grace=2) for relay in relays))
