@@ -8,7 +8,7 @@ that also applies every target's limits (see `claim_deliveries`).
 When to claim: a NOTIFY (new deliveries) wakes the loop; so does the earliest due time
 the last claim reported or a retry this relay scheduled (a retry, the next token, a
 breaker's cooldown end), and a finish that frees a FIFO key. Freed slots are gathered:
-a saturated lane claims again once a quarter of it is free or `GATHER` seconds passed,
+a saturated lane claims again once a half of it is free or `GATHER` seconds passed,
 not once per finished delivery. The poll interval is the fallback.
 
 Results are written in batches (`GroupCommit`), each with what it says about its
@@ -44,9 +44,10 @@ log = structlog.get_logger("hookgate.relay")
 SNIPPET = 4096
 # A delivery whose worker keeps dying (a crash on this very message) is stopped, not looped.
 MAX_INTERRUPTIONS = 10
-# A lane that had more waiting than it could take claims again when a quarter of it is
-# free, or this many seconds after its first slot freed up, whichever comes first.
-GATHER = 0.003
+# A lane that had more waiting than it could take claims again when half of it is free,
+# or this many seconds after its first slot freed up, whichever comes first: each claim
+# costs a round trip whatever its size, so a busy relay claims in batches.
+GATHER = 0.01
 # Never sleep less than this for a due time (a frozen test clock would otherwise spin).
 MIN_SLEEP = 0.001
 _KEPT_HEADERS = frozenset({"content-type", "retry-after", "location", "x-request-id", "date"})
@@ -84,14 +85,15 @@ class Relay:
         self._open_breakers: set[str] = set()
         self._saturated: set[str] = set()  # lanes whose last claim left deliveries waiting
         self._gather = {
-            name: max(1, min(config.batch_size, lane.config.concurrency) // 4)
+            name: max(1, min(config.batch_size, lane.config.concurrency) // 2)
             for name, lane in lanes.items()
         }
         self._soon: asyncio.TimerHandle | None = None
         self._next_due: dt.datetime | None = None
-        # Attempt results share transactions, like ingest: one commit per batch, not per send.
+        # Attempt results share transactions, like ingest: one commit per batch, not per
+        # send; one writer, so whatever ends while a batch commits goes in the next one.
         self._results: GroupCommit[AttemptResult, bool] = GroupCommit(
-            self._write_results, writers=2
+            self._write_results, writers=1
         )
         self._results_started = False
 

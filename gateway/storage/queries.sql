@@ -75,48 +75,6 @@ INSERT INTO hookgate.targets (name, changed_at)
 SELECT name, $2 FROM unnest($1::text[]) AS t (name)
 ON CONFLICT (name) DO NOTHING;
 
--- name: record_health
--- With a batch of attempt results, in their transaction (so a claim that sees a slot
--- freed also sees what its failure did to the breaker): per target, count consecutive
--- failures (reset by an answer) and failures over a tumbling window of attempts; open
--- the breaker (until $2 + cooldown) when either reaches its threshold, or when a probe
--- of a tripped breaker fails; close it on an answer. Returns the new state.
--- The rows are locked in name order, as every statement that locks target rows does
--- (`claim_deliveries`): two of them never wait for each other in a cycle.
-WITH s AS (
-    SELECT *
-    FROM unnest($1::text[], $3::boolean[], $4::integer[], $5::integer[], $6::double precision[],
-                $7::text[], $8::integer[], $9::integer[], $10::integer[], $11::double precision[])
-        AS s (name, reset, failed, threshold, cooldown, reason, attempts, failed_total,
-              window_size, ratio)
-), next AS (
-    SELECT t.name, s.cooldown,
-           CASE WHEN s.reset THEN s.failed ELSE t.failures + s.failed END AS failures,
-           t.window_attempts + s.attempts AS seen,
-           t.window_failures + s.failed_total AS bad,
-           s.window_size, s.ratio, s.threshold, s.reset, s.failed, s.reason,
-           t.breaker_until AS tripped
-    FROM hookgate.targets AS t JOIN s ON s.name = t.name
-    ORDER BY t.name
-    FOR UPDATE OF t
-)
-UPDATE hookgate.targets AS t
-SET failures = n.failures,
-    window_attempts = CASE WHEN n.window_size > 0 AND n.seen >= n.window_size THEN 0 ELSE n.seen END,
-    window_failures = CASE WHEN n.window_size > 0 AND n.seen >= n.window_size THEN 0 ELSE n.bad END,
-    breaker_until = CASE
-        WHEN n.failures >= n.threshold
-          OR (n.ratio > 0 AND n.window_size > 0 AND n.seen >= n.window_size
-              AND n.bad >= n.ratio * n.seen)
-          OR (n.tripped IS NOT NULL AND n.failed > 0 AND NOT n.reset)
-            THEN $2::timestamptz + make_interval(secs => n.cooldown)
-        WHEN n.reset THEN NULL
-        ELSE t.breaker_until END,
-    breaker_reason = CASE WHEN n.failed > 0 THEN n.reason ELSE t.breaker_reason END
-FROM next AS n
-WHERE t.name = n.name
-RETURNING t.name, t.failures, t.breaker_until, t.breaker_reason;
-
 -- name: claim_deliveries
 -- One statement, one round trip: flow control, the claim, its bookkeeping and the
 -- events. $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
@@ -136,7 +94,8 @@ RETURNING t.name, t.failures, t.breaker_until, t.breaker_reason;
 WITH allowance AS (
     SELECT *
     FROM hookgate.claim_allowance($1::text[], $2::integer[], $3, $7::integer[],
-                                  $8::double precision[], $9::double precision[], $10::boolean[])
+                                  $8::double precision[], $9::double precision[], $10::boolean[],
+                                  $4)
 ), wanted AS (
     SELECT d.id, d.status AS previous_status, d.worker AS previous_worker,
            d.updated_at AS previous_start
@@ -185,28 +144,22 @@ WITH allowance AS (
     FROM claimed
     WHERE previous_status = 'in_flight'
     ON CONFLICT (delivery_id, attempt) DO NOTHING  -- its worker wrote it after all
-), locked AS (
-    -- Only rate-limited and probing targets: their tokens and probe are written back.
-    -- In name order, like record_health.
-    SELECT s.name
-    FROM hookgate.targets AS s JOIN allowance AS a ON a.target = s.name
-    WHERE a.tokens IS NOT NULL OR a.probe
-    ORDER BY s.name
-    FOR UPDATE OF s
 ), spent AS (
-    UPDATE hookgate.targets AS s
-    SET tokens = coalesce(a.tokens - n.taken, a.tokens, s.tokens),
-        tokens_at = CASE WHEN a.tokens IS NULL THEN s.tokens_at ELSE $3 END,
-        -- A half-open breaker's probe: no other claim takes the target until it has
-        -- answered (or its lease ran out).
-        breaker_until = CASE WHEN a.probe AND n.taken > 0
-                             THEN $3::timestamptz + make_interval(secs => $4)
-                             ELSE s.breaker_until END
-    FROM locked AS l
-    JOIN allowance AS a ON a.target = l.name
+    -- Rate-limited and probing targets: their tokens and probe, in the claims' own table
+    -- (never in hookgate.targets, which results write). Only claims holding the
+    -- target's advisory lock write its row, so this never waits.
+    INSERT INTO hookgate.target_flow AS f (name, tokens, tokens_at, probe_at)
+    SELECT a.target, a.tokens - coalesce(n.taken, 0), $3,
+           CASE WHEN a.probe AND n.taken > 0 THEN $3::timestamptz END
+    FROM allowance AS a
     LEFT JOIN (SELECT target, count(*) AS taken FROM claimed GROUP BY target) AS n
-        ON n.target = l.name
-    WHERE s.name = l.name
+        ON n.target = a.target
+    WHERE a.tokens IS NOT NULL OR (a.probe AND n.taken > 0)
+    ON CONFLICT (name) DO UPDATE
+        SET tokens = coalesce(excluded.tokens, f.tokens),
+            tokens_at = CASE WHEN excluded.tokens IS NULL THEN f.tokens_at
+                             ELSE excluded.tokens_at END,
+            probe_at = coalesce(excluded.probe_at, f.probe_at)
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route,
        e.source, e.event_type, e.received_at, e.headers, e.body, NULL::timestamptz AS next_due
@@ -233,36 +186,17 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
               ) AS f));
 
 -- name: finish_attempts
--- Each attempt is written once, here, when it ended (its lease may be lost: it is
--- recorded anyway, replacing a LEASE_EXPIRED row the next claim wrote for it); a
--- delivery moves only if this worker still holds it (same attempt number, still in
--- flight). $11 is now. Runs in one transaction with record_health, before it.
-WITH result AS (
-    SELECT *
-    FROM unnest($1::uuid[], $2::integer[], $3::double precision[], $4::text[],
-                $5::integer[], $6::jsonb[], $7::bytea[], $8::text[], $9::text[],
-                $10::timestamptz[], $12::boolean[], $13::text[], $14::timestamptz[])
-        AS r (delivery_id, attempt, duration_ms, outcome, status_code, response_headers,
-              response_body, error, next_status, next_due, interrupted, worker, started_at)
-), recorded AS (
-    INSERT INTO hookgate.attempts AS a
-        (delivery_id, attempt, worker, started_at, duration_ms, outcome, status_code,
-         response_headers, response_body, error)
-    SELECT delivery_id, attempt, coalesce(worker, 'unknown'), coalesce(started_at, $11),
-           duration_ms, outcome, status_code, response_headers, response_body, error
-    FROM result
-    ON CONFLICT (delivery_id, attempt) DO UPDATE
-        SET duration_ms = excluded.duration_ms, outcome = excluded.outcome,
-            status_code = excluded.status_code, response_headers = excluded.response_headers,
-            response_body = excluded.response_body, error = excluded.error
-)
-UPDATE hookgate.deliveries AS d
-SET status = r.next_status, due_at = r.next_due, last_outcome = r.outcome,
-    last_error = r.error, worker = NULL, updated_at = $11,
-    interruptions = d.interruptions + r.interrupted::integer
-FROM result AS r
-WHERE d.id = r.delivery_id AND d.attempts = r.attempt AND d.status = 'in_flight'
-RETURNING d.id;
+-- A batch of attempt results and what they say about their targets' health, in one
+-- call and one transaction (see the function in migration 0010 for its lock order):
+-- a claim that sees a slot freed also sees what that failure did to the breaker.
+-- $1 now; $2..$14 per result; $15..$24 per target with a breaker.
+SELECT out_delivery, out_target, out_failures, out_until, out_reason
+FROM hookgate.finish_attempts(
+    $1, $2::uuid[], $3::integer[], $4::double precision[], $5::text[], $6::integer[],
+    $7::jsonb[], $8::bytea[], $9::text[], $10::text[], $11::timestamptz[], $12::boolean[],
+    $13::text[], $14::timestamptz[],
+    $15::text[], $16::boolean[], $17::integer[], $18::integer[], $19::double precision[],
+    $20::text[], $21::integer[], $22::integer[], $23::integer[], $24::double precision[]);
 
 -- name: release_deliveries
 -- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the

@@ -281,7 +281,7 @@ class Store:
         concurrency, rate, burst, breaker, blocks = limit_columns(quotas, limits)
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             limited = [name for name in quotas if name in limits]
-            if not self._ensured.issuperset(limited):  # their tokens and breaker live here
+            if not self._ensured.issuperset(limited):  # their health is recorded there
                 await conn.execute(QUERIES["ensure_targets"], limited, now)
                 self._ensured.update(limited)
             rows = await conn.fetch(
@@ -298,17 +298,17 @@ class Store:
     async def finish_many(
         self, results: Sequence[AttemptResult], now: dt.datetime, health: Sequence[Health] = ()
     ) -> Finished:
-        """Record attempts and what they say about their targets' health, in one
-        transaction; for each attempt, whether this worker still held its delivery."""
-        ordered = sorted(results, key=lambda r: r.delivery_id.bytes)  # rows locked in id order
-        async with (
-            translated(),
-            self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn,
-            conn.transaction(),
-        ):
-            rows = await conn.fetch(QUERIES["finish_attempts"], *_result_columns(ordered, now))
-            breakers = await _record_health(conn, health, now) if health else []
-        kept = {row["id"] for row in rows}
+        """Record attempts and what they say about their targets' health, in one call and
+        one transaction; for each attempt, whether this worker still held its delivery."""
+        rows = await self._execute(
+            "finish_attempts", now, *_result_columns(results), *_health_columns(health)
+        )
+        kept = {row["out_delivery"] for row in rows if row["out_delivery"] is not None}
+        breakers = [
+            {"name": row["out_target"], "failures": row["out_failures"],
+             "breaker_until": row["out_until"], "breaker_reason": row["out_reason"]}
+            for row in rows if row["out_target"] is not None
+        ]  # fmt: skip
         return Finished([r.delivery_id in kept for r in results], breakers)
 
     async def set_paused(
@@ -339,7 +339,7 @@ def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in orjson.loads(value)) if value else ()
 
 
-def _result_columns(results: Sequence[AttemptResult], now: dt.datetime) -> list[Any]:
+def _result_columns(results: Sequence[AttemptResult]) -> list[list[Any]]:
     return [
         [r.delivery_id for r in results],
         [r.attempt for r in results],
@@ -351,21 +351,15 @@ def _result_columns(results: Sequence[AttemptResult], now: dt.datetime) -> list[
         [r.error for r in results],
         [r.next_status for r in results],
         [r.next_due for r in results],
-        now,
         [r.interrupted for r in results],
         [r.worker for r in results],
         [r.started_at for r in results],
     ]
 
 
-async def _record_health(
-    conn: asyncpg.Connection, health: Sequence[Health], now: dt.datetime
-) -> list[dict[str, Any]]:
-    """Update the targets' breakers; returns their failures and breaker_until now."""
-    rows = await conn.fetch(
-        QUERIES["record_health"],
+def _health_columns(health: Sequence[Health]) -> list[list[Any]]:
+    return [
         [h.target for h in health],
-        now,
         [h.reset for h in health],
         [h.failed for h in health],
         [h.threshold for h in health],
@@ -375,8 +369,7 @@ async def _record_health(
         [h.failed_total for h in health],
         [h.window for h in health],
         [h.ratio for h in health],
-    )
-    return [dict(row) for row in rows]
+    ]
 
 
 def _claimed(row: asyncpg.Record, now: dt.datetime | None = None) -> Claimed:
