@@ -43,6 +43,25 @@ SELECT i.id
 FROM incoming AS i
 WHERE i.id NOT IN (SELECT id FROM accepted);
 
+-- name: insert_events_plain
+-- `insert_events` for a batch in which no event carries a dedupe key (the usual case):
+-- no dedupe step, no ON CONFLICT, and fewer arrays to encode. Deliveries take their
+-- event's received_at as due time ($4 by the event's position $14, 1-based).
+WITH new_events AS (
+    INSERT INTO hookgate.events
+        (id, source, event_type, received_at, method, path, query, headers, body, peer, routes)
+    SELECT *
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[], $11::jsonb[])
+)
+INSERT INTO hookgate.deliveries
+    (id, event_id, target, due_at, created_at, updated_at, ordering_key, route)
+SELECT d.id, ($1::uuid[])[d.event], d.target, ($4::timestamptz[])[d.event],
+       ($4::timestamptz[])[d.event], ($4::timestamptz[])[d.event], d.ordering_key, d.route
+FROM unnest($12::uuid[], $14::integer[], $13::text[], $15::text[], $16::integer[])
+    WITH ORDINALITY AS d (id, event, target, ordering_key, route, n)
+ORDER BY d.n;  -- seq follows arrival order
+
 -- name: dedupe_originals
 -- The event that holds each (source, key); read after the duplicates' statement committed.
 SELECT d.source, d.key, d.event_id
@@ -67,8 +86,10 @@ WITH rejected AS (
 SELECT (SELECT count(*) FROM rejected) AS rejected, (SELECT count(*) FROM keys) AS keys;
 
 -- name: notify_deliveries
--- Wakes every listening relay; sent after commits, never inside them.
-SELECT pg_notify('hookgate_deliveries', '');
+-- Wakes every listening relay; sent after commits, never inside them. Its own implicit
+-- transaction commits without waiting for the disk (set_config local to it): nothing
+-- durable depends on a NOTIFY, and the relays poll if one is lost.
+SELECT set_config('synchronous_commit', 'off', true), pg_notify('hookgate_deliveries', '');
 
 -- name: ensure_targets
 INSERT INTO hookgate.targets (name, changed_at)

@@ -176,6 +176,9 @@ class Store:
     async def insert_events(self, records: Sequence[EventRecord]) -> set[UUID]:
         """Write events and their deliveries in one transaction; the ids not stored because
         their dedupe key is taken. Two records in one call must not share a dedupe key."""
+        if all(r.dedupe_key is None for r in records):
+            await self._insert_plain(records)
+            return set()
         deliveries = [(d_id, r.id, target, r.received_at)
                       for r in records for d_id, target in r.deliveries]  # fmt: skip
         rows = await self._execute(
@@ -200,6 +203,29 @@ class Store:
             [(r.delivery_routes or {}).get(target) for r in records for _, target in r.deliveries],
         )  # fmt: skip
         return {row["id"] for row in rows}
+
+    async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
+        """Events without dedupe keys and their deliveries, in one statement."""
+        dumps = orjson.dumps
+        await self._execute(
+            "insert_events_plain",
+            [r.id for r in records],
+            [r.source for r in records],
+            [r.event_type for r in records],
+            [r.received_at for r in records],
+            [r.method for r in records],
+            [r.path for r in records],
+            [r.query for r in records],
+            [dumps(r.headers).decode() for r in records],
+            [r.body for r in records],
+            [r.peer for r in records],
+            [dumps(r.routes).decode() if r.routes is not None else None for r in records],
+            [d_id for r in records for d_id, _ in r.deliveries],
+            [target for r in records for _, target in r.deliveries],
+            [n for n, r in enumerate(records, 1) for _ in r.deliveries],
+            [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
+            [(r.delivery_routes or {}).get(t) for r in records for _, t in r.deliveries],
+        )
 
     async def dedupe_originals(
         self, keys: Sequence[tuple[str, str]]
