@@ -420,12 +420,6 @@ def _event(row: asyncpg.Record) -> dict[str, Any]:
     return {**row, "headers": _pairs(row["headers"]), "routes": routes}
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to undo when a connection goes back to the pool: hookgate sets no session
-    state (no SET, LISTEN or session lock on pooled connections; an open transaction is
-    still rolled back by asyncpg), so the default reset's round trip is skipped."""
-
-
 async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
     """A pool to `dsn`, waiting up to `wait` seconds for the server to accept connections."""
     deadline = asyncio.get_running_loop().time() + wait
@@ -434,8 +428,10 @@ async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
             async with translated():
                 pool: asyncpg.Pool = await asyncpg.create_pool(
                     dsn, min_size=min(2, size), max_size=size, timeout=ACQUIRE_TIMEOUT,
-                    reset=_keep_session, server_settings=SESSION,
+                    server_settings=SESSION,
                 )  # fmt: skip
+                # The pool's reset on release stays: its round trip is also what finds a
+                # connection the server cut off mid-answer (asyncpg then replaces it).
                 return pool
         except StorageUnavailable:
             if asyncio.get_running_loop().time() > deadline:
