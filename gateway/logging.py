@@ -5,10 +5,16 @@ lines, headers and the bytes its parser refused, asyncpg's pool prints a traceba
 every reconnection attempt during an outage. hookgate logs those events itself, one
 line each, without request bytes; what the libraries still say comes out as one line
 with the error's type and no traceback, at most once a minute per message.
+
+JSON lines written from inside a running event loop are gathered and written once per
+loop iteration (one system call for every line logged meanwhile, in order), so a busy
+server does not pay a write per request; outside a loop each line is written at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import time
@@ -32,6 +38,34 @@ class _Stderr:
         sys.stderr.flush()
 
 
+class _Gathered:
+    """Bytes written during one event loop iteration, written out together at its end."""
+
+    def __init__(self, out: _Stderr) -> None:
+        self._out = out
+        self._lines: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write_out()
+            self._out.write(data)
+            return
+        if not self._lines:
+            loop.call_soon(self.write_out)
+        self._lines.append(data)
+
+    def flush(self) -> None:
+        """Nothing to do: a line waits at most until the loop's current iteration ends."""
+
+    def write_out(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._out.write(b"".join(lines))
+            self._out.flush()
+
+
 def configure(level: str = "info", json: bool | None = None) -> None:
     """Configure structlog (and route stdlib logging through the same output)."""
     if json is None:
@@ -46,7 +80,9 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     if json:
         # orjson renders a line several times faster than json: this runs for every request.
         processors.append(structlog.processors.JSONRenderer(serializer=orjson.dumps))
-        factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(_Stderr())  # type: ignore[arg-type]
+        gathered = _Gathered(_Stderr())
+        atexit.register(gathered.write_out)  # what the last loop iteration left
+        factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(gathered)  # type: ignore[arg-type]
     else:
         processors.append(structlog.dev.ConsoleRenderer())
         factory = structlog.PrintLoggerFactory(_Stderr())  # type: ignore[arg-type]

@@ -6,9 +6,10 @@ says nothing about the server: `Server: hookgate`, no version, no traceback.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import time
-import uuid
 
 import structlog
 from aiohttp import web
@@ -52,6 +53,16 @@ async def identify(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Server"] = SERVER
 
 
+# Request ids: this process's random prefix and a counter. Unique per process run and
+# cheap (no system call per request, unlike uuid4); they only tie a 500 to its log line.
+_PREFIX = os.urandom(6).hex()
+_NEXT = itertools.count(1)
+
+
+def request_id() -> str:
+    return f"{_PREFIX}{next(_NEXT):08x}"
+
+
 LOG_FIELDS = web.RequestKey("log_fields", dict[str, object])
 
 
@@ -67,8 +78,8 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     Every request ends in exactly one `request_handled` line carrying what the handler
     added through `log_fields` (the event id for an ingest).
     """
-    request_id = uuid.uuid4().hex
-    fields: dict[str, object] = {"request_id": request_id}
+    rid = request_id()
+    fields: dict[str, object] = {"request_id": rid}
     request[LOG_FIELDS] = fields
     started = time.perf_counter()
     event = "request_handled"
@@ -83,9 +94,7 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = error_response(exc, request.app[keys.CONFIG].ingest.retry_after)
     except Exception:
         log.exception("request_crashed", method=request.method, path=request.path, **fields)
-        response = web.json_response(
-            {"error": "internal error", "request_id": request_id}, status=500
-        )
+        response = web.json_response({"error": "internal error", "request_id": rid}, status=500)
     log.info(
         event,
         method=request.method,

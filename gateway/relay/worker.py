@@ -2,8 +2,17 @@
 
 Any number of relays (in `hookgate serve` or `hookgate worker` processes) share one
 database. Claims use FOR UPDATE SKIP LOCKED with a lease, per target, so no delivery is
-in flight twice and no target's backlog hides another's. A NOTIFY wakes the loop; the
-poll interval is the fallback.
+in flight twice and no target's backlog hides another's; each claim is one statement
+that also applies every target's limits (see `claim_deliveries`).
+
+When to claim: a NOTIFY (new deliveries) wakes the loop; so does the earliest due time
+the last claim reported or a retry this relay scheduled (a retry, the next token, a
+breaker's cooldown end), and a finish that frees a FIFO key. Freed slots are gathered:
+a saturated lane claims again once a half of it is free or `GATHER` seconds passed,
+not once per finished delivery. The poll interval is the fallback.
+
+Results are written in batches (`GroupCommit`), each with what it says about its
+targets' health, in one transaction: `_write_results` is the one place an attempt ends.
 """
 
 from __future__ import annotations
@@ -36,6 +45,12 @@ log = structlog.get_logger("hookgate.relay")
 SNIPPET = 4096
 # A delivery whose worker keeps dying (a crash on this very message) is stopped, not looped.
 MAX_INTERRUPTIONS = 10
+# A lane that had more waiting than it could take claims again when half of it is free,
+# or this many seconds after its first slot freed up, whichever comes first: each claim
+# costs a round trip whatever its size, so a busy relay claims in batches.
+GATHER = 0.01
+# Never sleep less than this for a due time (a frozen test clock would otherwise spin).
+MIN_SLEEP = 0.001
 _KEPT_HEADERS = frozenset({"content-type", "retry-after", "location", "x-request-id", "date"})
 
 
@@ -71,14 +86,22 @@ class Relay:
         self._loop: asyncio.Task[None] | None = None
         self._limits = {name: _limits(lane) for name, lane in lanes.items()}
         self._open_breakers: set[str] = set()
-        # Attempt results share transactions, like ingest: one commit per batch, not per send.
+        self._saturated: set[str] = set()  # lanes whose last claim left deliveries waiting
+        self._gather = {
+            name: max(1, min(config.batch_size, lane.config.concurrency) // 2)
+            for name, lane in lanes.items()
+        }
+        self._soon: asyncio.TimerHandle | None = None
+        self._next_due: dt.datetime | None = None
+        # Attempt results share transactions, like ingest: one commit per batch, not per
+        # send; one writer, so whatever ends while a batch commits goes in the next one.
         self._results: GroupCommit[AttemptResult, bool] = GroupCommit(
-            self._write_results, writers=2
+            self._write_results, writers=1
         )
         self._results_started = False
 
     def wake(self) -> None:
-        """Look for due deliveries now (a NOTIFY arrived, or a slot freed up)."""
+        """Look for due deliveries now (a NOTIFY arrived, a slot freed up, a key unblocked)."""
         self._wake.set()
 
     def quotas(self) -> dict[str, int]:
@@ -88,21 +111,36 @@ class Relay:
         }
         return {name: min(n, self.config.batch_size) for name, n in free.items() if n > 0}
 
+    def sleep_for(self) -> float:
+        """Seconds until the earliest due time this relay knows of, at most the poll interval."""
+        poll = self.config.poll_interval
+        if self._next_due is None:
+            return poll
+        wait = (self._next_due - self.clock.now()).total_seconds()
+        return min(poll, max(wait, MIN_SLEEP))
+
     async def run_once(self) -> int:
         """Claim what is due and start sending it; the number claimed."""
         quotas = self.quotas()
         if not quotas or self._stopping:
             self._more = False  # every lane is full: wait for a slot to free (it wakes us)
             return 0
-        claimed = await self.store.claim(
-            quotas, self.clock.now(), self.config.lease, self.worker, self._limits
+        now = self.clock.now()
+        batch = await self.store.claim_batch(
+            quotas, now, self.config.lease, self.worker, self._limits
         )
+        # The claim saw the targets it was asked about; a due time learnt for a full lane
+        # is kept until it passes.
+        kept = self._next_due if self._next_due is not None and self._next_due > now else None
+        self._next_due = min((d for d in (batch.next_due, kept) if d is not None), default=None)
         counts = dict.fromkeys(quotas, 0)
-        for item in claimed:
+        for item in batch.claimed:
             counts[item.target] += 1
             self._start(item)
-        self._more = any(counts[name] == quota for name, quota in quotas.items())
-        return len(claimed)
+        full = {name for name, quota in quotas.items() if counts[name] == quota}
+        self._saturated = (self._saturated - set(quotas)) | full
+        self._more = any(name in self.quotas() for name in full)  # a batch's worth, not all
+        return len(batch.claimed)
 
     async def run(self) -> None:
         """Claim and send until stopped."""
@@ -122,7 +160,7 @@ class Relay:
             if self._more:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), self.sleep_for())
 
     async def drain(self) -> None:
         """Wait until every delivery this relay started has finished."""
@@ -132,6 +170,8 @@ class Relay:
     async def stop(self, grace: float) -> None:
         """Stop claiming, give in-flight sends `grace` seconds, then release the rest."""
         self._stopping = True
+        if self._soon is not None:
+            self._soon.cancel()
         self.wake()
         if self._loop is not None and not self._loop.done():
             # A claim may be under way: let it finish and start its sends, so every
@@ -150,18 +190,24 @@ class Relay:
             log.info("deliveries_released", count=len(unfinished))
 
     async def _write_results(self, results: list[AttemptResult]) -> list[bool]:
-        """Record attempts, then what they say about each target's health (its breaker)."""
+        """Record attempts with what they say about each target's health (its breaker),
+        in one transaction: a claim that sees a slot freed sees the breaker it opened."""
         now = self.clock.now()
-        kept = await self.store.finish_many(results, now)
         health = _health(results, self._limits)
-        if health:
-            try:
-                changed = await self.store.record_health(health, now)
-            except StorageError as exc:
-                log.warning("breaker_update_failed", error=exc.message)
-            else:
-                self._log_breakers(changed, health, now)
-        return kept
+        finished = await self.store.finish_many(results, now, health)
+        self._log_breakers(finished.breakers, health, now)
+        self._after_results(results)
+        return finished.kept
+
+    def _after_results(self, results: list[AttemptResult]) -> None:
+        """Remember retries' due times; wake at once if a finish frees a FIFO key."""
+        for result in results:
+            if result.next_status == "pending" and not result.interrupted:
+                if self._next_due is None or result.next_due < self._next_due:
+                    self._next_due = result.next_due
+                    self.wake()  # the loop's sleep was set for a later time
+            elif result.next_status != "pending" and self.lanes[result.target].config.ordering:
+                self.wake()
 
     def _log_breakers(
         self, rows: list[dict[str, object]], health: list[Health], now: dt.datetime
@@ -190,11 +236,17 @@ class Relay:
     def _finished(self, claimed: Claimed) -> None:
         self._tasks.pop(claimed.id, None)
         self._busy[claimed.target] -= 1
-        if (
-            self._more
-            or self._busy[claimed.target] == self.lanes[claimed.target].config.concurrency - 1
-        ):
+        if claimed.target not in self._saturated:
+            return  # it took all that was due: new work comes with a NOTIFY or a due time
+        free = self.lanes[claimed.target].config.concurrency - self._busy[claimed.target]
+        if free >= self._gather[claimed.target]:
             self.wake()
+        elif self._soon is None:
+            self._soon = asyncio.get_running_loop().call_later(GATHER, self._gathered)
+
+    def _gathered(self) -> None:
+        self._soon = None
+        self.wake()
 
     async def _deliver(self, claimed: Claimed) -> None:
         structlog.contextvars.bind_contextvars(
@@ -217,7 +269,7 @@ class Relay:
         if result.outcome is Outcome.GONE:
             await self._pause_gone(claimed.target, result, now)
         status, due = self._next_step(lane, claimed, result, now)
-        attempt = attempt_result(claimed, result, duration_ms, status, due)
+        attempt = attempt_result(claimed, result, duration_ms, status, due, self.worker)
         try:
             kept = await self._results.write(attempt)
         except StorageError as exc:
@@ -312,7 +364,12 @@ def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> li
 
 
 def attempt_result(
-    claimed: Claimed, result: SendResult, duration_ms: float, status: str, due: dt.datetime
+    claimed: Claimed,
+    result: SendResult,
+    duration_ms: float,
+    status: str,
+    due: dt.datetime,
+    worker: str | None = None,
 ) -> AttemptResult:
     return AttemptResult(
         delivery_id=claimed.id,
@@ -327,6 +384,8 @@ def attempt_result(
         next_due=due,
         interrupted=result.outcome is Outcome.GONE,
         target=claimed.target,
+        worker=worker,
+        started_at=claimed.claimed_at,
     )
 
 

@@ -16,7 +16,7 @@ import asyncpg
 import structlog
 
 from gateway.errors import StorageError, StorageUnavailable
-from gateway.storage.store import ACQUIRE_TIMEOUT, UNAVAILABLE
+from gateway.storage.store import ACQUIRE_TIMEOUT, SESSION, UNAVAILABLE
 
 log = structlog.get_logger("hookgate.storage")
 
@@ -51,8 +51,11 @@ async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
     while True:
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
-                dsn, min_size=min(2, size), max_size=size, timeout=ACQUIRE_TIMEOUT
-            )
+                dsn, min_size=min(2, size), max_size=size, timeout=ACQUIRE_TIMEOUT,
+                server_settings=SESSION,
+            )  # fmt: skip
+            # The pool's reset on release stays: its round trip is also what finds a
+            # connection the server cut off mid-answer (asyncpg then replaces it).
             return pool
         except UNAVAILABLE as exc:
             left = deadline - loop.time()

@@ -1,15 +1,12 @@
 """Per-target flow control shared by every relay: concurrency, a token bucket and a
-circuit breaker, kept in hookgate.targets and enforced inside the claim transaction."""
+circuit breaker. Decided on the server, in the claim's one statement (the function
+`hookgate.claim_allowance`, migration 0010); this module describes the limits and
+turns them into that statement's arguments."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import asyncpg
-
-from gateway.storage.queries import QUERIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,77 +39,17 @@ class Health:
     ratio: float = 0.0
 
 
-async def claim_limited(
-    conn: asyncpg.Connection,
-    quotas: dict[str, int],
-    now: dt.datetime,
-    lease: float,
-    worker: str,
-    limits: Mapping[str, TargetLimits],
-) -> list[asyncpg.Record]:
-    """Claim within each target's limits, holding the targets' rows locked (in the caller's
-    transaction) so every relay sees the same in-flight count, tokens and breaker."""
-    names = list(quotas)
-    states = {row["name"]: row for row in await conn.fetch(QUERIES["lock_targets"], names)}
-    busy = {row["target"]: row["n"] for row in await conn.fetch(QUERIES["in_flight"], names, now)}
-    allowed, tokens, probing = _allowance(quotas, limits, states, busy, now)
-    blocks = [limits[name].block_on_dead if name in limits else False for name in allowed]
-    rows = await conn.fetch(
-        QUERIES["claim_deliveries"], list(allowed), list(allowed.values()), now, lease, worker,
-        blocks,
-    ) if allowed else []  # fmt: skip
-    probes = sorted({row["target"] for row in rows} & probing)
-    if probes:
-        await conn.execute(QUERIES["hold_probe"], probes, now + dt.timedelta(seconds=lease))
-    if tokens:
-        for row in rows:
-            if row["target"] in tokens:
-                tokens[row["target"]] -= 1
-        await conn.execute(QUERIES["spend_tokens"], list(tokens), list(tokens.values()), now)
-    return list(rows)
-
-
-def _allowance(
-    quotas: dict[str, int],
-    limits: Mapping[str, TargetLimits],
-    states: Mapping[str, asyncpg.Record],
-    busy: Mapping[str, int],
-    now: dt.datetime,
-) -> tuple[dict[str, int], dict[str, float], set[str]]:
-    """How many each target may start now; the tokens of rate-limited ones; half-open ones."""
-    tokens: dict[str, float] = {}
-    allowed: dict[str, int] = {}
-    probing: set[str] = set()
-    for name, quota in quotas.items():
-        limit = limits.get(name)
-        free = quota if limit is None else min(quota, limit.concurrency - busy.get(name, 0))
-        if limit is not None and limit.rate is not None:
-            tokens[name] = _refill(states.get(name), limit, now)
-            free = min(free, int(tokens[name]))
-        breaker = _breaker(states.get(name), limit, now)
-        if breaker == "open":
-            free = 0
-        elif breaker == "half-open":
-            free = min(free, 1)
-            probing.add(name)
-        if free > 0:
-            allowed[name] = free
-    return allowed, tokens, probing
-
-
-def _breaker(state: asyncpg.Record | None, limit: TargetLimits | None, now: dt.datetime) -> str:
-    """closed, open (cooling down: claim nothing) or half-open (let one probe through)."""
-    if state is None or limit is None or not limit.breaker_failures:
-        return "closed"
-    until = state["breaker_until"]  # set while tripped; cleared by an answer
-    if until is None:
-        return "closed"
-    return "open" if until > now else "half-open"
-
-
-def _refill(state: asyncpg.Record | None, limit: TargetLimits, now: dt.datetime) -> float:
-    """The bucket's tokens now: full at first, refilled at `rate`, at most `burst`."""
-    if state is None or state["tokens"] is None or state["tokens_at"] is None:
-        return limit.burst
-    elapsed: float = max(0.0, (now - state["tokens_at"]).total_seconds())
-    return min(limit.burst, float(state["tokens"]) + elapsed * (limit.rate or 0.0))
+def limit_columns(
+    quotas: Mapping[str, int], limits: Mapping[str, TargetLimits]
+) -> tuple[list[int | None], list[float | None], list[float], list[bool], list[bool]]:
+    """Per target of `quotas`, in order, the `claim_deliveries` arguments $7..$10 and $6:
+    concurrency, rate, burst, breaker on, and whether a dead delivery blocks its key.
+    A target without limits has no concurrency cap (its quota is what this relay may take)."""
+    found = [limits.get(name) for name in quotas]
+    return (
+        [limit.concurrency if limit else None for limit in found],
+        [limit.rate if limit else None for limit in found],
+        [limit.burst if limit else 1.0 for limit in found],
+        [bool(limit and limit.breaker_failures) for limit in found],
+        [bool(limit and limit.block_on_dead) for limit in found],
+    )

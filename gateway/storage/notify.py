@@ -2,7 +2,9 @@
 
 Sending NOTIFY inside the ingest transaction would serialise every commit behind
 Postgres's notification lock. Instead, writers `poke()` after committing, and one task
-sends NOTIFY: at most one in flight, and one more for whatever was poked meanwhile.
+sends NOTIFY: at most one every `INTERVAL` seconds, covering every commit poked
+meanwhile. Its transaction does not wait for its commit to reach the disk (a lost
+NOTIFY costs nothing durable), so it is not an fsync of its own.
 A NOTIFY that fails (or a crash before it) only delays delivery until the relays poll.
 """
 
@@ -16,11 +18,13 @@ from gateway.errors import StorageError
 from gateway.storage.store import Store
 
 log = structlog.get_logger("hookgate.storage")
+INTERVAL = 0.005
 
 
 class Notifier:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, interval: float = INTERVAL) -> None:
         self._store = store
+        self._interval = interval
         self._poked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -43,6 +47,7 @@ class Notifier:
         while True:
             await self._poked.wait()
             await self._send()
+            await asyncio.sleep(self._interval)  # commits poked meanwhile share the next one
 
     async def _send(self) -> None:
         self._poked.clear()

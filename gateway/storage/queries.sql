@@ -43,6 +43,25 @@ SELECT i.id
 FROM incoming AS i
 WHERE i.id NOT IN (SELECT id FROM accepted);
 
+-- name: insert_events_plain
+-- `insert_events` for a batch in which no event carries a dedupe key (the usual case):
+-- no dedupe step, no ON CONFLICT, and fewer arrays to encode. Deliveries take their
+-- event's received_at as due time ($4 by the event's position $14, 1-based).
+WITH new_events AS (
+    INSERT INTO hookgate.events
+        (id, source, event_type, received_at, method, path, query, headers, body, peer, routes)
+    SELECT *
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[], $11::jsonb[])
+)
+INSERT INTO hookgate.deliveries
+    (id, event_id, target, due_at, created_at, updated_at, ordering_key, route)
+SELECT d.id, ($1::uuid[])[d.event], d.target, ($4::timestamptz[])[d.event],
+       ($4::timestamptz[])[d.event], ($4::timestamptz[])[d.event], d.ordering_key, d.route
+FROM unnest($12::uuid[], $14::integer[], $13::text[], $15::text[], $16::integer[])
+    WITH ORDINALITY AS d (id, event, target, ordering_key, route, n)
+ORDER BY d.n;  -- seq follows arrival order
+
 -- name: dedupe_originals
 -- The event that holds each (source, key); read after the duplicates' statement committed.
 SELECT d.source, d.key, d.event_id
@@ -67,92 +86,44 @@ WITH rejected AS (
 SELECT (SELECT count(*) FROM rejected) AS rejected, (SELECT count(*) FROM keys) AS keys;
 
 -- name: notify_deliveries
--- Wakes every listening relay; sent after commits, never inside them.
-SELECT pg_notify('hookgate_deliveries', '');
+-- Wakes every listening relay; sent after commits, never inside them. Its own implicit
+-- transaction commits without waiting for the disk (set_config local to it): nothing
+-- durable depends on a NOTIFY, and the relays poll if one is lost.
+SELECT set_config('synchronous_commit', 'off', true), pg_notify('hookgate_deliveries', '');
 
 -- name: ensure_targets
 INSERT INTO hookgate.targets (name, changed_at)
 SELECT name, $2 FROM unnest($1::text[]) AS t (name)
 ON CONFLICT (name) DO NOTHING;
 
--- name: lock_targets
--- Serialises claims per target across every relay (in name order: no deadlocks), so the
--- in-flight count and the token bucket read next are the truth until this commits.
-SELECT name, tokens, tokens_at, failures, breaker_until
-FROM hookgate.targets
-WHERE name = ANY($1::text[])
-ORDER BY name
-FOR UPDATE;
-
--- name: hold_probe
--- A half-open breaker lets one probe through: no other claim takes the target until it
--- has answered (or its lease ran out).
-UPDATE hookgate.targets SET breaker_until = $2 WHERE name = ANY($1::text[]);
-
--- name: record_health
--- After a batch of attempts, per target: count consecutive failures (reset by an answer)
--- and failures over a tumbling window of attempts; open the breaker (until $2 + cooldown)
--- when either reaches its threshold, or when a probe of a tripped breaker fails; close it
--- on an answer. Returns the new state.
-WITH s AS (
-    SELECT *
-    FROM unnest($1::text[], $3::boolean[], $4::integer[], $5::integer[], $6::double precision[],
-                $7::text[], $8::integer[], $9::integer[], $10::integer[], $11::double precision[])
-        AS s (name, reset, failed, threshold, cooldown, reason, attempts, failed_total,
-              window_size, ratio)
-), next AS (
-    SELECT t.name, s.cooldown,
-           CASE WHEN s.reset THEN s.failed ELSE t.failures + s.failed END AS failures,
-           t.window_attempts + s.attempts AS seen,
-           t.window_failures + s.failed_total AS bad,
-           s.window_size, s.ratio, s.threshold, s.reset, s.failed, s.reason,
-           t.breaker_until AS tripped
-    FROM hookgate.targets AS t JOIN s ON s.name = t.name
-    FOR UPDATE OF t
-)
-UPDATE hookgate.targets AS t
-SET failures = n.failures,
-    window_attempts = CASE WHEN n.window_size > 0 AND n.seen >= n.window_size THEN 0 ELSE n.seen END,
-    window_failures = CASE WHEN n.window_size > 0 AND n.seen >= n.window_size THEN 0 ELSE n.bad END,
-    breaker_until = CASE
-        WHEN n.failures >= n.threshold
-          OR (n.ratio > 0 AND n.window_size > 0 AND n.seen >= n.window_size
-              AND n.bad >= n.ratio * n.seen)
-          OR (n.tripped IS NOT NULL AND n.failed > 0 AND NOT n.reset)
-            THEN $2::timestamptz + make_interval(secs => n.cooldown)
-        WHEN n.reset THEN NULL
-        ELSE t.breaker_until END,
-    breaker_reason = CASE WHEN n.failed > 0 THEN n.reason ELSE t.breaker_reason END
-FROM next AS n
-WHERE t.name = n.name
-RETURNING t.name, t.failures, t.breaker_until, t.breaker_reason;
-
--- name: in_flight
--- Deliveries being sent right now (a lease that ran out frees its slot).
-SELECT target, count(*) AS n
-FROM hookgate.deliveries
-WHERE target = ANY($1::text[]) AND status = 'in_flight' AND due_at > $2
-GROUP BY target;
-
--- name: spend_tokens
-UPDATE hookgate.targets AS t
-SET tokens = s.tokens, tokens_at = $3
-FROM unnest($1::text[], $2::double precision[]) AS s (name, tokens)
-WHERE t.name = s.name;
-
 -- name: claim_deliveries
--- $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
--- $6 per target: does a dead delivery block later ones with its ordering key.
--- Each target is looked up on its own (LATERAL), so a target with a large backlog
--- cannot fill the LIMIT and starve the others. An in_flight row whose lease ran out
--- is claimed again and its lost attempt is closed as LEASE_EXPIRED.
-WITH wanted AS (
-    SELECT d.id, d.status AS previous_status
-    FROM unnest($1::text[], $2::integer[], $6::boolean[]) AS t (target, quota, block_on_dead)
-    -- A paused target is skipped here, and only it: the others are looked up as usual.
-    LEFT JOIN hookgate.targets AS state ON state.name = t.target
+-- One statement, one round trip: flow control, the claim, its bookkeeping and the
+-- events. $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
+-- $6 per target: does a dead delivery block later ones with its ordering key; $7..$10
+-- per target: concurrency, rate, burst, breaker on (NULL concurrency/rate: no limit).
+-- `claim_allowance` (migration 0010) runs first: it takes each target's advisory lock
+-- and says how many each may start. Then each target is looked up on its own
+-- (LATERAL, by the claim index), so one target's backlog cannot fill another's quota.
+-- A row whose lease ran out is claimed again, and its lost attempt is written now, as
+-- LEASE_EXPIRED, from what the row still says (its attempt number, worker and claim
+-- time): attempts are otherwise written only when they finish.
+-- Events are fetched last, per claimed row, by primary key (a LATERAL with OFFSET 0
+-- cannot be flattened, so it is a nested loop over the events' index whatever the
+-- estimates say): the cost never depends on how many events are stored.
+-- The final row (id NULL) says when the earliest delivery not claimed now comes due,
+-- or what held a target back ends, so the relay can sleep until then.
+WITH allowance AS (
+    SELECT *
+    FROM hookgate.claim_allowance($1::text[], $2::integer[], $3, $7::integer[],
+                                  $8::double precision[], $9::double precision[], $10::boolean[],
+                                  $4)
+), wanted AS (
+    SELECT d.id, d.status AS previous_status, d.worker AS previous_worker,
+           d.updated_at AS previous_start
+    FROM allowance AS a
+    JOIN unnest($1::text[], $6::boolean[]) AS t (target, block_on_dead) ON t.target = a.target
     CROSS JOIN LATERAL (
-        SELECT c.id, c.status
+        SELECT c.id, c.status, c.worker, c.updated_at
         FROM hookgate.deliveries AS c
         WHERE c.target = t.target
           AND c.status IN ('pending', 'in_flight')
@@ -169,10 +140,10 @@ WITH wanted AS (
                          AND (e.status IN ('pending', 'in_flight')
                               OR (e.status = 'dead' AND t.block_on_dead))))))
         ORDER BY c.due_at
-        LIMIT t.quota
+        LIMIT a.allowed
         FOR UPDATE OF c SKIP LOCKED
     ) AS d
-    WHERE state.paused IS NOT TRUE
+    WHERE a.allowed > 0
 ), claimed AS (
     UPDATE hookgate.deliveries AS d
     SET status = 'in_flight',
@@ -182,63 +153,89 @@ WITH wanted AS (
         worker = $5,
         updated_at = $3
     FROM wanted AS w
-    WHERE d.id = w.id
+    -- By primary key (= ANY): joined on `w.id` alone, a large estimate for `wanted`
+    -- could make the planner hash-join the whole deliveries table.
+    WHERE d.id = ANY (ARRAY(SELECT id FROM wanted)) AND d.id = w.id
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
-              w.previous_status
+              w.previous_status, w.previous_worker, w.previous_start
 ), expired AS (
-    UPDATE hookgate.attempts AS a
-    SET outcome = 'LEASE_EXPIRED', error = 'the worker holding the lease stopped answering'
-    FROM claimed AS c
-    WHERE c.previous_status = 'in_flight'
-      AND a.delivery_id = c.id AND a.attempt = c.attempts - 1 AND a.outcome IS NULL
-), started AS (
-    INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at)
-    SELECT id, attempts, $5, $3 FROM claimed
+    INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at, outcome, error)
+    SELECT id, attempts - 1, coalesce(previous_worker, 'unknown'), previous_start,
+           'LEASE_EXPIRED', 'the worker holding the lease stopped answering'
+    FROM claimed
+    WHERE previous_status = 'in_flight'
+    ON CONFLICT (delivery_id, attempt) DO NOTHING  -- its worker wrote it after all
+), spent AS (
+    -- Rate-limited and probing targets: their tokens and probe, in the claims' own table
+    -- (never in hookgate.targets, which results write). Only claims holding the
+    -- target's advisory lock write its row, so this never waits.
+    INSERT INTO hookgate.target_flow AS f (name, tokens, tokens_at, probe_at)
+    SELECT a.target, a.tokens - coalesce(n.taken, 0), $3,
+           CASE WHEN a.probe AND n.taken > 0 THEN $3::timestamptz END
+    FROM allowance AS a
+    LEFT JOIN (SELECT target, count(*) AS taken FROM claimed GROUP BY target) AS n
+        ON n.target = a.target
+    WHERE a.tokens IS NOT NULL OR (a.probe AND n.taken > 0)
+    ON CONFLICT (name) DO UPDATE
+        SET tokens = coalesce(excluded.tokens, f.tokens),
+            tokens_at = CASE WHEN excluded.tokens IS NULL THEN f.tokens_at
+                             ELSE excluded.tokens_at END,
+            probe_at = coalesce(excluded.probe_at, f.probe_at)
 )
-SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, e.source, e.event_type, e.received_at,
-       e.headers, e.body
+SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route,
+       e.source, e.event_type, e.received_at, e.headers, e.body, NULL::timestamptz AS next_due
 FROM claimed AS c
-JOIN hookgate.events AS e ON e.id = c.event_id;
+CROSS JOIN LATERAL (
+    SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body
+    FROM hookgate.events AS ev
+    WHERE ev.id = c.event_id
+    OFFSET 0
+) AS e
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       least((SELECT min(a.next_at) FROM allowance AS a),
+             (SELECT min(f.due_at)
+              FROM allowance AS a
+              CROSS JOIN LATERAL (
+                  SELECT c.due_at
+                  FROM hookgate.deliveries AS c
+                  WHERE c.target = a.target
+                    AND c.status IN ('pending', 'in_flight')
+                    AND c.due_at > $3
+                  ORDER BY c.due_at
+                  LIMIT 1
+              ) AS f));
 
 -- name: finish_attempts
--- Records each attempt whatever happened to its lease, but moves a delivery only if
--- this worker still holds it (same attempt number, still in flight). $11 is now.
-WITH result AS (
-    SELECT *
-    FROM unnest($1::uuid[], $2::integer[], $3::double precision[], $4::text[],
-                $5::integer[], $6::jsonb[], $7::bytea[], $8::text[], $9::text[],
-                $10::timestamptz[], $12::boolean[])
-        AS r (delivery_id, attempt, duration_ms, outcome, status_code, response_headers,
-              response_body, error, next_status, next_due, interrupted)
-), recorded AS (
-    UPDATE hookgate.attempts AS a
-    SET duration_ms = r.duration_ms, outcome = r.outcome, status_code = r.status_code,
-        response_headers = r.response_headers, response_body = r.response_body,
-        error = r.error
-    FROM result AS r
-    WHERE a.delivery_id = r.delivery_id AND a.attempt = r.attempt
-)
-UPDATE hookgate.deliveries AS d
-SET status = r.next_status, due_at = r.next_due, last_outcome = r.outcome,
-    last_error = r.error, worker = NULL, updated_at = $11,
-    interruptions = d.interruptions + r.interrupted::integer
-FROM result AS r
-WHERE d.id = r.delivery_id AND d.attempts = r.attempt AND d.status = 'in_flight'
-RETURNING d.id;
+-- A batch of attempt results and what they say about their targets' health, in one
+-- call and one transaction (see the function in migration 0010 for its lock order):
+-- a claim that sees a slot freed also sees what that failure did to the breaker.
+-- $1 now; $2..$14 per result; $15..$24 per target with a breaker.
+SELECT out_delivery, out_target, out_failures, out_until, out_reason
+FROM hookgate.finish_attempts(
+    $1, $2::uuid[], $3::integer[], $4::double precision[], $5::text[], $6::integer[],
+    $7::jsonb[], $8::bytea[], $9::text[], $10::text[], $11::timestamptz[], $12::boolean[],
+    $13::text[], $14::timestamptz[],
+    $15::text[], $16::boolean[], $17::integer[], $18::integer[], $19::double precision[],
+    $20::text[], $21::integer[], $22::integer[], $23::integer[], $24::double precision[]);
 
 -- name: release_deliveries
--- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the lease.
+-- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the
+-- lease, and write their attempts (never written otherwise: they did not finish) as
+-- RELEASED, started when they were claimed.
 WITH released AS (
-    UPDATE hookgate.deliveries
+    UPDATE hookgate.deliveries AS d
     SET status = 'pending', due_at = $2, worker = NULL, updated_at = $2,
-        interruptions = interruptions + 1
-    WHERE id = ANY($1::uuid[]) AND worker = $3 AND status = 'in_flight'
-    RETURNING id, attempts
+        interruptions = d.interruptions + 1
+    FROM hookgate.deliveries AS old
+    WHERE old.id = d.id
+      AND d.id = ANY($1::uuid[]) AND d.worker = $3 AND d.status = 'in_flight'
+    RETURNING d.id, d.attempts, old.updated_at AS claimed_at
 )
-UPDATE hookgate.attempts AS a
-SET outcome = 'RELEASED', error = 'released unfinished at shutdown'
-FROM released AS r
-WHERE a.delivery_id = r.id AND a.attempt = r.attempts AND a.outcome IS NULL;
+INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at, outcome, error)
+SELECT id, attempts, $3, claimed_at, 'RELEASED', 'released unfinished at shutdown'
+FROM released
+ON CONFLICT (delivery_id, attempt) DO NOTHING;
 
 -- name: set_target_paused
 -- Pause or resume a target for every relay; $2 true pauses. Resuming wakes the relays.

@@ -13,10 +13,13 @@ import asyncpg
 import orjson
 
 from gateway.errors import StorageError, StorageUnavailable
-from gateway.storage.limits import Health, TargetLimits, claim_limited
+from gateway.storage.limits import Health, TargetLimits, limit_columns
 from gateway.storage.queries import QUERIES
 
 ACQUIRE_TIMEOUT = 5.0
+# hookgate's statements are small and reach rows by index: JIT compiling them (which
+# the planner does once a big table makes a plan look costly) only adds milliseconds.
+SESSION = {"jit": "off"}
 
 # Connection-level trouble: the server is down, restarting, or unreachable. Retry later.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -106,6 +109,24 @@ class Claimed:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     route: int | None = None  # the route that made the delivery: its middleware applies
+    claimed_at: dt.datetime | None = None  # when this attempt started
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """What one claim took, and when the earliest delivery it left (or a limit) is due."""
+
+    claimed: list[Claimed]
+    next_due: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A batch of results, committed: which deliveries this worker still held, and the
+    breaker state of the targets whose health it recorded."""
+
+    kept: list[bool]
+    breakers: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +145,8 @@ class AttemptResult:
     next_due: dt.datetime
     interrupted: bool = False  # not the target's answer to this message: keeps the schedule
     target: str = ""
+    worker: str | None = None  # who made the attempt
+    started_at: dt.datetime | None = None  # when it was claimed (now, if not given)
 
 
 @asynccontextmanager
@@ -155,6 +178,9 @@ class Store:
     async def insert_events(self, records: Sequence[EventRecord]) -> set[UUID]:
         """Write events and their deliveries in one transaction; the ids not stored because
         their dedupe key is taken. Two records in one call must not share a dedupe key."""
+        if all(r.dedupe_key is None for r in records):
+            await self._insert_plain(records)
+            return set()
         deliveries = [(d_id, r.id, target, r.received_at)
                       for r in records for d_id, target in r.deliveries]  # fmt: skip
         rows = await self._execute(
@@ -180,6 +206,29 @@ class Store:
         )  # fmt: skip
         return {row["id"] for row in rows}
 
+    async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
+        """Events without dedupe keys and their deliveries, in one statement."""
+        dumps = orjson.dumps
+        await self._execute(
+            "insert_events_plain",
+            [r.id for r in records],
+            [r.source for r in records],
+            [r.event_type for r in records],
+            [r.received_at for r in records],
+            [r.method for r in records],
+            [r.path for r in records],
+            [r.query for r in records],
+            [dumps(r.headers).decode() for r in records],
+            [r.body for r in records],
+            [r.peer for r in records],
+            [dumps(r.routes).decode() if r.routes is not None else None for r in records],
+            [d_id for r in records for d_id, _ in r.deliveries],
+            [target for r in records for _, target in r.deliveries],
+            [n for n, r in enumerate(records, 1) for _ in r.deliveries],
+            [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
+            [(r.delivery_routes or {}).get(t) for r in records for _, t in r.deliveries],
+        )
+
     async def dedupe_originals(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], UUID]:
@@ -188,26 +237,6 @@ class Store:
             "dedupe_originals", [source for source, _ in keys], [key for _, key in keys]
         )
         return {(row["source"], row["key"]): row["event_id"] for row in rows}
-
-    async def record_health(
-        self, health: Sequence[Health], now: dt.datetime
-    ) -> list[dict[str, Any]]:
-        """Update the targets' breakers; returns their failures and breaker_until now."""
-        rows = await self._execute(
-            "record_health",
-            [h.target for h in health],
-            now,
-            [h.reset for h in health],
-            [h.failed for h in health],
-            [h.threshold for h in health],
-            [h.cooldown for h in health],
-            [h.reason for h in health],
-            [h.attempts for h in health],
-            [h.failed_total for h in health],
-            [h.window for h in health],
-            [h.ratio for h in health],
-        )
-        return [dict(row) for row in rows]
 
     async def insert_proxy_answers(self, answers: Sequence[ProxyAnswer], worker: str) -> None:
         """Record proxy forwards as finished deliveries with their one attempt."""
@@ -263,48 +292,52 @@ class Store:
         worker: str,
         limits: Mapping[str, TargetLimits] | None = None,
     ) -> list[Claimed]:
-        """Take up to `quotas[target]` due deliveries per target; expired leases are due.
+        """Take up to `quotas[target]` due deliveries per target; expired leases are due."""
+        return (await self.claim_batch(quotas, now, lease, worker, limits)).claimed
 
-        With `limits`, each target's concurrency and rate limit hold across every relay:
-        the targets' rows are locked for the claim, so claimers take turns per target.
-        """
-        if not limits:
-            blocks = [False] * len(quotas)
-            rows = await self._execute(
-                "claim_deliveries", list(quotas), list(quotas.values()), now, lease, worker, blocks
-            )
-            return [_claimed(row) for row in rows]
+    async def claim_batch(
+        self,
+        quotas: dict[str, int],
+        now: dt.datetime,
+        lease: float,
+        worker: str,
+        limits: Mapping[str, TargetLimits] | None = None,
+    ) -> ClaimBatch:
+        """`claim`, and when to look again. With `limits`, each target's concurrency, rate
+        limit and breaker hold across every relay (see `claim_deliveries`)."""
+        limits = limits or {}
+        concurrency, rate, burst, breaker, blocks = limit_columns(quotas, limits)
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-            if not self._ensured.issuperset(quotas):  # each target's row exists to be locked
-                await conn.execute(QUERIES["ensure_targets"], list(quotas), now)
-                self._ensured.update(quotas)
-            async with conn.transaction():
-                rows = await claim_limited(conn, quotas, now, lease, worker, limits)
-                return [_claimed(row) for row in rows]
+            limited = [name for name in quotas if name in limits]
+            if not self._ensured.issuperset(limited):  # their health is recorded there
+                await conn.execute(QUERIES["ensure_targets"], limited, now)
+                self._ensured.update(limited)
+            rows = await conn.fetch(
+                QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now, lease,
+                worker, blocks, concurrency, rate, burst, breaker,
+            )  # fmt: skip
+        claimed = [_claimed(row, now) for row in rows if row["id"] is not None]
+        return ClaimBatch(claimed, next(r["next_due"] for r in rows if r["id"] is None))
 
     async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
         """Record an attempt; False when the lease was lost and another worker took over."""
-        return (await self.finish_many([result], now))[0]
+        return (await self.finish_many([result], now)).kept[0]
 
-    async def finish_many(self, results: Sequence[AttemptResult], now: dt.datetime) -> list[bool]:
-        """Record attempts in one statement; for each, whether this worker still held it."""
+    async def finish_many(
+        self, results: Sequence[AttemptResult], now: dt.datetime, health: Sequence[Health] = ()
+    ) -> Finished:
+        """Record attempts and what they say about their targets' health, in one call and
+        one transaction; for each attempt, whether this worker still held its delivery."""
         rows = await self._execute(
-            "finish_attempts",
-            [r.delivery_id for r in results],
-            [r.attempt for r in results],
-            [r.duration_ms for r in results],
-            [r.outcome for r in results],
-            [r.status_code for r in results],
-            [orjson.dumps(r.response_headers).decode() for r in results],
-            [r.response_body for r in results],
-            [r.error for r in results],
-            [r.next_status for r in results],
-            [r.next_due for r in results],
-            now,
-            [r.interrupted for r in results],
+            "finish_attempts", now, *_result_columns(results), *_health_columns(health)
         )
-        kept = {row["id"] for row in rows}
-        return [r.delivery_id in kept for r in results]
+        kept = {row["out_delivery"] for row in rows if row["out_delivery"] is not None}
+        breakers = [
+            {"name": row["out_target"], "failures": row["out_failures"],
+             "breaker_until": row["out_until"], "breaker_reason": row["out_reason"]}
+            for row in rows if row["out_target"] is not None
+        ]  # fmt: skip
+        return Finished([r.delivery_id in kept for r in results], breakers)
 
     async def set_paused(
         self, target: str, paused: bool, reason: str | None, now: dt.datetime, by: str | None
@@ -334,7 +367,40 @@ def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in orjson.loads(value)) if value else ()
 
 
-def _claimed(row: asyncpg.Record) -> Claimed:
+def _result_columns(results: Sequence[AttemptResult]) -> list[list[Any]]:
+    return [
+        [r.delivery_id for r in results],
+        [r.attempt for r in results],
+        [r.duration_ms for r in results],
+        [r.outcome for r in results],
+        [r.status_code for r in results],
+        [orjson.dumps(r.response_headers).decode() for r in results],
+        [r.response_body for r in results],
+        [r.error for r in results],
+        [r.next_status for r in results],
+        [r.next_due for r in results],
+        [r.interrupted for r in results],
+        [r.worker for r in results],
+        [r.started_at for r in results],
+    ]
+
+
+def _health_columns(health: Sequence[Health]) -> list[list[Any]]:
+    return [
+        [h.target for h in health],
+        [h.reset for h in health],
+        [h.failed for h in health],
+        [h.threshold for h in health],
+        [h.cooldown for h in health],
+        [h.reason for h in health],
+        [h.attempts for h in health],
+        [h.failed_total for h in health],
+        [h.window for h in health],
+        [h.ratio for h in health],
+    ]
+
+
+def _claimed(row: asyncpg.Record, now: dt.datetime | None = None) -> Claimed:
     return Claimed(
         id=row["id"],
         event_id=row["event_id"],
@@ -347,6 +413,7 @@ def _claimed(row: asyncpg.Record) -> Claimed:
         headers=_pairs(row["headers"]),
         body=row["body"],
         route=row["route"],
+        claimed_at=now,
     )
 
 

@@ -33,6 +33,7 @@ class HttpTarget:
     def __init__(self, options: HttpOptions, session: aiohttp.ClientSession) -> None:
         self.options = options
         self.session = session
+        self._url = URL(options.url)  # parsed once, not per request
 
     async def __call__(self, message: Message) -> SendResult:
         present = {name.lower() for name, _ in message.headers}
@@ -44,7 +45,7 @@ class HttpTarget:
         try:
             async with self.session.request(
                 self.options.method,
-                self.options.url,
+                self._url,
                 data=message.body,
                 headers=headers,
                 allow_redirects=False,

@@ -7,6 +7,8 @@ import asyncio
 import asyncpg
 from conftest import make_config
 
+from gateway.app import create_app
+
 SLOW_POLL = """
 relay: {{poll_interval: 50s}}
 sources:
@@ -83,3 +85,39 @@ routes: [{{source: shop, targets: [billing]}}]
     assert len(sink.recorder.requests) == 2
     sink.recorder.hold.set()
     await sink.recorder.wait_for(7)
+
+
+FIFO_SLOW_POLL = """
+relay: {{poll_interval: 50s}}
+sources: {{shop: {{}}}}
+targets:
+  billing: {{url: "{url}", {extra}}}
+routes: [{{source: shop, targets: [billing]}}]
+"""
+
+
+async def test_a_finish_that_frees_a_fifo_key_starts_the_next_without_waiting_for_the_poll(
+    database_url, target, gateway
+):
+    sink = await target()
+    extra = 'ordering: {key: "json:customer"}'
+    client = await gateway(
+        make_config(database_url, FIFO_SLOW_POLL.format(url=sink.url, extra=extra))
+    )
+    for n in range(3):
+        body = b'{"customer": "cus_1", "n": %d}' % n
+        assert (await client.post("/in/shop", data=body)).status == 202
+    await sink.recorder.wait_for(3, timeout=10)  # one per poll would take 100 s
+    assert [body for _, body in sink.recorder.requests] == [
+        b'{"customer": "cus_1", "n": %d}' % n for n in range(3)
+    ]
+
+
+async def test_a_retry_goes_out_when_due_not_at_the_next_poll(database_url, target, aiohttp_client):
+    sink = await target()
+    sink.recorder.script.append((500, {}, b"down"))
+    extra = "retry: {schedule: [200ms]}"
+    config = make_config(database_url, FIFO_SLOW_POLL.format(url=sink.url, extra=extra))
+    client = await aiohttp_client(create_app(config))  # the wall clock: the retry comes due
+    assert (await client.post("/in/shop", data=b"{}")).status == 202
+    await sink.recorder.wait_for(2, timeout=10)  # the 50 s poll would be far too late

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from test_relay import deliver_due, relay_config, relay_for, shop_event
 
@@ -128,3 +129,29 @@ async def test_the_breaker_opens_on_a_failure_ratio_too(database_url, store, clo
         clock.advance(30)
         assert await deliver_due(relay) == 1  # half-open: one probe, which succeeds
         assert (await state(store, "t"))["breaker_until"] is None
+
+
+async def test_at_most_concurrency_attempts_start_once_failures_reach_the_threshold(
+    database_url, store, clock, target
+):
+    t = await target()
+    config = relay_config(
+        database_url, {"t": f'url: "{t.url}", concurrency: 8, breaker: {{failures: 5}}'}
+    )
+    failing(t.recorder, 40)
+    await store.insert_events([shop_event(clock) for _ in range(40)])
+    async with relay_for(store, config, clock) as relay:
+        loop = asyncio.create_task(relay.run())  # claims as slots free up, like production
+        try:
+            async with asyncio.timeout(10):
+                for _ in itertools.count():  # polls a server-side state
+                    if (await state(store, "t"))["breaker_until"] is not None:
+                        break
+                    await asyncio.sleep(0.01)
+            await relay.drain()  # the attempts already in flight end; no new one starts
+        finally:
+            await relay.stop(grace=5)
+            await asyncio.gather(loop, return_exceptions=True)
+    # Until the 5th failure commits, at most 4 are recorded and 8 in flight; it commits
+    # with the breaker's state, so no claim sees its slot free and the breaker closed.
+    assert 5 <= len(t.recorder.requests) <= 4 + 8

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
-from gateway.ids import delivery_id, event_id
+from gateway.ids import delivery_id, event_id, legacy_delivery_id
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -28,3 +29,20 @@ def test_delivery_ids_are_valid_uuid7_ordered_like_their_events():
     deliveries = [delivery_id(e, "billing") for e in events]
     assert all(d.version == 7 and d.variant == "specified in RFC 4122" for d in deliveries)
     assert deliveries == sorted(deliveries)
+
+
+def test_a_delivery_id_is_the_same_after_a_round_trip_through_text():
+    event = event_id(T0)
+    made = delivery_id(event, "billing")
+    assert uuid.UUID(str(made)) == made
+    assert hash(uuid.UUID(str(made))) == hash(made)
+    assert delivery_id(uuid.UUID(str(event)), "billing") == made
+
+
+def test_the_legacy_derivation_is_kept_as_the_record_of_older_ids():
+    event = uuid.UUID("01a2333c-564f-7d35-8b5e-89a21ec420b3")
+    assert legacy_delivery_id(event, "billing") == uuid.UUID("01a2333c-564f-7d35-b07f-686df7b72501")
+
+
+def test_event_ids_differ_even_within_one_millisecond():
+    assert len({event_id(T0) for _ in range(2000)}) == 2000

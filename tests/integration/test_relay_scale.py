@@ -1,0 +1,203 @@
+"""The relay at scale: many relays never deadlock; the claim's cost does not grow with history.
+
+Four relays on four connection pools stand in for four worker processes: every lock
+they could take on each other lives in Postgres, so what they share is what processes
+would share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+from aiohttp import web
+from conftest import make_config
+from structlog.testing import capture_logs
+
+from gateway.clock import SystemClock
+from gateway.ids import delivery_id, event_id
+from gateway.plugins import Resources, load_registry
+from gateway.relay.lanes import build_lanes
+from gateway.relay.worker import Relay
+from gateway.storage.limits import limit_columns
+from gateway.storage.queries import QUERIES
+from gateway.storage.store import EventRecord, Store
+
+TARGETS = {
+    "ok1": "ok", "ok2": "ok", "ok3": "ok",
+    "slow1": "slow", "slow2": "slow",
+    "flaky1": "flaky", "flaky2": "flaky", "down": "down",
+}  # fmt: skip
+
+
+async def start_target(aiohttp_server: Any, kind: str) -> str:
+    """A real internal service: instant, slow (20 ms), flaky (fails in runs), or down (503)."""
+    counter = itertools.count()
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        n = next(counter)
+        if kind == "slow":
+            await asyncio.sleep(0.02)
+        if kind == "down" or (kind == "flaky" and n % 10 < 4):
+            return web.Response(status=503, text="unavailable")
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/hook"))
+
+
+def scale_config(database_url: str, urls: dict[str, str]) -> Any:
+    schedule = "retry: {schedule: [" + ", ".join(["100ms"] * 20) + "]}"
+    breaker = "breaker: {failures: 3, cooldown: 200ms}"
+    lines = "\n".join(
+        f'  {name}: {{url: "{url}", concurrency: 6, {schedule}, {breaker}}}'
+        for name, url in urls.items()
+    )
+    return make_config(
+        database_url,
+        f"""
+relay: {{enabled: false, poll_interval: 100ms, batch_size: 20}}
+sources: {{shop: {{}}}}
+targets:
+{lines}
+routes: [{{source: shop, targets: [{", ".join(urls)}]}}]
+""",
+    )
+
+
+def events(count: int, targets: list[str]) -> list[EventRecord]:
+    now = SystemClock().now()
+    return [event(event_id(now), now, targets) for _ in range(count)]
+
+
+def event(new_id: Any, now: Any, targets: list[str]) -> EventRecord:
+    deliveries = [(delivery_id(new_id, name), name) for name in targets]
+    return EventRecord(
+        new_id, "shop", "order.paid", now, "POST", "/in/shop", "", [], b"{}", None, deliveries
+    )
+
+
+async def deadlocks(admin: asyncpg.Connection) -> int:
+    await admin.execute("SELECT pg_stat_clear_snapshot()")
+    return int(
+        await admin.fetchval(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        )
+    )
+
+
+async def settled(store: Store, healthy: list[str]) -> bool:
+    """Every delivery to a healthy target delivered, and some failing ones retried."""
+    async with store.pool.acquire() as conn:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM hookgate.deliveries"
+            " WHERE target = ANY($1::text[]) AND status <> 'delivered'",
+            healthy,
+        )
+        retried = await conn.fetchval("SELECT count(*) FROM hookgate.attempts WHERE attempt > 2")
+    return left == 0 and retried > 0
+
+
+async def run_relays(database_url: str, config: Any, store: Store, healthy: list[str]) -> None:
+    """Four relays run their loops until the healthy targets got everything (at most 20 s)."""
+    clock = SystemClock()
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        lanes = build_lanes(config, load_registry(), Resources(session, clock))
+        relays = []
+        for n in range(4):
+            pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+            stack.push_async_callback(pool.close)  # closed before the deadlock count is read
+            relays.append(Relay(Store(pool), lanes, config.relay, clock, worker=f"w{n}"))
+        loops = [asyncio.create_task(relay.run()) for relay in relays]
+        try:
+            async with asyncio.timeout(20):
+                for _ in itertools.count():  # polls a server-side state
+                    if await settled(store, healthy):
+                        break
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # breakers keep opening and closing for a while
+        finally:
+            await asyncio.gather(*(relay.stop(grace=2) for relay in relays))
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+
+async def test_four_relays_on_eight_targets_never_deadlock(database_url, store, aiohttp_server):
+    urls = {name: await start_target(aiohttp_server, kind) for name, kind in TARGETS.items()}
+    config = scale_config(database_url, urls)
+    await store.insert_events(events(150, list(urls)))
+    healthy = [name for name, kind in TARGETS.items() if kind in ("ok", "slow", "flaky")]
+    admin = await asyncpg.connect(database_url)
+    try:
+        before = await deadlocks(admin)
+        with capture_logs() as logs:
+            await run_relays(database_url, config, store, healthy)
+        after = await deadlocks(admin)
+    finally:
+        await admin.close()
+
+    assert after == before
+    assert [entry for entry in logs if entry["log_level"] in ("error", "critical")] == []
+    trouble = {"relay_claim_failed", "batch_write_failed", "relay_loop_crashed"}
+    assert [entry for entry in logs if entry["event"] in trouble] == []
+    events_seen = {entry["event"] for entry in logs}
+    assert {"breaker_opened", "breaker_closed"} <= events_seen  # the scenario happened
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes += plan_nodes(child)
+    return nodes
+
+
+HISTORY = """
+WITH e AS (
+    INSERT INTO hookgate.events (id, source, received_at, method, path, query, headers, body)
+    SELECT gen_random_uuid(), 'shop', now() - interval '30 days', 'POST', '/in/shop', '',
+           '[]'::jsonb, convert_to(repeat('x', 200), 'UTF8')
+    FROM generate_series(1, $1)
+    RETURNING id
+)
+INSERT INTO hookgate.deliveries
+    (id, event_id, target, status, attempts, due_at, created_at, updated_at)
+SELECT gen_random_uuid(), id, 'hot', CASE WHEN random() < 0.9 THEN 'delivered' ELSE 'dead' END,
+       1, now() - interval '30 days', now() - interval '30 days', now() - interval '30 days'
+FROM e
+"""
+
+
+async def test_the_claim_reaches_events_by_primary_key_whatever_the_history(store):
+    async with store.pool.acquire() as conn:
+        await conn.execute(HISTORY, 30_000)
+    await store.insert_events(events(200, ["hot", "cold"]))
+    async with store.pool.acquire() as conn:
+        await conn.execute("ANALYZE")
+        quotas = {"hot": 100, "cold": 100}
+        concurrency, rate, burst, breaker, blocks = limit_columns(quotas, {})
+        (row,) = await conn.fetch(
+            "EXPLAIN (FORMAT JSON) " + QUERIES["claim_deliveries"],
+            list(quotas), list(quotas.values()), SystemClock().now(), 60.0, "w",
+            blocks, concurrency, rate, burst, breaker,
+        )  # fmt: skip
+    (explained,) = orjson.loads(row[0])
+    nodes = plan_nodes(explained["Plan"])
+    on_events = [node for node in nodes if node.get("Relation Name") == "events"]
+    assert on_events
+    assert {node["Node Type"] for node in on_events} <= {"Index Scan", "Index Only Scan"}
+    assert {node["Index Name"] for node in on_events} == {"events_pkey"}
+    for join in (node for node in nodes if node["Node Type"] in ("Hash Join", "Merge Join")):
+        assert "events" not in {node.get("Relation Name") for node in plan_nodes(join)}
+    scans = {node.get("Relation Name") for node in nodes if node["Node Type"] == "Seq Scan"}
+    assert not scans & {"events", "deliveries", "attempts"}, scans  # all reached by index
+    assert "JIT" not in explained
