@@ -196,7 +196,7 @@ WITH wanted AS (
     SELECT id, attempts, $5, $3 FROM claimed
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, e.source, e.event_type, e.received_at,
-       e.headers, e.body
+       e.headers, e.body, e.method, e.path, e.query
 FROM claimed AS c
 JOIN hookgate.events AS e ON e.id = c.event_id;
 

@@ -107,6 +107,10 @@ class Claimed:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     route: int | None = None  # the route that made the delivery: its middleware applies
+    # The request line as received: the upstream target sends to the same path and query.
+    method: str = "POST"
+    path: str = "/"
+    query: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +352,9 @@ def _claimed(row: asyncpg.Record) -> Claimed:
         headers=_pairs(row["headers"]),
         body=row["body"],
         route=row["route"],
+        method=row["method"],
+        path=row["path"],
+        query=row["query"],
     )
 
 
