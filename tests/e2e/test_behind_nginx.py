@@ -105,10 +105,28 @@ def self_signed(tmp: Path) -> None:
     )
 
 
+def start_nginx(binary: str, tmp: Path, hookgate: int) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx in the foreground with the test's own config and certificate; its port."""
+    port = free_port()
+    self_signed(tmp)
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, hookgate=hookgate, host=HOST))
+    log = tmp / "error.log"
+    process = subprocess.Popen(
+        [binary, "-p", str(tmp), "-e", str(log), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return process, port
+
+
+def check_running(process: subprocess.Popen[bytes], log: Path) -> None:
+    assert process.poll() is None, log.read_text()
+
+
 async def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     async with asyncio.timeout(10):
         while True:
-            assert process.poll() is None, log.read_text()
+            check_running(process, log)
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
@@ -134,17 +152,9 @@ async def nginx(tmp_path, database_url, aiohttp_server) -> AsyncIterator[int]:
     """hookgate on a loopback port and nginx in front of it: nginx's port."""
     binary = nginx_binary()
     hookgate = await aiohttp_server(create_app(make_config(database_url, SOURCES)))
-    port = free_port()
-    self_signed(tmp_path)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, hookgate=hookgate.port, host=HOST))
-    log = tmp_path / "error.log"
-    process = subprocess.Popen(
-        [binary, "-p", str(tmp_path), "-e", str(log), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    process, port = start_nginx(binary, tmp_path, hookgate.port)
     try:
-        await wait_listening(port, process, log)
+        await wait_listening(port, process, tmp_path / "error.log")
         yield port
     finally:
         process.terminate()

@@ -58,10 +58,22 @@ async def upload(session: aiohttp.ClientSession, url: str, size: int) -> dict[st
         return answer
 
 
+def start_serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--log-json", "serve", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def check_running(process: subprocess.Popen[bytes], log: Path) -> None:
+    assert process.poll() is None, log.read_text()
+
+
 async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     async with aiohttp.ClientSession() as session, asyncio.timeout(30):
         while True:
-            assert process.poll() is None, log.read_text()
+            check_running(process, log)
             try:
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                     if response.status == 200:
@@ -86,11 +98,7 @@ upstream: {{url: "http://127.0.0.1:{app_port}"}}
 """
     )
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "--log-json", "serve", "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    process = start_serve(config, log)
     try:
         await wait_ready(process, port, log)
         base = f"http://127.0.0.1:{port}"
