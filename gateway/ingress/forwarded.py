@@ -11,7 +11,7 @@ the address the app sees. Back to the client: the upstream's headers minus hop-b
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -42,11 +42,16 @@ def connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[
     }
 
 
+_TO_UPSTREAM = HOP_BY_HOP | FORWARDING | {"expect"}
+_TO_UPSTREAM_WS = _TO_UPSTREAM | WEBSOCKET_HANDSHAKE
+
+
 def _kept(
-    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: Iterable[str]
+    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: frozenset[str]
 ) -> CIMultiDict[str]:
-    dropped = HOP_BY_HOP | connection_tokens(headers) | set(drop)
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
+    if "Connection" in headers:
+        drop = drop | connection_tokens(headers)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 
 def to_upstream(
@@ -56,36 +61,35 @@ def to_upstream(
     websocket: bool = False,
 ) -> CIMultiDict[str]:
     """The request's headers for the upstream (Host kept unless `host` replaces it)."""
-    drop = FORWARDING | {"expect"} | (WEBSOCKET_HANDSHAKE if websocket else set())
-    headers = _kept(request.headers, drop)
+    headers = _kept(request.headers, _TO_UPSTREAM_WS if websocket else _TO_UPSTREAM)
     if host is not None:
         headers["Host"] = host
-    for name, value in forwarding(request, trusted):
-        headers.add(name, value)
+    headers.extend(forwarding(request, trusted))
     return headers
 
 
 def to_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """The upstream's answer headers for the client."""
-    return _kept(headers, ())
+    return _kept(headers, HOP_BY_HOP)
 
 
 def forwarding(request: web.BaseRequest, trusted: Sequence[IPNetwork]) -> list[tuple[str, str]]:
     """X-Forwarded-For/-Proto/-Host and Forwarded, extending a trusted proxy's."""
     peer = request.remote or "unknown"
-    believed = bool(trusted) and is_in(request.remote, trusted)
-    earlier = request.headers if believed else CIMultiDict[str]()
-    chain = [*earlier.getall("X-Forwarded-For", ()), peer]
-    proto = earlier.get("X-Forwarded-Proto", request.scheme)
-    host = earlier.get("X-Forwarded-Host", request.host)
-    element = ";".join(
-        f"{key}={_quoted(value)}"
-        for key, value in (("for", _node(peer)), ("proto", request.scheme), ("host", request.host))
-    )
+    scheme, host = request.scheme, request.host
+    element = f"for={_quoted(_node(peer))};proto={scheme};host={_quoted(host)}"
+    if not trusted or not is_in(peer, trusted):
+        return [
+            ("X-Forwarded-For", peer),
+            ("X-Forwarded-Proto", scheme),
+            ("X-Forwarded-Host", host),
+            ("Forwarded", element),
+        ]
+    earlier = request.headers
     return [
-        ("X-Forwarded-For", ", ".join(chain)),
-        ("X-Forwarded-Proto", proto),
-        ("X-Forwarded-Host", host),
+        ("X-Forwarded-For", ", ".join([*earlier.getall("X-Forwarded-For", ()), peer])),
+        ("X-Forwarded-Proto", earlier.get("X-Forwarded-Proto", scheme)),
+        ("X-Forwarded-Host", earlier.get("X-Forwarded-Host", host)),
         ("Forwarded", ", ".join([*earlier.getall("Forwarded", ()), element])),
     ]
 
