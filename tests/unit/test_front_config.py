@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.cli import main
-from gateway.config import parse_config
+from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
 from gateway.paths import SourcePath
 from plugins.targets.upstream import UpstreamOptions
@@ -151,3 +153,13 @@ def test_a_prefix_path_routes_its_subtree():
     assert not path.covers("/webhooks/githubx")
     assert path.route() == "/webhooks/github{tail:(?:/.*)?}"
     assert SourcePath.parse("/webhooks/stripe").route() == "/webhooks/stripe"
+
+
+def test_the_front_example_config_is_valid():
+    config = load_config(Path(__file__).parents[2] / "config" / "front.yaml")
+    assert config.upstream is not None
+    assert config.targets["upstream"].type == "upstream"
+    assert {name: str(s.path) for name, s in config.sources.items()} == {
+        "stripe": "/webhooks/stripe",
+        "github": "/webhooks/github/*",
+    }
