@@ -5,9 +5,12 @@ the answer is written to the client as it arrives; nothing is buffered whole), o
 keep-alive pool of its own (auto-decompression off, so bytes pass unchanged). Websocket
 upgrades are proxied message by message (gateway/ingress/websocket.py).
 
-* ``upstream.timeout`` bounds the connection and the wait for the answer's first byte
-  after the last byte of the request went out: 504. A refused connection (or DNS, TLS
-  failure) is 502. Both are JSON ``{"error": ...}`` and on the request's log line.
+* ``upstream.timeout`` bounds the connection, each wait for the upstream to take more of
+  the body, and the wait for the answer's first byte after the request's last byte went
+  out: 504 (waiting for a slow client's next chunk does not count). A refused connection
+  (or DNS, TLS failure) is 502. Both are JSON ``{"error": ...}`` and logged on the
+  request's line. A body of up to 64 KiB with a Content-Length is read first and sent in
+  one piece, and so is an answer like that: what makes small requests cheap.
 * ``upstream.max_body`` is the pass-through's own limit (none by default), not the
   webhook one: 413, decided from Content-Length or while streaming.
 * Nothing is stored or relayed. Each request is one ``request_handled`` line (method,
@@ -57,6 +60,11 @@ class _Idle:
     def touch(self) -> None:
         if self.timeout is not None:
             self.timeout.reschedule(asyncio.get_running_loop().time() + self.seconds)
+
+    def pause(self) -> None:
+        """Waiting for the client's next chunk is not the upstream's time."""
+        if self.timeout is not None:
+            self.timeout.reschedule(None)
 
 
 class PassThrough:
@@ -134,6 +142,7 @@ class PassThrough:
 
     async def _body(self, request: web.Request, idle: _Idle) -> AsyncIterator[bytes]:
         size, limit = 0, self.config.max_body
+        idle.pause()
         async for chunk in request.content.iter_chunked(CHUNK):
             size += len(chunk)
             if limit is not None and size > limit:
@@ -141,6 +150,8 @@ class PassThrough:
                 raise aiohttp.ClientPayloadError("the request body is over upstream.max_body")
             idle.touch()
             yield chunk
+            idle.pause()
+        idle.touch()  # the whole request is out: the wait for the answer starts now
 
     async def _answer(
         self, request: web.Request, upstream: aiohttp.ClientResponse

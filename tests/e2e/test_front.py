@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
@@ -177,6 +178,14 @@ async def test_any_method_and_raw_query_pass_through_unstored(front, database_ur
     assert (counts.requests, counts.by_status[201]) == (5, 5)
 
 
+async def test_head_keeps_the_upstreams_content_length_without_a_body(front):
+    _, _, client, _ = await front()
+    response = await client.head("/hello")
+    assert response.status == 200
+    assert response.headers["Content-Length"] == str(len("hello from the app"))
+    assert await response.read() == b""
+
+
 async def test_a_method_the_source_does_not_take_at_its_path_goes_to_the_app(front, database_url):
     existing, _, client, _ = await front()
     response = await client.get("/webhooks/shop")
@@ -256,6 +265,19 @@ async def test_no_answer_within_the_timeout_is_a_504_json_and_logged(front):
     assert line["upstream_error"] == "timeout" and line["path"] == "/slow"
     assert "do-not-log" not in repr(logs)
     assert client.app[keys.UPSTREAM].counts.failures["timeout"] == 1
+
+
+async def test_a_slow_client_is_not_the_upstreams_timeout(front):
+    _, _, client, _ = await front(upstream="timeout: 300ms")
+
+    async def slowly():
+        yield b"x" * 100_000
+        await asyncio.sleep(0.6)  # the client's own pause, longer than the upstream timeout
+        yield b"y"
+
+    response = await client.post("/echo", data=slowly())
+    assert response.status == 201
+    assert len(await response.read()) == 100_001
 
 
 async def test_the_pass_through_body_limit_is_its_own(front):
