@@ -48,7 +48,7 @@ def create_app(
     quiet_libraries()  # also when mounted in another app that set up logging its own way
     front = ingress and config.upstream is not None
     app = web.Application(
-        middlewares=[handle_errors, *([routes.pass_through] if front else [])],
+        middlewares=[handle_errors],
         # After a 413 aiohttp keeps reading (and dropping) the rest of the body for
         # lingering_time seconds; 1 s lets the client read the answer, then we close.
         # auto_decompress: hookgate stores and verifies the bytes on the wire; it
@@ -69,6 +69,8 @@ def create_app(
         routes.setup(app)
     if config.relay.enabled:
         app.cleanup_ctx.append(relay)
+    if front:
+        routes.add_pass_through(app)  # last: it catches whatever no other route matched
     return app
 
 

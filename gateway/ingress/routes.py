@@ -164,18 +164,17 @@ def captured(source: SourceConfig) -> tuple[Handler, ExpectHandler]:
     return at_path, expect_at_path
 
 
-@web.middleware
-async def pass_through(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Requests no route matched, outside hookgate's own paths, go to the upstream."""
-    unmatched = request.match_info.http_exception
-    if unmatched is None:
-        return await handler(request)
+async def pass_through(request: web.Request) -> web.StreamResponse:
+    """Requests no other route matched, outside hookgate's own paths, go to the upstream."""
     if reserved(request.path):  # hookgate's own, even where no route of ours matched
-        allow = {"Allow": unmatched.headers["Allow"]} if "Allow" in unmatched.headers else None
-        return web.json_response(
-            {"error": unmatched.reason}, status=unmatched.status, headers=allow
-        )
+        return web.json_response({"error": "not found"}, status=404)
     return await request.app[keys.UPSTREAM].forward(request)
+
+
+def add_pass_through(app: web.Application) -> None:
+    """The catch-all route to the upstream. It must be the router's last route (routes are
+    tried in order): `create_app` adds it after every other, and a test checks that."""
+    app.router.add_route("*", "/{tail:.*}", pass_through, name="pass_through")
 
 
 def setup(app: web.Application) -> None:

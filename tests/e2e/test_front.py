@@ -20,7 +20,6 @@ from structlog.testing import capture_logs
 from gateway import keys
 from gateway.app import create_app
 from gateway.ids import delivery_id
-from gateway.ingress import routes
 
 WEBHOOK = b'{"type": "order.created", "id": "ord_1", "note": "caf\xc3\xa9 \\u00e9"}\r\n'
 
@@ -314,4 +313,10 @@ async def test_without_an_upstream_a_source_path_still_captures_and_nothing_pass
     client = await aiohttp_client(create_app(config))
     assert (await client.post("/webhooks/shop", data=b"{}")).status == 202
     assert keys.UPSTREAM not in client.app
-    assert routes.pass_through not in client.app.middlewares
+    assert "pass_through" not in client.app.router.named_resources()
+
+
+def test_the_pass_through_is_the_last_route(database_url):
+    app = create_app(front_config(database_url, free_port()))
+    *_, last = app.router.resources()
+    assert last.name == "pass_through"
