@@ -33,13 +33,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from generators import Load, choose, describe, run_load
 from pgdb import Database, bench_database
-from procs import free_port, running
+from procs import Service, free_port, running
 
 BENCH = Path(__file__).resolve().parent
 RATIO_BUDGET = 0.5
@@ -76,26 +77,32 @@ def front_config(db: Database, port: int, upstream: str) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(service: Service) -> float:
+    """User + system CPU the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{service.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def upstream_app(tmp: Path) -> Iterator[str]:
+def upstream_app(tmp: Path) -> Iterator[tuple[str, Service]]:
     port = free_port()
     command = [sys.executable, str(BENCH / "bare.py"), "--port", str(port)]
     with running("upstream (bare)", command, tmp / "upstream.log") as app:
         app.wait_ready(f"http://127.0.0.1:{port}/healthz", 30)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", app
 
 
 @contextmanager
-def bare_proxy(tmp: Path, upstream: str) -> Iterator[str]:
+def bare_proxy(tmp: Path, upstream: str) -> Iterator[tuple[str, Service]]:
     port = free_port()
     command = [sys.executable, str(BENCH / "bare_proxy.py"), "--upstream", upstream]
     with running("bare proxy", [*command, "--port", str(port)], tmp / "bare-proxy.log") as proxy:
         proxy.wait_ready(f"http://127.0.0.1:{port}/healthz", 30)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proxy
 
 
 @contextmanager
-def hookgate(tmp: Path, db: Database, upstream: str, level: str) -> Iterator[str]:
+def hookgate(tmp: Path, db: Database, upstream: str, level: str) -> Iterator[tuple[str, Service]]:
     port = free_port()
     config = tmp / "front.yaml"
     config.write_text(yaml.safe_dump(front_config(db, port, upstream), sort_keys=False))
@@ -104,14 +111,21 @@ def hookgate(tmp: Path, db: Database, upstream: str, level: str) -> Iterator[str
     command = [*start, "--log-level", level, "serve", "--config", str(config)]
     with running("hookgate", command, tmp / "hookgate.log") as hg:
         hg.wait_ready(f"http://127.0.0.1:{port}/readyz", READY_TIMEOUT)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", hg
         if not hg.alive():
             raise SystemExit(f"hookgate died during the load:\n{hg.tail()}")
 
 
-def measure(name: str, url: str, load: Load, generator: str, tmp: Path) -> dict[str, Any]:
+def measure(
+    name: str, url: str, load: Load, generator: str, tmp: Path, server: Service
+) -> dict[str, Any]:
+    """The load's report, plus the CPU the server it hits used per answered request."""
     progress(f"{name}: {load.warmup:g} s warm-up + {load.duration:g} s -> {url}")
-    report: dict[str, Any] = dict(run_load(generator, url, load, tmp))
+    if load.warmup > 0:
+        run_load(generator, url, replace(load, duration=load.warmup, warmup=0), tmp)
+    before = cpu_seconds(server)
+    report: dict[str, Any] = dict(run_load(generator, url, replace(load, warmup=0), tmp))
+    report["cpu_us"] = (cpu_seconds(server) - before) * 1e6 / (report["requests"] or 1)
     report["name"] = name
     return report
 
@@ -119,15 +133,16 @@ def measure(name: str, url: str, load: Load, generator: str, tmp: Path) -> dict[
 def run(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     load = Load(args.connections, args.body_size, args.duration, args.warmup)
     generator = choose(args.generator)
-    with bench_database(tmp) as db, upstream_app(tmp) as app:
+    with bench_database(tmp) as db, upstream_app(tmp) as (app, bare):
         progress(f"generator {generator}; database {db.label}")
-        reports = [measure("direct", f"{app}/app/orders", load, generator, tmp)]
-        with bare_proxy(tmp, app) as proxy:
-            reports.append(measure("bare proxy", f"{proxy}/app/orders", load, generator, tmp))
-        with hookgate(tmp, db, app, args.log_level) as hg:
-            reports.append(measure("pass-through", f"{hg}/app/orders", load, generator, tmp))
-            reports.append(measure("/in/bench", f"{hg}/in/bench", load, generator, tmp))
-            reports.append(measure("/webhooks/bench", f"{hg}/webhooks/bench", load, generator, tmp))
+        reports = [measure("direct", f"{app}/app/orders", load, generator, tmp, bare)]
+        with bare_proxy(tmp, app) as (proxy, floor):
+            url = f"{proxy}/app/orders"
+            reports.append(measure("bare proxy", url, load, generator, tmp, floor))
+        with hookgate(tmp, db, app, args.log_level) as (hg, server):
+            for name, path in (("pass-through", "/app/orders"), ("/in/bench", "/in/bench"),
+                               ("/webhooks/bench", "/webhooks/bench")):  # fmt: skip
+                reports.append(measure(name, f"{hg}{path}", load, generator, tmp, server))
     print_report(args, generator, db, reports)
     return reports
 
@@ -142,13 +157,15 @@ def print_report(
     print(f"load generator: {describe(generator)}; hookgate log level {args.log_level}")
     print(f"database:       {db.label}")
     print(f"machine:        {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n")
-    print(f"{'':18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-202':>9}{'errors':>8}")
+    header = f"{'':18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-202':>9}{'errors':>8}"
+    print(f"{header}{'CPU us/req':>12}")
     for r in reports:
         errors = sum(r["errors"].values())
         print(
             f"{r['name']:18}{r['rps']:>10,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-            f"{r['requests'] - r['ok']:>9}{errors:>8}"
+            f"{r['requests'] - r['ok']:>9}{errors:>8}{r['cpu_us']:>12,.0f}"
         )
+    print("(CPU: of the server the load hits: the upstream, the bare proxy, or hookgate)")
     by = {r["name"]: r for r in reports}
     through = ratio(by["pass-through"], by["direct"])
     verdict = "PASS" if through >= RATIO_BUDGET else "MISS"
