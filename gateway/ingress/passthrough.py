@@ -36,7 +36,9 @@ from gateway.sources import IPNetwork
 from gateway.upstream import UpstreamConfig
 
 CHUNK = 64 * 1024
-SMALL = 64 * 1024  # bodies up to this size with a Content-Length go in one piece
+# A body up to this size with a Content-Length is read whole and sent in one write, not
+# as a streamed payload: what makes small requests cheap.
+SMALL = 64 * 1024
 
 
 @dataclass
@@ -108,7 +110,10 @@ class PassThrough:
         idle = _Idle(self.config.timeout)
         body: bytes | AsyncIterator[bytes] | None = None
         if _small(request.content_length):
-            body = await self._small_body(request)
+            try:
+                body = await request.content.readexactly(request.content_length or 0)
+            except asyncio.IncompleteReadError:
+                return web.json_response({"error": "the request body ended early"}, status=400)
         elif request.body_exists:
             body = self._body(request, idle)
         headers = forwarded.to_upstream(request, self.trusted, self.config.host)
@@ -135,11 +140,6 @@ class PassThrough:
         finally:
             upstream.release()
 
-    async def _small_body(self, request: web.Request) -> bytes | None:
-        """A body of a few KiB with a Content-Length, whole: one write to the upstream
-        instead of a streamed payload (what makes small requests cheap)."""
-        return await request.content.readexactly(request.content_length or 0)
-
     async def _body(self, request: web.Request, idle: _Idle) -> AsyncIterator[bytes]:
         size, limit = 0, self.config.max_body
         idle.pause()
@@ -161,7 +161,10 @@ class PassThrough:
         if _whole(request, upstream):
             headers = forwarded.to_client(upstream.headers)
             headers.popall("Content-Length", None)  # aiohttp sets it from the body
-            body = await upstream.read()
+            try:
+                body = await upstream.read()
+            except (aiohttp.ClientError, OSError) as exc:
+                return self._failed(request, 502, "cut_short", _describe(exc))
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
             )
@@ -176,7 +179,7 @@ class PassThrough:
                 await response.write(chunk)
         except (aiohttp.ClientError, OSError) as exc:
             # Cut short: abort rather than end the answer as if it were whole.
-            log_fields(request)["upstream_error"] = _describe(exc)
+            log_fields(request).update(upstream_error="cut_short", upstream_detail=_describe(exc))
             self.counts.failures["cut_short"] += 1
             upstream.close()
             if request.transport is not None:

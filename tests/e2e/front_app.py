@@ -41,6 +41,7 @@ class ExistingApp:
         app.router.add_get("/download", self.download)
         app.router.add_get("/ws", self.websocket)
         app.router.add_get("/slow", self.slow)
+        app.router.add_get("/broken", self.broken)
         app.router.add_route("*", "/webhooks/{tail:.*}", self.hook)
         return app
 
@@ -88,6 +89,16 @@ class ExistingApp:
     async def slow(self, request: web.Request) -> web.Response:
         await self.never.wait()  # set by no one: the answer never comes
         return web.Response(text="late")
+
+    async def broken(self, request: web.Request) -> web.StreamResponse:
+        """A chunked answer that dies half-way (the app crashed mid-answer)."""
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"z" * CHUNK)
+        await response.drain()
+        assert request.transport is not None
+        request.transport.abort()
+        return response
 
     async def hook(self, request: web.Request) -> web.Response:
         seen = Seen(

@@ -127,6 +127,7 @@ async def test_the_app_goes_down_and_the_webhook_still_arrives_at_its_own_path(f
     headers = dict(hook.headers)
     assert headers["Idempotency-Key"] == str(delivery_id(uuid.UUID(event_id), "upstream"))
     assert headers["X-Hookgate-Event-Id"] == event_id
+    assert headers["Host"] == f"127.0.0.1:{client.port}"  # host: keep, as the provider sent it
     assert headers["X-Shop-Signature"] == "sig-123"  # the app can still check the provider's
     assert headers["Content-Type"] == "application/json"
 
@@ -162,6 +163,15 @@ async def test_a_large_download_arrives_whole_and_in_order(front):
     for start in range(0, size, 256 * 1024):
         expected.update(block(start, min(256 * 1024, size - start)))
     assert (offset, received.hexdigest()) == (size, expected.hexdigest())
+
+
+async def test_an_answer_cut_short_upstream_is_cut_short_for_the_client(front):
+    _, _, client, _ = await front()
+    response = await client.get("/broken")
+    assert response.status == 200  # the status was already on its way
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()  # never a clean end: the client knows it is incomplete
+    assert client.app[keys.UPSTREAM].counts.failures["cut_short"] == 1
 
 
 async def test_any_method_and_raw_query_pass_through_unstored(front, database_url):
