@@ -330,3 +330,16 @@ def test_the_pass_through_is_the_last_route(database_url):
     app = create_app(front_config(database_url, free_port()))
     *_, last = app.router.resources()
     assert last.name == "pass_through"
+
+
+async def test_a_prefix_path_captures_its_whole_subtree(database_url, aiohttp_client):
+    config = make_config(
+        database_url, 'sources: {gh: {path: "/webhooks/github/*", event_type: "header:X-E"}}'
+    )
+    client = await aiohttp_client(create_app(config))
+    for path in ("/webhooks/github", "/webhooks/github/org/repo?ref=main"):
+        assert (await client.post(path, data=b"{}", headers={"X-E": "push"})).status == 202
+    assert (await client.post("/in/gh", data=b"{}")).status == 202
+    stored = {(r["path"], r["query"]) for r in await events(database_url)}
+    assert stored == {("/webhooks/github", ""), ("/webhooks/github/org/repo", "ref=main"),
+                      ("/in/gh", "")}  # fmt: skip
