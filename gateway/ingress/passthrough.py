@@ -36,6 +36,9 @@ from gateway.sources import IPNetwork
 from gateway.upstream import UpstreamConfig
 
 CHUNK = 64 * 1024
+# aiohttp's client adds these when absent; a proxy must not (an Accept-Encoding the client
+# never sent would bring it a compressed answer it cannot read).
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 # A body up to this size with a Content-Length is read whole and sent in one write, not
 # as a streamed payload: what makes small requests cheap.
 SMALL = 64 * 1024
@@ -122,7 +125,7 @@ class PassThrough:
             async with asyncio.timeout(self.config.timeout) as idle.timeout:
                 upstream = await self.session.request(
                     request.method, self.url(request), headers=headers, data=body,
-                    allow_redirects=False,
+                    allow_redirects=False, skip_auto_headers=_NO_AUTO_HEADERS,
                 )  # fmt: skip
         except TimeoutError:
             seconds = f"{self.config.timeout:g}s"

@@ -243,6 +243,15 @@ async def test_hop_by_hop_headers_are_dropped_and_forwarding_headers_set(front):
     assert got["cookie"] == "a=1"
 
 
+async def test_no_header_is_added_that_the_client_did_not_send(front):
+    existing, _, client, _ = await front()
+    bare = ["Accept", "Accept-Encoding", "User-Agent", "Content-Type"]
+    response = await client.post("/echo", data=b"raw", skip_auto_headers=bare)
+    assert response.status == 201
+    sent = {k.lower() for k, _ in existing.seen[0].headers}
+    assert not sent & {"accept", "accept-encoding", "user-agent", "content-type"}
+
+
 async def test_a_trusted_proxys_forwarding_headers_are_extended(front):
     existing, _, client, _ = await front(extra="server: {trusted_proxies: [127.0.0.0/8]}")
     await client.get(
