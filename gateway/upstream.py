@@ -24,6 +24,7 @@ from yarl import URL
 from gateway.section import Section, show
 
 NAME = "upstream"  # the built-in target's name and its plugin's type
+_REPORTED = "http://upstream.invalid"  # stands in for an upstream.url already reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,8 @@ def with_builtin_target(
     if isinstance(declared, Mapping) or declared is None:
         section.setdefault("type", NAME)
         if section["type"] == NAME:
-            section.setdefault("url", upstream.url)
+            # An invalid upstream.url was reported at its own key: do not report it twice.
+            section.setdefault("url", upstream.url or _REPORTED)
             section.setdefault("host", upstream.host or "keep")
             # The app gets what the provider sent, so it can still check signatures itself.
             section.setdefault("forward_headers", ["*"])

@@ -92,6 +92,13 @@ targets:
     assert "targets.upstream.method: the upstream target sends with the event's own method" in found
 
 
+def test_a_bad_upstream_url_is_reported_once():
+    found = problems(
+        'upstream: {url: "ftp://x"}\nsources: {a: {}}\nroutes: [{source: a, targets: [upstream]}]'
+    )
+    assert len(found) == 1 and found[0].startswith("upstream.url: ")
+
+
 def test_the_builtin_target_needs_an_upstream():
     found = problems("sources: {a: {}}\nroutes: [{source: a, targets: [upstream]}]")
     assert found == [
