@@ -30,6 +30,7 @@ async def healthz(request: web.Request) -> web.Response:
 def create_app() -> web.Application:
     app = web.Application(client_max_size=1024**2)
     app.router.add_post("/in/{source}", accept)
+    app.router.add_post("/app/{path:.*}", accept)  # an app path: the upstream in bench/proxy.py
     app.router.add_get("/healthz", healthz)
     return app
 

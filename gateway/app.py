@@ -21,6 +21,7 @@ from gateway.config import Config
 from gateway.errors import StorageError
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
+from gateway.ingress.passthrough import PassThrough
 from gateway.logging import quiet_libraries
 from gateway.middleware import handle_errors, identify
 from gateway.plugins import Registry, Resources, load_registry
@@ -50,6 +51,7 @@ def create_app(
     worker`) exists to relay, and always does.
     """
     quiet_libraries()  # also when mounted in another app that set up logging its own way
+    front = ingress and config.upstream is not None
     app = web.Application(
         middlewares=[handle_errors],
         # After a 413 aiohttp keeps reading (and dropping) the rest of the body for
@@ -67,9 +69,13 @@ def create_app(
     if ingress:
         app.cleanup_ctx.append(ingest_writer)
         app.cleanup_ctx.append(housekeeping)
+        if front:
+            app.cleanup_ctx.append(upstream_client)
         routes.setup(app)
     if config.relay.enabled or not ingress:
         app.cleanup_ctx.append(relay)
+    if front:
+        routes.add_pass_through(app)  # last: it catches whatever no other route matched
     return app
 
 
@@ -92,8 +98,27 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 async def http_client(app: web.Application) -> AsyncIterator[None]:
     """The one client session: deliveries, and verifiers that fetch keys."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+    # No cookie jar: a cookie one target sets must not go out with later deliveries.
+    async with aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
         app[keys.HTTP] = session
+        yield
+
+
+async def upstream_client(app: web.Application) -> AsyncIterator[None]:
+    """The pass-through's own keep-alive pool to the upstream; bytes pass undecoded."""
+    config = app[keys.CONFIG]
+    assert config.upstream is not None
+    connector = aiohttp.TCPConnector(limit=config.upstream.connections, ttl_dns_cache=60)
+    timeout = aiohttp.ClientTimeout(total=None)  # the pass-through bounds its own waits
+    async with aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    ) as session:
+        app[keys.UPSTREAM] = PassThrough(config.upstream, session, config.server.trusted_proxies)
         yield
 
 

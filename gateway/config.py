@@ -17,6 +17,7 @@ import yaml
 
 from gateway.errors import ConfigError
 from gateway.filters import Filter, parse_filter
+from gateway.paths import check_paths
 from gateway.plugins import PluginSpec, Registry, load_registry
 from gateway.section import Section, show
 from gateway.sources import (
@@ -27,6 +28,7 @@ from gateway.sources import (
     parse_source,
 )
 from gateway.targets import TargetConfig, parse_middleware, parse_target
+from gateway.upstream import UpstreamConfig, parse_upstream, routed_targets, with_builtin_target
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -112,6 +114,7 @@ class Config:
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = ()
     rejected: RejectedConfig = field(default_factory=RejectedConfig)
+    upstream: UpstreamConfig | None = None  # the app behind hookgate (reverse-proxy front)
 
     def route(
         self,
@@ -248,8 +251,15 @@ def _build(top: Section, registry: Registry) -> Config:
     relay = _relay(top.section("relay"))
     admin = AdminConfig(token=top.section("admin").text("token", None) or None)
     rejected = _rejected(top.section("rejected"))
+    upstream = parse_upstream(top.section("upstream"))
     sources = _named(top.section("sources"), lambda s, n: parse_source(s, n, registry))
-    targets = _named(top.section("targets"), lambda s, n: parse_target(s, n, registry))
+    check_paths({name: source.path for name, source in sources.items()}, top.problems)
+    written = with_builtin_target(
+        top.section("targets").data, upstream, routed_targets(top.data.get("routes"))
+    )
+    targets = _named(
+        Section(written, "targets", top.problems), lambda s, n: parse_target(s, n, registry)
+    )
     routes = _routes(top, sources, targets, registry)
     check_proxy_references(top, sources, targets, routes)  # proxy mode: needs targets and routes
     for name, target in targets.items():
@@ -259,7 +269,9 @@ def _build(top: Section, registry: Registry) -> Config:
                 f"or a slow answer would be sent again by another worker"
             )
     top.done()
-    return Config(database, server, ingest, relay, admin, sources, targets, routes, rejected)
+    return Config(
+        database, server, ingest, relay, admin, sources, targets, routes, rejected, upstream
+    )
 
 
 def _database(s: Section) -> DatabaseConfig:
@@ -358,7 +370,10 @@ def _routes(
         names = s.text_list("targets")
         for name in names or ():
             if name not in targets:
-                s.fail(f"no target named {show(name)}", "targets")
+                hint = (
+                    " (the built-in one needs an upstream: section)" if name == "upstream" else ""
+                )
+                s.fail(f"no target named {show(name)}{hint}", "targets")
         route_filter = parse_filter(s.section("filter"))  # reports its own unknown keys
         middleware = parse_middleware(s, registry, sign=False)
         s.done()

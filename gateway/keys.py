@@ -8,6 +8,7 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.ingress.guard import Guard, Rejections
+from gateway.ingress.passthrough import PassThrough
 from gateway.plugins import Registry
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
@@ -24,3 +25,4 @@ RELAY = web.AppKey("relay", Relay)
 GUARDS = web.AppKey("guards", dict[str, Guard])
 REJECTIONS = web.AppKey("rejections", Rejections)
 PROXY_ANSWERS = web.AppKey("proxy_answers", GroupCommit[ProxyAnswer, None])
+UPSTREAM = web.AppKey("upstream", PassThrough)  # only with an upstream: section

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.errors import PluginError
+from gateway.paths import SourcePath
 from gateway.plugins import PluginSpec, Registry, parse_options
 from gateway.section import REQUIRED, Section, show
 
@@ -94,6 +95,7 @@ class SourceConfig:
     proxy: ProxyConfig | None = None  # set for ``mode: proxy``; None for ``mode: store``
     # Stored redacted (with the verifier's own credential inputs): gateway/ingress/redact.py
     redact_headers: tuple[str, ...] = ("Authorization", "Cookie", "Proxy-Authorization")
+    path: SourcePath | None = None  # also captured at this path of the app (gateway/paths.py)
 
 
 def parse_source(s: Section, name: str, registry: Registry) -> SourceConfig:
@@ -121,6 +123,7 @@ def parse_source(s: Section, name: str, registry: Registry) -> SourceConfig:
                 "redact_headers", SourceConfig.__dataclass_fields__["redact_headers"].default
             )
         ),
+        path=s.get("path", SourcePath.parse, None),
     )
     s.done()
     return config

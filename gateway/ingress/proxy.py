@@ -126,6 +126,9 @@ def claimed(record: EventRecord, target: str) -> Claimed:
         received_at=record.received_at,
         headers=tuple(record.headers),
         body=record.body,
+        method=record.method,
+        path=record.path,
+        query=record.query,
     )
 
 

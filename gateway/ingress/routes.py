@@ -1,11 +1,17 @@
-"""The public routes: ``/in/<source>`` and the health probes."""
+"""The public routes: ``/in/<source>``, each source's own path, and the health probes.
+
+With an ``upstream:``, requests that match none of them (outside hookgate's own paths)
+pass through to it (gateway/ingress/passthrough.py), and so do methods a source does
+not take at its own path: the app keeps answering what it answered before.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway import keys
 from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
@@ -16,11 +22,13 @@ from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
 from gateway.ingress.verify import Inbound, Reply
 from gateway.middleware import error_response, log_fields
+from gateway.paths import reserved
 from gateway.sources import IPNetwork, SourceConfig
 
 
-def source_for(request: web.Request, app: web.Application) -> SourceConfig:
-    source = app[keys.CONFIG].sources.get(request.match_info["source"])
+def source_for(request: web.Request, app: web.Application, name: str | None = None) -> SourceConfig:
+    """The source this request is for (by `name`, else ``/in/<source>``), if it takes the method."""
+    source = app[keys.CONFIG].sources.get(name or request.match_info["source"])
     if source is None:
         raise UnknownSource()
     if request.method not in source.methods:
@@ -28,11 +36,13 @@ def source_for(request: web.Request, app: web.Application) -> SourceConfig:
     return source
 
 
-async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+async def expect_continue(
+    request: web.Request, name: str | None = None
+) -> web.StreamResponse | None:
     """Answer ``Expect: 100-continue`` with 404/405/413 before the client sends the body."""
     config = request.app[keys.CONFIG]
     try:
-        source_for(request, request.app)
+        source_for(request, request.app, name)
         check_length(request, config.server.max_body)
     except IngressError as exc:
         return error_response(exc, config.ingest.retry_after)
@@ -44,10 +54,10 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     return None
 
 
-async def ingest(request: web.Request) -> web.Response:
+async def ingest(request: web.Request, name: str | None = None) -> web.Response:
     """Check, verify and store the request; 202 only once it is committed."""
     app = request.app
-    source = source_for(request, app)
+    source = source_for(request, app, name)
     config = app[keys.CONFIG]
     now = app[keys.CLOCK].now()
     caller = client_address(request, config.server.trusted_proxies)
@@ -135,7 +145,43 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+
+
+def captured(source: SourceConfig) -> tuple[Handler, ExpectHandler]:
+    """The handler and Expect handler for `source` at its own path."""
+
+    async def at_path(request: web.Request) -> web.StreamResponse:
+        if request.method not in source.methods and keys.UPSTREAM in request.app:
+            return await request.app[keys.UPSTREAM].forward(request)
+        return await ingest(request, source.name)
+
+    async def expect_at_path(request: web.Request) -> web.StreamResponse | None:
+        if request.method not in source.methods and keys.UPSTREAM in request.app:
+            return None  # the pass-through's own Expect handling: 100 Continue
+        return await expect_continue(request, source.name)
+
+    return at_path, expect_at_path
+
+
+async def pass_through(request: web.Request) -> web.StreamResponse:
+    """Requests no other route matched, outside hookgate's own paths, go to the upstream."""
+    if reserved(request.path):  # hookgate's own, even where no route of ours matched
+        return web.json_response({"error": "not found"}, status=404)
+    return await request.app[keys.UPSTREAM].forward(request)
+
+
+def add_pass_through(app: web.Application) -> None:
+    """The catch-all route to the upstream. It must be the router's last route (routes are
+    tried in order): `create_app` adds it after every other, and a test checks that."""
+    app.router.add_route("*", "/{tail:.*}", pass_through, name="pass_through")
+
+
 def setup(app: web.Application) -> None:
     app.router.add_route("*", "/in/{source}", ingest, expect_handler=expect_continue)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    for source in app[keys.CONFIG].sources.values():
+        if source.path is not None:
+            handler, expect = captured(source)
+            app.router.add_route("*", source.path.route(), handler, expect_handler=expect)

@@ -109,6 +109,9 @@ def build_message(claimed: Claimed, target: TargetConfig, now: dt.datetime) -> M
         body=claimed.body,
         headers=outgoing_headers(claimed, target),
         request_headers=claimed.headers,
+        method=claimed.method,
+        path=claimed.path,
+        query=claimed.query,
     )
 
 

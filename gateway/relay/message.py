@@ -28,6 +28,11 @@ class Message:
     body: bytes
     headers: Headers
     request_headers: Headers = ()
+    # The provider's request line (raw path, raw query without "?"), for targets that
+    # send to the same path, like the built-in upstream target.
+    method: str = "POST"
+    path: str = "/"
+    query: str = ""
 
     @property
     def idempotency_key(self) -> str:

@@ -183,16 +183,18 @@ WITH allowance AS (
             probe_at = coalesce(excluded.probe_at, f.probe_at)
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route,
-       e.source, e.event_type, e.received_at, e.headers, e.body, NULL::timestamptz AS next_due
+       e.source, e.event_type, e.received_at, e.headers, e.body, e.method, e.path, e.query,
+       NULL::timestamptz AS next_due
 FROM claimed AS c
 CROSS JOIN LATERAL (
-    SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body
+    SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body, ev.method, ev.path,
+           ev.query
     FROM hookgate.events AS ev
     WHERE ev.id = c.event_id
     OFFSET 0
 ) AS e
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        least((SELECT min(a.next_at) FROM allowance AS a),
              (SELECT min(f.due_at)
               FROM allowance AS a

@@ -110,6 +110,10 @@ class Claimed:
     body: bytes
     route: int | None = None  # the route that made the delivery: its middleware applies
     claimed_at: dt.datetime | None = None  # when this attempt started
+    # The request line as received: the upstream target sends to the same path and query.
+    method: str = "POST"
+    path: str = "/"
+    query: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +418,9 @@ def _claimed(row: asyncpg.Record, now: dt.datetime | None = None) -> Claimed:
         body=row["body"],
         route=row["route"],
         claimed_at=now,
+        method=row["method"],
+        path=row["path"],
+        query=row["query"],
     )
 
 

@@ -35,17 +35,26 @@ class HttpTarget:
         self.session = session
         self._url = URL(options.url)  # parsed once, not per request
 
+    def request_line(self, message: Message) -> tuple[str, str | URL]:
+        """The method and URL to send `message` to: the configured ones."""
+        return self.options.method, self._url
+
+    def extra_headers(self, message: Message) -> tuple[tuple[str, str], ...]:
+        """Headers that fill in after the chain's: the configured static ones."""
+        return self.options.headers
+
     async def __call__(self, message: Message) -> SendResult:
         present = {name.lower() for name, _ in message.headers}
         # Static headers fill in; they never replace what the chain set (identity, signature).
         headers = [
             *message.headers,
-            *((k, v) for k, v in self.options.headers if k.lower() not in present),
+            *((k, v) for k, v in self.extra_headers(message) if k.lower() not in present),
         ]
+        method, url = self.request_line(message)
         try:
             async with self.session.request(
-                self.options.method,
-                self._url,
+                method,
+                url,
                 data=message.body,
                 headers=headers,
                 allow_redirects=False,

@@ -1,0 +1,226 @@
+"""Pass-through: whatever matches no source and no hookgate route goes to the upstream.
+
+Any method, streamed both ways (the request body is sent to the upstream as it arrives,
+the answer is written to the client as it arrives; nothing is buffered whole), over a
+keep-alive pool of its own (auto-decompression off, so bytes pass unchanged). Websocket
+upgrades are proxied message by message (gateway/ingress/websocket.py).
+
+* ``upstream.timeout`` bounds the connection, each wait for the upstream to take more of
+  the body, and the wait for the answer's first byte after the request's last byte went
+  out: 504 (waiting for a slow client's next chunk does not count). A refused connection
+  (or DNS, TLS failure) is 502. Both are JSON ``{"error": ...}`` and logged on the
+  request's line. A body of up to 64 KiB with a Content-Length is read first and sent in
+  one piece, and so is an answer like that: what makes small requests cheap.
+* ``upstream.max_body`` is the pass-through's own limit (none by default), not the
+  webhook one: 413, decided from Content-Length or while streaming.
+* Nothing is stored or relayed. Each request is one ``request_handled`` line (method,
+  path, status, duration, ``passthrough: true``; never query values or headers) and
+  counted in `Counts`, for an exporter to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from gateway.ingress import forwarded, websocket
+from gateway.middleware import log_fields
+from gateway.sources import IPNetwork
+from gateway.upstream import UpstreamConfig
+
+CHUNK = 64 * 1024
+# aiohttp's client adds these when absent; a proxy must not (an Accept-Encoding the client
+# never sent would bring it a compressed answer it cannot read).
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+# A body up to this size with a Content-Length is read whole and sent in one write, not
+# as a streamed payload: what makes small requests cheap.
+SMALL = 64 * 1024
+
+
+@dataclass
+class Counts:
+    """What went through, since the process started (an in-process count)."""
+
+    requests: int = 0
+    websockets: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # refused, timeout, too_large, ...
+
+
+class _Idle:
+    """The 504 clock: restarted by every chunk sent, stopped once the answer starts."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.timeout: asyncio.Timeout | None = None
+        self.too_large = False
+
+    def touch(self) -> None:
+        if self.timeout is not None:
+            self.timeout.reschedule(asyncio.get_running_loop().time() + self.seconds)
+
+    def pause(self) -> None:
+        """Waiting for the client's next chunk is not the upstream's time."""
+        if self.timeout is not None:
+            self.timeout.reschedule(None)
+
+
+class PassThrough:
+    """Forwards requests to the upstream over `session` (a pool of its own)."""
+
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        session: aiohttp.ClientSession,
+        trusted: Sequence[IPNetwork],
+        counts: Counts | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.trusted = trusted
+        self.counts = counts or Counts()
+
+    def url(self, request: web.BaseRequest) -> URL:
+        """The upstream URL for `request`: the same raw path and query."""
+        return URL(f"{self.config.url}{request.rel_url.raw_path_qs}", encoded=True)
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        self.counts.requests += 1
+        fields = log_fields(request)
+        fields["passthrough"] = True
+        if websocket.is_upgrade(request):
+            self.counts.websockets += 1
+            headers = forwarded.to_upstream(request, self.trusted, self.config.host, True)
+            response = await websocket.proxy(
+                request, self.session, self.url(request), headers, self.config.timeout
+            )
+        else:
+            response = await self._http(request)
+        self.counts.by_status[response.status] += 1
+        return response
+
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        limit = self.config.max_body
+        if limit is not None and (request.content_length or 0) > limit:
+            return self._failed(request, 413, "too_large", f"Content-Length over {limit}")
+        idle = _Idle(self.config.timeout)
+        body: bytes | AsyncIterator[bytes] | None = None
+        if _small(request.content_length):
+            try:
+                body = await request.content.readexactly(request.content_length or 0)
+            except asyncio.IncompleteReadError:
+                return web.json_response({"error": "the request body ended early"}, status=400)
+        elif request.body_exists:
+            body = self._body(request, idle)
+        headers = forwarded.to_upstream(request, self.trusted, self.config.host)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.config.timeout) as idle.timeout:
+                upstream = await self.session.request(
+                    request.method, self.url(request), headers=headers, data=body,
+                    allow_redirects=False, skip_auto_headers=_NO_AUTO_HEADERS,
+                )  # fmt: skip
+        except TimeoutError:
+            seconds = f"{self.config.timeout:g}s"
+            return self._failed(request, 504, "timeout", f"no answer within {seconds}")
+        except (aiohttp.ClientError, OSError) as exc:
+            if idle.too_large:
+                return self._failed(request, 413, "too_large", f"the body is over {limit} bytes")
+            kind = "refused" if isinstance(exc, aiohttp.ClientConnectorError) else "failed"
+            return self._failed(request, 502, kind, _describe(exc))
+        finally:
+            idle.timeout = None
+        log_fields(request)["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        try:
+            return await self._answer(request, upstream)
+        finally:
+            upstream.release()
+
+    async def _body(self, request: web.Request, idle: _Idle) -> AsyncIterator[bytes]:
+        size, limit = 0, self.config.max_body
+        idle.pause()
+        async for chunk in request.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                idle.too_large = True
+                raise aiohttp.ClientPayloadError("the request body is over upstream.max_body")
+            idle.touch()
+            yield chunk
+            idle.pause()
+        idle.touch()  # the whole request is out: the wait for the answer starts now
+
+    async def _answer(
+        self, request: web.Request, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        """The upstream's answer, written to the client as it arrives (a small one with a
+        Content-Length in one write, with its headers)."""
+        if _whole(request, upstream):
+            headers = forwarded.to_client(upstream.headers)
+            headers.popall("Content-Length", None)  # aiohttp sets it from the body
+            try:
+                body = await upstream.read()
+            except (aiohttp.ClientError, OSError) as exc:
+                return self._failed(request, 502, "cut_short", _describe(exc))
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, headers=headers, body=body
+            )
+        response = web.StreamResponse(
+            status=upstream.status,
+            reason=upstream.reason,
+            headers=forwarded.to_client(upstream.headers),
+        )
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+        except (aiohttp.ClientError, OSError) as exc:
+            # Cut short: abort rather than end the answer as if it were whole.
+            log_fields(request).update(upstream_error="cut_short", upstream_detail=_describe(exc))
+            self.counts.failures["cut_short"] += 1
+            upstream.close()
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        await response.write_eof()
+        return response
+
+    def _failed(self, request: web.Request, status: int, kind: str, detail: str) -> web.Response:
+        """A JSON error for the client; the detail (it may name internal hosts) is logged."""
+        self.counts.failures[kind] += 1
+        log_fields(request).update(upstream_error=kind, upstream_detail=detail)
+        response = web.json_response({"error": failure_message(status, self.config)}, status=status)
+        if status == 413:
+            response.force_close()  # do not read the rest of what we refused
+        return response
+
+
+def _describe(exc: BaseException) -> str:
+    """The failure's class and message; never the request's headers or body."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _small(length: int | None) -> bool:
+    return length is not None and 0 < length <= SMALL
+
+
+def _whole(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:
+    """Whether the answer is small and has a body as long as its Content-Length says."""
+    bodiless = request.method == "HEAD" or upstream.status in (204, 304)
+    length = upstream.content_length
+    return not bodiless and length is not None and length <= SMALL
+
+
+def failure_message(status: int, config: UpstreamConfig) -> str:
+    """What the client is told: no internal host names, no exception text."""
+    if status == 413:
+        return f"the request body is over the limit of {config.max_body} bytes"
+    if status == 504:
+        return f"the upstream did not answer within {config.timeout:g}s"
+    return "the upstream is unreachable"

@@ -1,0 +1,121 @@
+"""A real `hookgate serve` streams large bodies through the pass-through with flat memory.
+
+A few hundred MiB each way, generated and consumed on the fly, while the peak RSS of the
+serve process (VmHWM in /proc) is compared with its peak after a small warm-up transfer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from front_app import CHUNK, ExistingApp, block
+
+MIB = 1024 * 1024
+SIZE = 256 * MIB  # each way
+FLAT = 24 * MIB  # what buffering even one 256 MiB body would blow past ten times over
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set so far, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc")
+
+
+async def generated(size: int):
+    for offset in range(0, size, CHUNK):
+        yield block(offset, min(CHUNK, size - offset))
+
+
+async def download(session: aiohttp.ClientSession, url: str, size: int) -> int:
+    async with session.get(url, params={"size": str(size)}) as response:
+        assert response.status == 200
+        received = 0
+        async for chunk in response.content.iter_chunked(CHUNK):
+            received += len(chunk)
+        return received
+
+
+async def upload(session: aiohttp.ClientSession, url: str, size: int) -> dict[str, object]:
+    async with session.post(url, data=generated(size)) as response:
+        assert response.status == 200
+        answer: dict[str, object] = await response.json()
+        return answer
+
+
+def start_serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--log-json", "serve", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def check_running(process: subprocess.Popen[bytes], log: Path) -> None:
+    assert process.poll() is None, log.read_text()
+
+
+async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+        while True:
+            check_running(process, log)
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+async def test_a_large_upload_and_download_keep_the_serve_process_flat(tmp_path, database_url):
+    existing, app_port, port = ExistingApp(), free_port(), free_port()
+    server = TestServer(existing.app(), host="127.0.0.1", port=app_port)
+    await server.start_server()
+    config = tmp_path / "front.yaml"
+    config.write_text(
+        f"""
+database: {{url: "{database_url}"}}
+server: {{host: 127.0.0.1, port: {port}, shutdown_timeout: 1s}}
+relay: {{enabled: false}}
+upstream: {{url: "http://127.0.0.1:{app_port}"}}
+"""
+    )
+    log = tmp_path / "serve.log"
+    process = start_serve(config, log)
+    try:
+        await wait_ready(process, port, log)
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            assert await download(session, f"{base}/download", 4 * MIB) == 4 * MIB  # warm-up
+            await upload(session, f"{base}/upload", 4 * MIB)
+            before = peak_rss(process.pid)
+            assert await download(session, f"{base}/download", SIZE) == SIZE
+            answer = await upload(session, f"{base}/upload", SIZE)
+            after = peak_rss(process.pid)
+        expected = hashlib.sha256()
+        async for chunk in generated(SIZE):
+            expected.update(chunk)
+        assert answer == {"sha256": expected.hexdigest(), "size": SIZE}
+        print(f"peak RSS {before / MIB:.1f} -> {after / MIB:.1f} MiB")
+        assert after - before < FLAT, f"peak RSS grew by {(after - before) / MIB:.1f} MiB"
+    finally:
+        process.terminate()
+        process.wait(15)
+        await server.close()
