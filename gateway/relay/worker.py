@@ -25,6 +25,7 @@ from gateway.clock import Clock
 from gateway.config import RelayConfig
 from gateway.errors import StorageError
 from gateway.logging import Sampled
+from gateway.outbound import attempt_result
 from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
 from gateway.relay.policy import DELIVERED, Outcome
@@ -33,10 +34,8 @@ from gateway.storage.limits import Health, TargetLimits
 from gateway.storage.store import AttemptResult, Claimed, Store
 
 log = structlog.get_logger("hookgate.relay")
-SNIPPET = 4096
 # A delivery whose worker keeps dying (a crash on this very message) is stopped, not looped.
 MAX_INTERRUPTIONS = 10
-_KEPT_HEADERS = frozenset({"content-type", "retry-after", "location", "x-request-id", "date"})
 
 
 def worker_name() -> str:
@@ -309,25 +308,6 @@ def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> li
             )
         seen[result.target] = current
     return list(seen.values())
-
-
-def attempt_result(
-    claimed: Claimed, result: SendResult, duration_ms: float, status: str, due: dt.datetime
-) -> AttemptResult:
-    return AttemptResult(
-        delivery_id=claimed.id,
-        attempt=claimed.attempt,
-        duration_ms=round(duration_ms, 3),
-        outcome=str(result.outcome),
-        status_code=result.status,
-        response_headers=[(k, v) for k, v in result.headers if k.lower() in _KEPT_HEADERS],
-        response_body=result.body[:SNIPPET],
-        error=result.error,
-        next_status=status,
-        next_due=due,
-        interrupted=result.outcome is Outcome.GONE,
-        target=claimed.target,
-    )
 
 
 def _log_attempt(

@@ -11,9 +11,10 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     header,
     hmac_digest,
@@ -21,7 +22,6 @@ from gateway.ingress.verify import (
     require,
     secrets_from,
 )
-from gateway.section import Section
 
 HEADER = "X-Hub-Signature"
 PREFIX = "sha256="

@@ -14,10 +14,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     b64,
     b64decode,
@@ -27,9 +28,9 @@ from gateway.ingress.verify import (
     matches_any,
     require,
     secrets_from,
+    show,
     tolerance_from,
 )
-from gateway.section import Section, show
 
 ALGORITHMS = ("sha1", "sha256", "sha512")
 ENCODINGS = ("hex", "base64")

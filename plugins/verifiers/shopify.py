@@ -12,9 +12,10 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     b64,
     b64decode,
@@ -24,7 +25,6 @@ from gateway.ingress.verify import (
     require,
     secrets_from,
 )
-from gateway.section import Section
 
 HEADER = "X-Shopify-Hmac-Sha256"
 

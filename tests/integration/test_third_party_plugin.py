@@ -42,12 +42,8 @@ routes:
 PROBE = textwrap.dedent("""
     import asyncio, datetime as dt, json, sys, uuid
     from multidict import CIMultiDict
-    from gateway.errors import VerificationError
-    from gateway.ingress.verify import Inbound
+    from gateway.plugin import Inbound, Message, Outcome, Section, SendResult, VerificationError
     from gateway.plugins import load_registry
-    from gateway.relay.message import Message, SendResult
-    from gateway.relay.policy import Outcome
-    from gateway.section import Section
     from gateway.send import SendRequest, signed_request
 
     registry = load_registry()

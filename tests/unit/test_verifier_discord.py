@@ -13,9 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
+from gateway.plugin import Inbound, Reply, Section, VerificationError
 from plugins.verifiers.discord import check, plugin
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)

@@ -8,9 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers.paddle import Options, plugin
 
 # The vector in Paddle's official Python SDK tests (three secrets, only the last matches):

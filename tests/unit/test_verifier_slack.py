@@ -8,9 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
+from gateway.plugin import Inbound, Reply, Section, VerificationError
 from plugins.verifiers.slack import Options, plugin
 
 # The worked example in Slack's docs:

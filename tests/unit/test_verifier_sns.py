@@ -17,10 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
+from gateway.plugin import Inbound, Reply, Section, VerificationError
 from gateway.plugins import VerifierPlugin
-from gateway.section import Section
 from plugins.verifiers.sns import SnsVerifier, plugin
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)

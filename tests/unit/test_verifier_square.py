@@ -9,9 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers.square import Options, plugin
 
 # The vectors in Square's official Python SDK tests:

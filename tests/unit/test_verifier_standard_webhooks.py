@@ -15,9 +15,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers import standard_webhooks
 from plugins.verifiers.standard_webhooks import check, plugin, sign
 

@@ -14,9 +14,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers.svix import check, plugin, sign
 
 # Svix's own example, also the vector its libraries test signing against

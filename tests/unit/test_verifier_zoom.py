@@ -8,9 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
+from gateway.plugin import Inbound, Reply, Section, VerificationError
 from plugins.verifiers.zoom import Options, plugin
 
 # Zoom publishes the scheme but no signature vector with its secret token; the

@@ -18,16 +18,17 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     header,
     matches_any,
     require,
     secrets_from,
+    show,
 )
-from gateway.section import Section, show
 
 DEFAULT_HEADER = "X-Shared-Token"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 field name
