@@ -8,30 +8,21 @@ import datetime as dt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import VerificationError
 from plugins.verifiers.api_key import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 URL = "https://hooks.example.com/in/x"
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def problems_for(**config):
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(plugin)
+options, problems_for = build.options, build.problems_for
 
 
 def inbound(headers=None, query=None, body=b"{}"):
-    return Inbound("POST", URL, CIMultiDict(headers or {}), query or {}, body, NOW)
+    return build.inbound(headers, body, query=query)
 
 
 def test_api_key_in_the_default_header_is_accepted():

@@ -5,10 +5,10 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
-from plugins.verifiers.calendly import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.calendly import plugin
 
 # Calendly documents the scheme but publishes no vector with its signing key:
 # https://developer.calendly.com/api-docs/overview/webhooks/webhook-signatures
@@ -18,17 +18,10 @@ BODY = b'{"event":"invitee.created","payload":{"email":"test@example.com"}}'
 STAMP = str(int(NOW.timestamp()))
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/calendly"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def v1(body: bytes, stamp: str, secret: str = SECRET) -> str:
@@ -41,11 +34,6 @@ GOOD = v1(BODY, STAMP)
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
     stamp = str(int(when.timestamp()))
     return {"Calendly-Webhook-Signature": f"t={stamp},v1={v1(body, stamp, secret)}"}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/calendly"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 def test_calendly_valid_request_is_accepted() -> None:

@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Reply, Section, VerificationError
+from gateway.plugin import Reply, Section, VerificationError
 from plugins.verifiers.discord import check, plugin
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -38,15 +38,8 @@ def fullwidth(text):
     return "".join(chr(ord(c) + 0xFEE0) for c in text)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=EVENT, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=EVENT)
+options, inbound = build.options, build.inbound
 
 
 def headers(body=EVENT, stamp=STAMP, key=PRIVATE):

@@ -10,9 +10,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import VerificationError
 from plugins.verifiers.gitlab import check, plugin, sign
 
 TOKEN = "a-gitlab-secret-token"
@@ -29,21 +29,8 @@ NOW = dt.datetime.fromtimestamp(STAMP, dt.UTC)
 OTHER_SIGNING_TOKEN = "whsec_" + base64.b64encode(b"a 32-byte key for the next token").decode()
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def problems_for(**config):
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY, now=NOW)
+options, problems_for, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(signature=SIGNATURE, stamp=STAMP):

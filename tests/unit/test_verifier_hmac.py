@@ -11,30 +11,17 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import VerificationError
 from plugins.verifiers.hmac import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 STAMP = int(NOW.timestamp())
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def problems_for(**config):
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
-
-
-def inbound(headers, body=b"{}", now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin)
+options, problems_for, inbound = build.options, build.problems_for, build.inbound
 
 
 def digest(secret, message, algorithm="sha256"):

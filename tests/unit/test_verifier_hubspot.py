@@ -6,10 +6,10 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
-from plugins.verifiers.hubspot import Options, plugin, signed_uri
+from gateway.plugin import VerificationError
+from plugins.verifiers.hubspot import plugin, signed_uri
 
 # Published v3 vectors in HubSpot's official SDK tests:
 # https://github.com/HubSpot/hubspot-api-python/blob/master/tests/spec/utils/test_signature.py
@@ -28,17 +28,8 @@ URL = "https://hooks.example.com/in/hubspot"
 BODY = b'[{"eventId":1,"subscriptionType":"contact.creation","objectId":123}]'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(plugin, {"secret": SECRET}, body=BODY, now=NOW, url=URL)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(
@@ -57,21 +48,11 @@ def signed(
     }
 
 
-def inbound(
-    headers: dict[str, str],
-    body: bytes = BODY,
-    now: dt.datetime = NOW,
-    url: str = URL,
-    method: str = "POST",
-) -> Inbound:
-    return Inbound(method, url, CIMultiDict(headers), {}, body, now)
-
-
 @pytest.mark.parametrize(("stamp", "signature"), DOC_VECTORS)
 def test_hubspot_published_sdk_vector_is_accepted(stamp: str, signature: str) -> None:
     headers = {"X-HubSpot-Request-Timestamp": stamp, "X-HubSpot-Signature-v3": signature}
     now = dt.datetime.fromtimestamp(int(stamp) / 1000 + 10, dt.UTC)
-    request = inbound(headers, DOC_BODY, now, DOC_URL)
+    request = inbound(headers, DOC_BODY, now, url=DOC_URL)
     assert plugin.check(request, options({"secret": DOC_SECRET})) is None
 
 

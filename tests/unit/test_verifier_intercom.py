@@ -9,9 +9,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.intercom import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -23,15 +23,8 @@ BODY = b'{"type":"notification_event","id":"notif_1","topic":"ping"}'
 KNOWN_SIGNATURE = "sha1=d2350c00af572cc3f44437d448d250a14b1365dc"
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY):
-    return Inbound("POST", "https://hooks.example.com/in/ic", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin, body=BODY, url="https://hooks.example.com/in/ic")
+options, inbound = build.options, build.inbound
 
 
 def signature(secret: str, body: bytes = BODY) -> str:

@@ -6,10 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
-from plugins.verifiers.linear import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.linear import plugin
 
 # Linear publishes no signature vector; this payload (and its "SECRET") is the fixture of
 # Linear's SDK tests, whose signatures are computed the same way as here:
@@ -39,27 +39,15 @@ def body_at(when: dt.datetime | None = NOW, **extra: object) -> bytes:
 BODY = body_at()
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/linear"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"Linear-Signature": digest, "Linear-Delivery": "d-1", "Linear-Event": "Issue"}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/linear"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 def test_linear_sdk_fixture_is_accepted_when_fresh() -> None:

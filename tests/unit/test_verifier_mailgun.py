@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+from verifiers import Builders
 
 from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers.mailgun import check, plugin, signature
@@ -27,16 +28,12 @@ SIGNED_AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 NOW = SIGNED_AT + dt.timedelta(seconds=10)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
+build = Builders(plugin, now=NOW, url="https://hooks.example.com/in/mg")
+options = build.options
 
 
 def inbound(body, now=NOW, content_type="application/json"):
-    headers = CIMultiDict({"Content-Type": content_type})
-    return Inbound("POST", "https://hooks.example.com/in/mg", headers, {}, body, now)
+    return build.inbound({"Content-Type": content_type}, body, now)
 
 
 def json_body(timestamp=TIMESTAMP, token=TOKEN, sig=KNOWN_SIGNATURE, **extra) -> bytes:

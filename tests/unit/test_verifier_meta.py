@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, MultiDict
+from verifiers import Builders
 
 from gateway.plugin import Inbound, Reply, Section, VerificationError
 from plugins.verifiers.meta import check, plugin, sign
@@ -27,21 +28,18 @@ BODY = b'{"object":"page","entry":[]}'
 KNOWN_SIGNATURE = "sha256=e6e9d7a842a48e17f43a34d6125d0d933e2aab92ee37f0993a4d493b50e3d438"
 
 
+build = Builders(plugin, {}, body=BODY, url="https://hooks.example.com/in/meta")
+inbound = build.inbound
+
+
 def options(**config):
-    config.setdefault("verify_token", VERIFY_TOKEN)
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY):
-    return Inbound("POST", "https://hooks.example.com/in/meta", CIMultiDict(headers), {}, body, NOW)
+    return build.options({"verify_token": VERIFY_TOKEN, **config})
 
 
 def subscribe(query):
-    url = "https://hooks.example.com/in/meta?..."
-    return Inbound("GET", url, CIMultiDict(), MultiDict(query), b"", NOW)
+    return build.inbound(
+        body=b"", url="https://hooks.example.com/in/meta?...", method="GET", query=query
+    )
 
 
 def signature(secret: str, body: bytes = BODY) -> str:

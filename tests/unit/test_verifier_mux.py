@@ -6,10 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
-from plugins.verifiers.mux import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.mux import plugin
 
 # The vectors in Mux's official Node SDK tests:
 # https://github.com/muxinc/mux-node-sdk/blob/master/tests/api-resources/webhooks.test.ts
@@ -31,17 +31,10 @@ BODY = b'{"type":"video.asset.ready","id":"3a56ac3d","object":{"type":"asset","i
 STAMP = str(int(NOW.timestamp()))
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/mux"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def v1(body: bytes, stamp: str, secret: str = SECRET) -> str:
@@ -54,11 +47,6 @@ GOOD = v1(BODY, STAMP)
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
     stamp = str(int(when.timestamp()))
     return {"Mux-Signature": f"t={stamp},v1={v1(body, stamp, secret)}"}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/mux"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 @pytest.mark.parametrize(("body", "digest"), SDK_VECTORS)

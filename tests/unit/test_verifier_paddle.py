@@ -6,10 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
-from plugins.verifiers.paddle import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.paddle import plugin
 
 # The vector in Paddle's official Python SDK tests (three secrets, only the last matches):
 # https://github.com/PaddleHQ/paddle-python-sdk/blob/main/tests/Unit/Notification/test_Verifier.py
@@ -29,17 +29,10 @@ NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 BODY = b'{"event_id":"evt_01","event_type":"transaction.completed","data":{"id":"txn_01"}}'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/paddle"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def h1(body: bytes, stamp: str, secret: str = SECRET) -> str:
@@ -49,11 +42,6 @@ def h1(body: bytes, stamp: str, secret: str = SECRET) -> str:
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
     stamp = str(int(when.timestamp()))
     return {"Paddle-Signature": f"ts={stamp};h1={h1(body, stamp, secret)}"}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/paddle"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 def test_paddle_sdk_vector_is_accepted_with_its_rotated_secrets() -> None:

@@ -9,9 +9,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.pagerduty import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -51,15 +51,8 @@ PUBLISHED_BODY = (
 )
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=PUBLISHED_BODY):
-    return Inbound("POST", "https://hooks.example.com/in/pd", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin, body=PUBLISHED_BODY, url="https://hooks.example.com/in/pd")
+options, inbound = build.options, build.inbound
 
 
 def v1(secret: str, body: bytes = PUBLISHED_BODY) -> str:

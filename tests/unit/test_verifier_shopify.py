@@ -10,9 +10,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.shopify import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -23,15 +23,8 @@ BODY = b'{"id":820982911946154508,"email":"jon@example.com","name":"#9999"}'
 KNOWN_SIGNATURE = "GHRA62rRonufCGcinoJEGFXXDPAEMt9WRVI1Q51xtjw="
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY):
-    return Inbound("POST", "https://hooks.example.com/in/shop", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin, body=BODY, url="https://hooks.example.com/in/shop")
+options, inbound = build.options, build.inbound
 
 
 def signature(secret: str, body: bytes = BODY) -> str:

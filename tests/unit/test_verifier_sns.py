@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Reply, Section, VerificationError
+from gateway.plugin import Reply, Section, VerificationError
 from gateway.plugins import VerifierPlugin
 from plugins.verifiers.sns import SnsVerifier, plugin
 
@@ -100,22 +100,17 @@ class Fetcher:
         return self.pem
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def verifier(fetch=None, confirmer=None, **config):
-    return SnsVerifier(options(**config), fetch or Fetcher(), confirmer or Fetcher(b"<ok/>"))
+build = Builders(plugin, url="https://hooks.example.com/in/sns")
+options = build.options
 
 
 def inbound(document, headers=None, now=NOW):
     body = document if isinstance(document, bytes) else json.dumps(document).encode()
-    return Inbound(
-        "POST", "https://hooks.example.com/in/sns", CIMultiDict(headers or {}), {}, body, now
-    )
+    return build.inbound(headers, body, now)
+
+
+def verifier(fetch=None, confirmer=None, **config):
+    return SnsVerifier(options(**config), fetch or Fetcher(), confirmer or Fetcher(b"<ok/>"))
 
 
 async def rejected(check, document, reason="", **kwargs):

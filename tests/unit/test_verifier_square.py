@@ -7,10 +7,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
-from plugins.verifiers.square import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.square import plugin
 
 # The vectors in Square's official Python SDK tests:
 # https://github.com/square/square-python-sdk/blob/master/tests/integration/test_webhooks_helper.py
@@ -35,26 +35,17 @@ URL = "https://hooks.example.com/in/square"
 BODY = b'{"merchant_id":"M1","type":"payment.created","event_id":"e-1","data":{"id":"p1"}}'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
+build = Builders(plugin, {"secret": SECRET}, body=BODY, now=NOW, url=URL)
+options, parse_problems = build.options, build.problems_for
 
 
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+def inbound(headers, body=BODY, url=URL):
+    return build.inbound(headers, body, url=url)
 
 
 def signed(body: bytes = BODY, secret: str = SECRET, url: str = URL) -> dict[str, str]:
     digest = hmac.new(secret.encode(), url.encode() + body, hashlib.sha256).digest()
     return {"X-Square-HmacSha256-Signature": base64.b64encode(digest).decode()}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, url: str = URL) -> Inbound:
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, NOW)
 
 
 def test_square_sdk_vector_is_accepted_with_the_configured_notification_url() -> None:

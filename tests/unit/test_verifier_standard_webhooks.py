@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import VerificationError
 from plugins.verifiers import standard_webhooks
 from plugins.verifiers.standard_webhooks import check, plugin, sign
 
@@ -35,21 +35,8 @@ def fullwidth(text):
     return "".join(chr(ord(c) + 0xFEE0) for c in text)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def problems_for(**config):
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY, now=NOW)
+options, problems_for, inbound = build.options, build.problems_for, build.inbound
 
 
 def headers(signature=SIGNATURE, msg_id=MSG_ID, stamp=STAMP):

@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Section, VerificationError
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.svix import check, plugin, sign
 
 # Svix's own example, also the vector its libraries test signing against
@@ -29,15 +29,8 @@ NOW = dt.datetime.fromtimestamp(STAMP, dt.UTC)
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another secret of 24 byte").decode()
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY, now=NOW)
+options, inbound = build.options, build.inbound
 
 
 def headers(signature=SIGNATURE, stamp=STAMP, prefix="svix"):

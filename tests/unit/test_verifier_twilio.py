@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+from verifiers import Builders
 
 from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers.twilio import check, plugin, port_variants, sign
@@ -46,16 +47,14 @@ SDK_JSON_URL = URL + "&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7
 SDK_JSON_SIGNATURE = "a9nBmqA0ju/hNViExpshrM61xv4="
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
+build = Builders(plugin)
+options = build.options
 
 
 def inbound(signature, body, url=URL):
-    headers = CIMultiDict({"X-Twilio-Signature": signature} if signature is not None else {})
-    return Inbound("POST", url, headers, {}, body, NOW)
+    return build.inbound(
+        {"X-Twilio-Signature": signature} if signature is not None else {}, body, url=url
+    )
 
 
 def form(params) -> bytes:

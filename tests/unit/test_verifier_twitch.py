@@ -11,9 +11,9 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Reply, Section, VerificationError
+from gateway.plugin import Reply, Section, VerificationError
 from plugins.verifiers.twitch import check, plugin, sign
 
 SECRET = "a-twitch-eventsub-secret"
@@ -39,15 +39,8 @@ def fullwidth(text):
     return "".join(chr(ord(c) + 0xFEE0) for c in text)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY)
+options, inbound = build.options, build.inbound
 
 
 def headers(secret=SECRET, stamp=STAMP, body=BODY, kind="notification", msg_id=MSG_ID):

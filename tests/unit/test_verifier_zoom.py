@@ -6,10 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.plugin import Inbound, Reply, Section, VerificationError
-from plugins.verifiers.zoom import Options, plugin
+from gateway.plugin import Reply, VerificationError
+from plugins.verifiers.zoom import plugin
 
 # Zoom publishes the scheme but no signature vector with its secret token; the
 # url_validation body below is the one in its docs:
@@ -20,28 +20,16 @@ BODY = b'{"event":"meeting.started","event_ts":1714564800000,"payload":{"object"
 VALIDATION = b'{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/zoom"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
     stamp = str(int(when.timestamp()))
     digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256)
     return {"x-zm-request-timestamp": stamp, "x-zm-signature": "v0=" + digest.hexdigest()}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/zoom"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 def encrypted(token: str, secret: str) -> str:
