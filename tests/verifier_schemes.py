@@ -51,6 +51,7 @@ class Scheme:
     fetch: Callable[[list[str]], dict[str, bytes]] = field(default=lambda secrets: {})
     variant: str = ""  # tells two schemes of one verifier apart
     tamper: Callable[[bytes], bytes] = lambda body: body + b" "  # a change the signature covers
+    mismatch: str = "signature does not match"  # the reason for a wrong secret
 
     @property
     def label(self) -> str:
@@ -259,14 +260,21 @@ def basic() -> Scheme:
     def config(names: list[str]) -> dict[str, Any]:
         return {"credentials": [{"username": "hooks", "password": name} for name in names]}
 
-    return Scheme("basic", config, sign, "Authorization", covers_body=False)
+    return Scheme(
+        "basic",
+        config,
+        sign,
+        "Authorization",
+        covers_body=False,
+        mismatch="credentials do not match",
+    )
 
 
-def token(kind: str, header: str, variant: str = "") -> Scheme:
+def token(kind: str, header: str, mismatch: str, variant: str = "") -> Scheme:
     """A shared secret sent as it is in `header` (API keys, GitLab's token)."""
     return Scheme(
         kind, secrets(), lambda s, body, when: Signed({header: s}), header, covers_body=False,
-        variant=variant,
+        variant=variant, mismatch=mismatch,
     )  # fmt: skip
 
 
@@ -340,8 +348,8 @@ SCHEMES = [
     standard("standard-webhooks", "webhook"),
     standard("svix", "svix"),
     standard("gitlab", "webhook", key="signing_token"),
-    token("gitlab", "X-Gitlab-Token", variant="token"),
-    token("api-key", "X-API-Key"),
+    token("gitlab", "X-Gitlab-Token", "X-Gitlab-Token does not match", variant="token"),
+    token("api-key", "X-API-Key", "API key does not match"),
     basic(),
     discord(),
     sendgrid(),

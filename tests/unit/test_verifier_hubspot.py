@@ -63,10 +63,6 @@ def test_hubspot_published_sdk_vector_is_what_sign_produces(stamp: str, signatur
     assert headers == {"X-HubSpot-Request-Timestamp": stamp, "X-HubSpot-Signature-v3": signature}
 
 
-def test_hubspot_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
 def test_hubspot_get_request_signs_its_method_and_query() -> None:
     url = URL + "?portalId=62515&userEmail=a%40b.com"
     headers = signed(b"", method="GET", uri=URL + "?portalId=62515&userEmail=a@b.com")
@@ -115,21 +111,11 @@ def test_hubspot_host_header_bytes_in_the_url_do_not_crash() -> None:
         plugin.check(inbound(signed(), url="https://ho\udcffst/in/hubspot"), options())
 
 
-def test_hubspot_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"123", b"124")), options())
-
-
 def test_hubspot_tampered_timestamp_is_rejected() -> None:
     headers = signed()
     headers["X-HubSpot-Request-Timestamp"] = str(int(NOW.timestamp() * 1000) - 1)
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_hubspot_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-secret")), options())
 
 
 @pytest.mark.parametrize("missing", ["X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp"])
@@ -164,16 +150,6 @@ def test_hubspot_malformed_header_is_rejected(name: str, value: str) -> None:
         plugin.check(inbound(headers), options())
 
 
-def test_hubspot_request_older_than_five_minutes_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(milliseconds=300_001))), options())
-
-
-def test_hubspot_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(milliseconds=300_001))), options())
-
-
 @pytest.mark.parametrize("skew", [-300_000, 300_000])
 def test_hubspot_request_at_the_tolerance_edge_is_accepted(skew: int) -> None:
     request = inbound(signed(when=NOW + dt.timedelta(milliseconds=skew)))
@@ -185,12 +161,6 @@ def test_hubspot_configured_tolerance_is_honoured() -> None:
     assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=10))), tight) is None
     with pytest.raises(VerificationError, match="too old"):
         plugin.check(inbound(signed(when=NOW - dt.timedelta(milliseconds=10_001))), tight)
-
-
-@pytest.mark.parametrize("secret", ["old-secret", "new-secret"])
-def test_hubspot_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-secret", "new-secret"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_hubspot_sign_output_verifies() -> None:

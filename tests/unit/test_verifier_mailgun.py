@@ -100,11 +100,6 @@ def test_mailgun_tampered_timestamp_or_token_is_rejected(body):
         check(inbound(body), options(secret=KEY))
 
 
-def test_mailgun_wrong_key_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(json_body()), options(secret="key-other"))
-
-
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -169,12 +164,6 @@ def test_mailgun_configured_tolerance_is_honoured():
     assert check(inbound(json_body(), now=SIGNED_AT + dt.timedelta(seconds=600)), opts) is None
     with pytest.raises(VerificationError, match="too old"):
         check(inbound(json_body(), now=SIGNED_AT + dt.timedelta(seconds=601)), opts)
-
-
-@pytest.mark.parametrize("key", ["key-old", "key-new"])
-def test_mailgun_rotation_accepts_either_signing_key(key):
-    body = json_body(sig=signed(key, TIMESTAMP))
-    assert check(inbound(body), options(secrets=["key-old", "key-new"])) is None
 
 
 def test_mailgun_subaccount_event_verifies_with_the_parent_key():

@@ -83,24 +83,10 @@ def test_mux_sdk_vector_six_minutes_later_is_rejected() -> None:
         plugin.check(request, options({"secret": SDK_SECRET}))
 
 
-def test_mux_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
-def test_mux_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"ready", b"error")), options())
-
-
 def test_mux_tampered_timestamp_is_rejected() -> None:
     headers = {"Mux-Signature": f"t={int(STAMP) + 1},v1={GOOD}"}
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_mux_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-secret")), options())
 
 
 def test_mux_missing_header_is_rejected() -> None:
@@ -131,32 +117,9 @@ def test_mux_malformed_header_is_rejected(value: str) -> None:
         plugin.check(inbound({"Mux-Signature": value}), options())
 
 
-def test_mux_request_older_than_tolerance_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=301))), options())
-
-
-def test_mux_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=301))), options())
-
-
 @pytest.mark.parametrize("skew", [-300, 300])
 def test_mux_request_at_the_tolerance_edge_is_accepted(skew: int) -> None:
     assert plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=skew))), options()) is None
-
-
-def test_mux_configured_tolerance_is_honoured() -> None:
-    tight = options({"secret": SECRET, "tolerance": 20})
-    assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=20))), tight) is None
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=21))), tight)
-
-
-@pytest.mark.parametrize("secret", ["old-secret", "new-secret"])
-def test_mux_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-secret", "new-secret"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_mux_sign_output_verifies() -> None:

@@ -48,18 +48,6 @@ def test_shopify_signature_without_base64_padding_is_accepted():
     )
 
 
-def test_shopify_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(
-            inbound({"X-Shopify-Hmac-Sha256": KNOWN_SIGNATURE}, BODY + b" "), options(secret=SECRET)
-        )
-
-
-def test_shopify_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-Shopify-Hmac-Sha256": signature("other")}), options(secret=SECRET))
-
-
 def test_shopify_missing_header_is_rejected():
     with pytest.raises(VerificationError, match="missing X-Shopify-Hmac-Sha256 header"):
         check(inbound({"X-Shopify-Topic": "orders/create"}), options(secret=SECRET))
@@ -82,19 +70,6 @@ def test_shopify_missing_header_is_rejected():
 def test_shopify_malformed_header_is_rejected(value):
     with pytest.raises(VerificationError):
         check(inbound({"X-Shopify-Hmac-Sha256": value}), options(secret=SECRET))
-
-
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_shopify_rotation_accepts_either_secret(secret):
-    opts = options(secrets=["old", "new"])
-    assert check(inbound({"X-Shopify-Hmac-Sha256": signature(secret)}), opts) is None
-
-
-def test_shopify_rotation_still_rejects_a_third_secret():
-    with pytest.raises(VerificationError):
-        check(
-            inbound({"X-Shopify-Hmac-Sha256": signature("other")}), options(secrets=["old", "new"])
-        )
 
 
 def test_shopify_sign_round_trips_with_the_sample_body():

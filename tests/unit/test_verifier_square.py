@@ -100,20 +100,6 @@ def test_square_sdk_vector_with_a_reformatted_body_is_rejected() -> None:
         plugin.check(inbound(headers, body, SDK_URL), options({"secret": SDK_KEY}))
 
 
-def test_square_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
-def test_square_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"p1", b"p2")), options())
-
-
-def test_square_wrong_key_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-key")), options())
-
-
 def test_square_missing_header_is_rejected() -> None:
     with pytest.raises(VerificationError, match="missing X-Square-HmacSha256-Signature"):
         plugin.check(inbound({"X-Square-Signature": "abc="}), options())
@@ -140,12 +126,6 @@ def test_square_malformed_header_is_rejected(value: str) -> None:
 def test_square_host_header_bytes_in_the_url_do_not_crash() -> None:
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(signed(), url="https://ho\udcffst/in/square"), options())
-
-
-@pytest.mark.parametrize("secret", ["old-key", "new-key"])
-def test_square_request_signed_with_any_rotated_key_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-key", "new-key"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_square_sign_output_verifies() -> None:

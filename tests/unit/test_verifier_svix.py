@@ -63,16 +63,6 @@ def test_svix_headers_win_over_webhook_headers():
         check(inbound(sent), options(secret=SECRET))
 
 
-def test_svix_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(), b'{"test": 2432232315}'), options(secret=SECRET))
-
-
-def test_svix_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers()), options(secret=OTHER_SECRET))
-
-
 @pytest.mark.parametrize("name", ["svix-id", "svix-timestamp", "svix-signature"])
 def test_svix_missing_header_is_rejected(name):
     sent = headers()
@@ -104,13 +94,6 @@ def test_svix_malformed_headers_are_rejected_with_a_reason(changed, reason):
         check(inbound(headers() | changed), options(secret=SECRET))
 
 
-@pytest.mark.parametrize(("offset", "reason"), [(-301, "too old"), (301, "in the future")])
-def test_svix_timestamp_outside_tolerance_is_rejected(offset, reason):
-    stamp = STAMP + offset
-    with pytest.raises(VerificationError, match=reason):
-        check(inbound(headers(hmac_signature(SECRET, stamp), stamp)), options(secret=SECRET))
-
-
 @pytest.mark.parametrize("offset", [-300, 300])
 def test_svix_timestamp_at_the_tolerance_edge_is_accepted(offset):
     stamp = STAMP + offset
@@ -118,12 +101,6 @@ def test_svix_timestamp_at_the_tolerance_edge_is_accepted(offset):
         check(inbound(headers(hmac_signature(SECRET, stamp), stamp)), options(secret=SECRET))
         is None
     )
-
-
-@pytest.mark.parametrize("signer", [SECRET, OTHER_SECRET])
-def test_svix_rotation_accepts_either_secret(signer):
-    opts = options(secrets=[SECRET, OTHER_SECRET])
-    assert check(inbound(headers(hmac_signature(signer))), opts) is None
 
 
 def test_svix_v1a_signature_is_accepted_with_a_public_key():

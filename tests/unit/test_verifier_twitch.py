@@ -87,11 +87,6 @@ def test_twitch_callback_verification_without_a_challenge_is_rejected(body):
         check(inbound(sent, body), options(secret=SECRET))
 
 
-def test_twitch_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(), BODY + b" "), options(secret=SECRET))
-
-
 @pytest.mark.parametrize(
     "changed",
     [
@@ -102,11 +97,6 @@ def test_twitch_tampered_body_is_rejected():
 def test_twitch_signed_headers_cannot_be_changed(changed):
     with pytest.raises(VerificationError, match="signature does not match"):
         check(inbound(headers() | changed), options(secret=SECRET))
-
-
-def test_twitch_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(OTHER_SECRET)), options(secret=SECRET))
 
 
 @pytest.mark.parametrize(
@@ -203,18 +193,6 @@ def test_twitch_timestamp_outside_ten_minutes_is_rejected(stamp, reason):
 @pytest.mark.parametrize("stamp", ["2026-11-22T11:50:00.000000000Z", "2026-11-22T12:10:00Z"])
 def test_twitch_timestamp_at_ten_minutes_is_accepted(stamp):
     assert check(inbound(headers(stamp=stamp)), options(secret=SECRET)) is None
-
-
-def test_twitch_tolerance_is_configurable():
-    sent = headers(stamp="2026-11-22T11:58:00Z")
-    assert check(inbound(sent), options(secret=SECRET)) is None
-    with pytest.raises(VerificationError, match="too old"):
-        check(inbound(sent), options(secret=SECRET, tolerance="1m"))
-
-
-@pytest.mark.parametrize("secret", [SECRET, OTHER_SECRET])
-def test_twitch_rotation_accepts_either_secret(secret):
-    assert check(inbound(headers(secret)), options(secrets=[SECRET, OTHER_SECRET])) is None
 
 
 def test_twitch_unencodable_message_id_is_rejected():

@@ -40,19 +40,6 @@ def test_typeform_header_name_is_case_insensitive():
     assert check(inbound({"typeform-signature": KNOWN_SIGNATURE}), options(secret=SECRET)) is None
 
 
-def test_typeform_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(
-            inbound({"Typeform-Signature": KNOWN_SIGNATURE}, BODY.replace(b"01", b"02")),
-            options(secret=SECRET),
-        )
-
-
-def test_typeform_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"Typeform-Signature": signature("other")}), options(secret=SECRET))
-
-
 def test_typeform_missing_header_is_rejected():
     with pytest.raises(VerificationError, match="missing Typeform-Signature header"):
         check(inbound({}), options(secret=SECRET))
@@ -79,14 +66,6 @@ def test_typeform_missing_header_is_rejected():
 def test_typeform_malformed_header_is_rejected(value, reason):
     with pytest.raises(VerificationError, match=reason):
         check(inbound({"Typeform-Signature": value}), options(secret=SECRET))
-
-
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_typeform_rotation_accepts_either_secret(secret):
-    assert (
-        check(inbound({"Typeform-Signature": signature(secret)}), options(secrets=["old", "new"]))
-        is None
-    )
 
 
 def test_typeform_sign_round_trips_with_the_sample_body():
