@@ -91,6 +91,7 @@ PROBE = textwrap.dedent("""
         "right": verdict({"x-shared-token": "s3cret"}),
         "wrong": verdict({"X-Shared-Token": "s3cre7"}),
         "missing": verdict({}),
+        "credentials": list(verifier.credentials(options).headers),
     }))
 """)
 
@@ -183,3 +184,4 @@ def test_installed_example_plugins_are_checked_and_run(tmp_path: Path) -> None:
     assert seen["right"] == "accepted"
     assert seen["wrong"] == "X-Shared-Token does not match"
     assert seen["missing"] == "missing X-Shared-Token header"
+    assert seen["credentials"] == ["X-Shared-Token"]  # stored redacted, like api-key's
