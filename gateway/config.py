@@ -20,13 +20,7 @@ from gateway.filters import Filter, parse_filter
 from gateway.paths import check_paths
 from gateway.plugins import PluginSpec, Registry, load_registry
 from gateway.section import Section, show
-from gateway.sources import (
-    IPNetwork,
-    SourceConfig,
-    check_proxy_references,
-    networks,
-    parse_source,
-)
+from gateway.sources import IPNetwork, SourceConfig, networks, parse_source
 from gateway.targets import TargetConfig, parse_middleware, parse_target
 from gateway.upstream import UpstreamConfig, parse_upstream, routed_targets, with_builtin_target
 
@@ -383,3 +377,30 @@ def _routes(
 
 def _not_list(value: object) -> list[Any]:
     raise ValueError(f"expected a list of routes, got {show(value)}")
+
+
+def check_proxy_references(
+    top: Section,
+    sources: Mapping[str, SourceConfig],
+    targets: Mapping[str, TargetConfig],
+    routes: tuple[RouteConfig, ...],
+) -> None:
+    """A proxy source's target exists and is an http target; no route starts at one."""
+    for name, source in sources.items():
+        if source.proxy is None or not source.proxy.target:
+            continue  # a missing target was reported where it was parsed
+        where, wanted = f"sources.{name}.proxy.target", source.proxy.target
+        target = targets.get(wanted)
+        if target is None:
+            top.problems.append(f"{where}: no target named {show(wanted)}")
+        elif target.type != "http":
+            top.problems.append(
+                f"{where}: {show(wanted)} is a {target.type} target; a proxy needs an http target"
+            )
+    for index, route in enumerate(routes):
+        origin = sources.get(route.source)
+        if origin is not None and origin.proxy is not None:
+            top.problems.append(
+                f"routes[{index}].source: {show(route.source)} is a proxy source: its requests "
+                f"are answered by sources.{route.source}.proxy.target, never routed"
+            )

@@ -3,6 +3,7 @@
     HookgateError
     ├── ConfigError            a config file is wrong; carries every problem with its key path
     ├── PluginError            a plugin could not be found or loaded
+    ├── FetchError             a plugin's GET through `Resources.fetch` got no usable answer
     ├── StorageError           the database failed us
     │   ├── StorageUnavailable     it cannot be reached or timed out: retry later (503)
     │   └── SchemaTooNew           the database was migrated by a newer hookgate
@@ -53,6 +54,10 @@ class ConfigError(HookgateError):
 
 class PluginError(HookgateError):
     """A plugin could not be loaded."""
+
+
+class FetchError(HookgateError):
+    """The URL did not answer 200 with a body within the limits."""
 
 
 class StorageError(HookgateError):

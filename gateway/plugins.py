@@ -6,70 +6,39 @@ object has a `kind` (``target``, ``middleware`` or ``verifier``), a `name` used 
 ``type:`` in hookgate.yaml, a `parse` that validates its options from a `Section`, and
 a `create` that builds it at run time. Plugins are imported only when a config uses
 them, so one broken plugin fails only the configs that name it.
+
+The kinds themselves (`TargetPlugin`, `MiddlewarePlugin`, `VerifierPlugin`) and
+`Resources` are part of the plugin contract, `gateway.plugin`; this module is the
+registry that finds and loads them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
-import aiohttp
-
-from gateway.clock import Clock
+from gateway.contract.kinds import Kind, MiddlewarePlugin, Plugin, TargetPlugin, VerifierPlugin
+from gateway.contract.resources import Resources
 from gateway.errors import PluginError
-from gateway.relay.message import Middleware, Send
 from gateway.section import Section
 
-if TYPE_CHECKING:
-    from gateway.ingress.verify import Verifier
+__all__ = [
+    "GROUP",
+    "Kind",
+    "MiddlewarePlugin",
+    "Plugin",
+    "PluginSpec",
+    "Registry",
+    "Resources",
+    "TargetPlugin",
+    "VerifierPlugin",
+    "load_registry",
+    "parse_options",
+]
 
 GROUP = "hookgate.plugins"
-Kind = Literal["target", "middleware", "verifier"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Resources:
-    """Long-lived things a plugin may use at run time."""
-
-    http: aiohttp.ClientSession
-    clock: Clock
-
-
-@runtime_checkable
-class TargetPlugin(Protocol):
-    kind: Literal["target"]
-    name: str
-
-    def parse(self, section: Section) -> Any: ...
-
-    def create(self, options: Any, resources: Resources) -> Send: ...
-
-
-@runtime_checkable
-class MiddlewarePlugin(Protocol):
-    kind: Literal["middleware"]
-    name: str
-
-    def parse(self, section: Section) -> Any: ...
-
-    def create(self, options: Any, resources: Resources) -> Middleware: ...
-
-
-@runtime_checkable
-class VerifierPlugin(Protocol):
-    kind: Literal["verifier"]
-    name: str
-    default_dedupe: str | None  # where the provider puts its delivery id, e.g. "header:X-..."
-
-    def parse(self, section: Section) -> Any: ...
-
-    def create(self, options: Any, resources: Resources | None) -> Verifier: ...
-
-
-Plugin = TargetPlugin | MiddlewarePlugin | VerifierPlugin
 
 
 @dataclass(frozen=True, slots=True)

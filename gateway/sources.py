@@ -2,25 +2,20 @@
 
 Verification (a verifier plugin), IP allowlist, rate limits, deduplication, and
 ``mode: proxy``. Parsed with the same `Section` as the rest of the config, so every
-mistake carries its key path.
+mistake carries its key path. Nothing here knows targets or routes: `gateway.config`
+checks what refers across them (`check_proxy_references`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from gateway.errors import PluginError
 from gateway.paths import SourcePath
 from gateway.plugins import PluginSpec, Registry, parse_options
 from gateway.section import REQUIRED, Section, show
-
-if TYPE_CHECKING:
-    from gateway.config import RouteConfig
-    from gateway.targets import TargetConfig
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
@@ -158,33 +153,6 @@ def _fallback(s: Section) -> ProxyFallback:
     content_type = s.text("content_type", default.content_type)
     s.done()
     return ProxyFallback(status, body.encode(), content_type)
-
-
-def check_proxy_references(
-    top: Section,
-    sources: Mapping[str, SourceConfig],
-    targets: Mapping[str, TargetConfig],
-    routes: tuple[RouteConfig, ...],
-) -> None:
-    """A proxy source's target exists and is an http target; no route starts at one."""
-    for name, source in sources.items():
-        if source.proxy is None or not source.proxy.target:
-            continue  # a missing target was reported where it was parsed
-        where, wanted = f"sources.{name}.proxy.target", source.proxy.target
-        target = targets.get(wanted)
-        if target is None:
-            top.problems.append(f"{where}: no target named {show(wanted)}")
-        elif target.type != "http":
-            top.problems.append(
-                f"{where}: {show(wanted)} is a {target.type} target; a proxy needs an http target"
-            )
-    for index, route in enumerate(routes):
-        origin = sources.get(route.source)
-        if origin is not None and origin.proxy is not None:
-            top.problems.append(
-                f"routes[{index}].source: {show(route.source)} is a proxy source: its requests "
-                f"are answered by sources.{route.source}.proxy.target, never routed"
-            )
 
 
 def _verify(s: Section, registry: Registry) -> tuple[PluginSpec | None, str | None]:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from gateway.contract.outcome import RetryPolicy
 from gateway.errors import PluginError
 from gateway.filters import Filter, parse_filter
 from gateway.plugins import PluginSpec, Registry, parse_options
-from gateway.relay.policy import RetryPolicy
 from gateway.section import Section, show
 from gateway.sources import Extractor, RateLimit, parse_rate_limit
 from gateway.units import parse_duration

@@ -48,16 +48,14 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import keys
+from gateway import keys, outbound
+from gateway.contract.message import Message, Send, SendResult
+from gateway.contract.outcome import DELIVERED, Outcome
 from gateway.ids import delivery_id
 from gateway.ingress.request import to_record
 from gateway.middleware import log_fields
+from gateway.outbound import attempt_result, build_message
 from gateway.plugins import Registry, Resources
-from gateway.relay import lanes
-from gateway.relay.lanes import build_message
-from gateway.relay.message import Message, Send, SendResult
-from gateway.relay.policy import DELIVERED, Outcome
-from gateway.relay.worker import attempt_result
 from gateway.sources import ProxyConfig, ProxyFallback, SourceConfig
 from gateway.storage.store import Claimed, EventRecord, ProxyAnswer
 from gateway.targets import TargetConfig
@@ -109,7 +107,8 @@ async def answer(
 def chain(target: TargetConfig, registry: Registry, resources: Resources, limit: int) -> Send:
     """The target's middleware chain (``sign:`` innermost) around the http target, created
     through the registry like any lane's but keeping the whole answer, up to `limit`."""
-    send, _ = lanes.chain(target, registry, resources, replace(target.options, answer_limit=limit))
+    options = replace(target.options, answer_limit=limit)
+    send, _ = outbound.chain(target, registry, resources, options)
     return send
 
 

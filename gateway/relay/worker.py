@@ -34,6 +34,7 @@ from gateway.clock import Clock
 from gateway.config import RelayConfig
 from gateway.errors import StorageError
 from gateway.logging import Sampled
+from gateway.outbound import attempt_result
 from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
 from gateway.relay.policy import DELIVERED, Outcome
@@ -42,7 +43,6 @@ from gateway.storage.limits import Health, TargetLimits
 from gateway.storage.store import AttemptResult, Claimed, Store
 
 log = structlog.get_logger("hookgate.relay")
-SNIPPET = 4096
 # A delivery whose worker keeps dying (a crash on this very message) is stopped, not looped.
 MAX_INTERRUPTIONS = 10
 # A lane that had more waiting than it could take claims again when half of it is free,
@@ -51,7 +51,6 @@ MAX_INTERRUPTIONS = 10
 GATHER = 0.01
 # Never sleep less than this for a due time (a frozen test clock would otherwise spin).
 MIN_SLEEP = 0.001
-_KEPT_HEADERS = frozenset({"content-type", "retry-after", "location", "x-request-id", "date"})
 
 
 def worker_name() -> str:
@@ -361,32 +360,6 @@ def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> li
             )
         seen[result.target] = current
     return list(seen.values())
-
-
-def attempt_result(
-    claimed: Claimed,
-    result: SendResult,
-    duration_ms: float,
-    status: str,
-    due: dt.datetime,
-    worker: str | None = None,
-) -> AttemptResult:
-    return AttemptResult(
-        delivery_id=claimed.id,
-        attempt=claimed.attempt,
-        duration_ms=round(duration_ms, 3),
-        outcome=str(result.outcome),
-        status_code=result.status,
-        response_headers=[(k, v) for k, v in result.headers if k.lower() in _KEPT_HEADERS],
-        response_body=result.body[:SNIPPET],
-        error=result.error,
-        next_status=status,
-        next_due=due,
-        interrupted=result.outcome is Outcome.GONE,
-        target=claimed.target,
-        worker=worker,
-        started_at=claimed.claimed_at,
-    )
 
 
 def _log_attempt(

@@ -15,44 +15,30 @@ Host from the request: the sender controls those, and must not pose as hookgate.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-from gateway.plugins import Resources
-from gateway.relay.lanes import HOP_BY_HOP, IDENTITY_HEADERS, IDENTITY_PREFIX, is_identity_header
-from gateway.relay.message import Headers, Message, Middleware, Send, SendResult
-from gateway.section import Section, show
+from gateway.plugin import (
+    HOP_BY_HOP,
+    IDENTITY_HEADERS,
+    IDENTITY_PREFIX,
+    Headers,
+    Message,
+    Middleware,
+    Resources,
+    Section,
+    Send,
+    SendResult,
+    header_value_problem,
+    is_identity_header,
+    replace_headers,
+    settable_header_problem,
+    show,
+)
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _WILDCARD = re.compile(r"[*?\[]")
-
-
-def settable_problem(name: str) -> str | None:
-    """Why a config may not set header `name`, or None when it may."""
-    if not _TOKEN.fullmatch(name):
-        return f"{show(name)} is not a valid header name"
-    if is_identity_header(name):
-        return "is one of hookgate's identity headers and cannot be changed"
-    if name.lower() in HOP_BY_HOP:
-        return "is managed by the HTTP client and cannot be set"
-    return None
-
-
-def value_problem(value: str) -> str | None:
-    """Why `value` cannot be sent as a header value, or None when it can."""
-    if _BAD_VALUE.search(value):
-        return "a header value cannot hold line breaks or control characters"
-    return None
-
-
-def replace_headers(headers: Headers, new: Iterable[tuple[str, str]]) -> Headers:
-    """`headers` with every header named in `new` replaced by the values in `new`."""
-    added = tuple(new)
-    names = {name.lower() for name, _ in added}
-    return tuple(h for h in headers if h[0].lower() not in names) + added
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +103,7 @@ def _add(section: Section) -> tuple[tuple[str, str], ...]:
     added = []
     for name, _ in section.items():
         value: str = section.text(name)
-        problem = settable_problem(name) or value_problem(value)
+        problem = settable_header_problem(name) or header_value_problem(value)
         if problem:
             section.fail(problem, name)
         added.append((name, value))

@@ -37,11 +37,19 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from gateway.plugins import Resources
-from gateway.relay.message import Headers, Message, Middleware, Send, SendResult
-from gateway.relay.policy import Outcome
-from gateway.section import Section, show
-from plugins.middleware.headers import settable_problem, value_problem
+from gateway.plugin import (
+    Headers,
+    Message,
+    Middleware,
+    Outcome,
+    Resources,
+    Section,
+    Send,
+    SendResult,
+    header_value_problem,
+    settable_header_problem,
+    show,
+)
 
 MAX_OUTPUT = 1024 * 1024
 _JSON_TYPE = re.compile(r"application/(?:[\w.-]+\+)?json", re.IGNORECASE)
@@ -179,7 +187,7 @@ def _render(where: str, template: Template, context: dict[str, Any]) -> bytes:
 
 def _header(name: str, template: Template, context: dict[str, Any]) -> str:
     value = _render(f"headers.{name}", template, context).decode().strip()
-    if problem := value_problem(value):
+    if problem := header_value_problem(value):
         raise TransformError(f"headers.{name}: {problem}")
     return value
 
@@ -219,7 +227,7 @@ def _header_templates(section: Section, body_set: bool) -> tuple[tuple[str, Temp
     templates = []
     for name, _ in section.items():
         template = _compile(section, name, section.text(name))
-        problem = settable_problem(name)
+        problem = settable_header_problem(name)
         if body_set and name.lower() == "content-type":
             problem = "is set by content_type when there is a body"
         if problem:

@@ -29,10 +29,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Literal
 
-from gateway.plugins import Resources
-from gateway.relay.message import Message, Middleware, Send, SendResult
-from gateway.section import Section
-from plugins.middleware.headers import replace_headers, settable_problem
+from gateway.plugin import (
+    Message,
+    Middleware,
+    Resources,
+    Section,
+    Send,
+    SendResult,
+    replace_headers,
+    settable_header_problem,
+)
 from plugins.verifiers import hmac as verifier
 
 _HEADER_KEYS = ("header", "timestamp_header", "id_header")
@@ -95,7 +101,7 @@ def _check_headers(section: Section, options: verifier.Options) -> None:
         name: str | None = getattr(options, key)
         if name is None:
             continue
-        problem = settable_problem(name)
+        problem = settable_header_problem(name)
         if problem and not (key == "id_header" and name.lower() in _DELIVERY_ID_HEADERS):
             section.fail(problem, key)
         if name.lower() in seen:

@@ -13,9 +13,14 @@ import hmac
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from gateway.plugins import Resources
-from gateway.relay.message import Message, Middleware, Send, SendResult
-from gateway.section import Section
+from gateway.plugin import (
+    Message,
+    Middleware,
+    Resources,
+    Section,
+    Send,
+    SendResult,
+)
 
 _SECRET_PREFIX = "whsec_"
 

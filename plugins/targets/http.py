@@ -8,10 +8,17 @@ from typing import Any, Literal
 import aiohttp
 from yarl import URL
 
-from gateway.plugins import Resources
-from gateway.relay.message import Message, Send, SendResult
-from gateway.relay.policy import Outcome, classify_status, parse_retry_after
-from gateway.section import Section, show
+from gateway.plugin import (
+    Message,
+    Outcome,
+    Resources,
+    Section,
+    Send,
+    SendResult,
+    classify_status,
+    parse_retry_after,
+    show,
+)
 
 SNIPPET = 4096
 _METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -22,10 +22,14 @@ from typing import Any, Literal
 import structlog
 from yarl import URL
 
-from gateway.plugins import Resources
-from gateway.relay.message import Message, SendResult
-from gateway.relay.policy import Outcome
-from gateway.section import Section, show
+from gateway.plugin import (
+    Message,
+    Outcome,
+    Resources,
+    Section,
+    SendResult,
+    show,
+)
 
 try:
     import nats

@@ -43,10 +43,14 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from gateway.plugins import Resources
-from gateway.relay.message import Message, SendResult
-from gateway.relay.policy import Outcome
-from gateway.section import Section, show
+from gateway.plugin import (
+    Message,
+    Outcome,
+    Resources,
+    Section,
+    SendResult,
+    show,
+)
 
 try:
     import redis.asyncio as redis

@@ -14,9 +14,7 @@ from typing import Any, Literal
 
 from yarl import URL
 
-from gateway.plugins import Resources
-from gateway.relay.message import Message, Send
-from gateway.section import Section
+from gateway.plugin import Message, Resources, Section, Send
 from plugins.targets.http import HttpOptions, HttpPlugin, HttpTarget
 
 

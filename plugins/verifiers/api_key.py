@@ -11,18 +11,18 @@ import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Credentials,
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     header,
     matches_any,
     require,
     secrets_from,
 )
-from gateway.section import Section
 
 DEFAULT_HEADER = "X-API-Key"
 

@@ -14,17 +14,18 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Credentials,
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     b64,
     header,
     require,
+    show,
 )
-from gateway.section import Section, show
 
 Credential = tuple[bytes, bytes]  # username, password
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     header,
     hmac_digest,
@@ -19,7 +20,6 @@ from gateway.ingress.verify import (
     sample_id,
     secrets_from,
 )
-from gateway.section import Section
 
 PREFIX = "sha256="
 

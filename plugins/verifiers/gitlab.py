@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Credentials,
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     header,
     matches_any,
@@ -23,7 +24,6 @@ from gateway.ingress.verify import (
     secrets_from,
     tolerance_from,
 )
-from gateway.section import Section
 from plugins.verifiers import standard_webhooks
 
 SAMPLE_BODY = (

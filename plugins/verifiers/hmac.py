@@ -14,28 +14,29 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     b64,
     b64decode,
     check_timestamp,
     header,
+    hexdecode,
     hmac_digest,
     matches_any,
     require,
     secrets_from,
+    show,
     tolerance_from,
 )
-from gateway.section import Section, show
 
 ALGORITHMS = ("sha1", "sha256", "sha512")
 ENCODINGS = ("hex", "base64")
 FIELDS = ("body", "timestamp", "id")
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
-HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 SECONDS = re.compile(r"[0-9]{1,12}")
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name
 
@@ -144,8 +145,7 @@ def _signature(value: str, options: Options) -> bytes:
     text = value[len(prefix) :].strip()
     if options.encoding == "base64":
         return b64decode(text)
-    require(HEX.fullmatch(text) is not None, f"{options.header} is not hex")
-    return bytes.fromhex(text)
+    return hexdecode(text, f"{options.header} is not hex")
 
 
 def _raw(value: str, name: str) -> bytes:

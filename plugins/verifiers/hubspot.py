@@ -12,10 +12,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     b64,
     b64decode,
@@ -25,9 +26,9 @@ from gateway.ingress.verify import (
     matches_any,
     require,
     secrets_from,
+    show,
     tolerance_from,
 )
-from gateway.section import Section, show
 
 SIGNATURE = "X-HubSpot-Signature-v3"
 TIMESTAMP = "X-HubSpot-Request-Timestamp"

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     check_timestamp,
     header,
@@ -27,7 +28,6 @@ from gateway.ingress.verify import (
     secrets_from,
     tolerance_from,
 )
-from gateway.section import Section
 
 SIGNATURE = "Linear-Signature"
 DEFAULT_TOLERANCE = 60.0

@@ -21,10 +21,11 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     check_timestamp,
     hmac_digest,
@@ -34,7 +35,6 @@ from gateway.ingress.verify import (
     secrets_from,
     tolerance_from,
 )
-from gateway.section import Section
 
 FIELDS = ("timestamp", "token", "signature", "parent-signature")
 

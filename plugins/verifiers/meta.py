@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Credentials,
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     header,
     hmac_digest,
@@ -23,7 +24,6 @@ from gateway.ingress.verify import (
     require,
     secrets_from,
 )
-from gateway.section import Section
 
 HEADER = "X-Hub-Signature-256"
 PREFIX = "sha256="

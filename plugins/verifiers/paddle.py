@@ -12,9 +12,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     check_timestamp,
     header,
@@ -25,7 +26,6 @@ from gateway.ingress.verify import (
     secrets_from,
     tolerance_from,
 )
-from gateway.section import Section
 
 HEADER = "Paddle-Signature"
 DEFAULT_TOLERANCE = 5.0

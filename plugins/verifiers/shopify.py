@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     b64,
     b64decode,
@@ -24,7 +25,6 @@ from gateway.ingress.verify import (
     sample_id,
     secrets_from,
 )
-from gateway.section import Section
 
 HEADER = "X-Shopify-Hmac-Sha256"
 

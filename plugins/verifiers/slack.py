@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
     VerifierSpec,

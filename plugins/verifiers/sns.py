@@ -19,17 +19,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yarl import URL
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply, b64decode, check_timestamp, require
-from gateway.plugins import Resources, VerifierPlugin
-from gateway.section import Section, show
+from gateway.plugin import (
+    Inbound,
+    Reply,
+    Resources,
+    Section,
+    VerificationError,
+    VerifierPlugin,
+    b64decode,
+    check_timestamp,
+    require,
+    show,
+)
 
 Fetch = Callable[[str], Awaitable[bytes]]
 """GET a URL and return its body; any exception means the fetch failed."""
@@ -46,7 +53,7 @@ HASHES: dict[str, type[hashes.SHA1 | hashes.SHA256]] = {"1": hashes.SHA1, "2": h
 # SNS stops retrying an HTTP/S delivery within 3,600 s (a hard limit), and every retry carries
 # the original Timestamp; the margin covers throttled queues and clock skew.
 DEFAULT_TOLERANCE = 7200.0
-TIMEOUT = aiohttp.ClientTimeout(total=5)
+TIMEOUT = 5.0  # seconds for one certificate or confirmation GET
 MAX_RESPONSE = 64 * 1024
 CACHE_SIZE = 64
 
@@ -273,20 +280,12 @@ class SnsVerifier:
         return Reply(b'{"subscription": "confirmed"}')
 
 
-def http_get(session: aiohttp.ClientSession) -> Fetch:
-    """GET with a short timeout, no redirects (they could leave the SNS host), a capped body."""
+def http_get(resources: Resources) -> Fetch:
+    """GET through hookgate's client: a short timeout, no redirects (they could leave the
+    SNS host), a capped body."""
 
     async def get(url: str) -> bytes:
-        headers = {"Accept-Encoding": "identity"}
-        async with session.get(
-            url, headers=headers, timeout=TIMEOUT, allow_redirects=False
-        ) as response:
-            require(response.status == 200, f"{url} answered {response.status}")
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(16384):
-                body += chunk
-                require(len(body) <= MAX_RESPONSE, f"{url} answered more than {MAX_RESPONSE} bytes")
-            return bytes(body)
+        return await resources.fetch(url, seconds=TIMEOUT, max_bytes=MAX_RESPONSE)
 
     return get
 
@@ -310,7 +309,7 @@ class Plugin:
     def create(self, options: Options, resources: Resources | None) -> SnsVerifier:
         if resources is None:  # `hookgate send`: nothing will be verified
             return SnsVerifier(options, _offline, _offline)
-        get = http_get(resources.http)
+        get = http_get(resources)
         return SnsVerifier(options, get, get)
 
 

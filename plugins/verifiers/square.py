@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     b64,
     b64decode,
@@ -23,8 +24,8 @@ from gateway.ingress.verify import (
     matches_any,
     require,
     secrets_from,
+    show,
 )
-from gateway.section import Section, show
 
 HEADER = "X-Square-HmacSha256-Signature"
 

@@ -11,10 +11,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     SAMPLE_BODY,
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     check_timestamp,
     header,
@@ -25,7 +26,6 @@ from gateway.ingress.verify import (
     secrets_from,
     tolerance_from,
 )
-from gateway.section import Section
 
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")

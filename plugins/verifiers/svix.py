@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.ingress.verify import Inbound, Reply, VerifierSpec
+from gateway.plugin import (
+    Inbound,
+    Reply,
+    VerifierSpec,
+)
 from plugins.verifiers import standard_webhooks
 from plugins.verifiers.standard_webhooks import Options, parse
 

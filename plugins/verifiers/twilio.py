@@ -15,10 +15,11 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     b64,
     b64decode,
@@ -29,7 +30,6 @@ from gateway.ingress.verify import (
     sample_id,
     secrets_from,
 )
-from gateway.section import Section
 
 HEADER = "X-Twilio-Signature"
 DEFAULT_PORTS = {"http": "80", "https": "443"}

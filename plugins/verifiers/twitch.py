@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
+    VerificationError,
     VerifierSpec,
     check_timestamp,
     header,
@@ -28,7 +29,6 @@ from gateway.ingress.verify import (
     secrets_from,
     tolerance_from,
 )
-from gateway.section import Section
 
 PREFIX = "sha256="
 ID = "Twitch-Eventsub-Message-Id"

@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     b64,
     b64decode,
@@ -20,7 +21,6 @@ from gateway.ingress.verify import (
     require,
     secrets_from,
 )
-from gateway.section import Section
 
 HEADER = "Typeform-Signature"
 PREFIX = "sha256="

@@ -8,9 +8,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
+    Section,
+    VerificationError,
     check_timestamp,
     header,
     hmac_digest,
@@ -19,7 +20,6 @@ from gateway.ingress.verify import (
     secrets_from,
     tolerance_from,
 )
-from gateway.section import Section
 
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-fA-F]{64}")

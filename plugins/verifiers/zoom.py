@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import (
+from gateway.plugin import (
     Inbound,
     Reply,
+    VerificationError,
     VerifierSpec,
     hmac_digest,
 )

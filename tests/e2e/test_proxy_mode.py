@@ -19,8 +19,7 @@ from gateway.config import parse_config
 from gateway.errors import ConfigError
 from gateway.ids import delivery_id
 from gateway.ingress.proxy import passed_back
-from gateway.relay.message import SendResult
-from gateway.relay.policy import Outcome
+from gateway.plugin import Outcome, SendResult
 from gateway.sources import ProxyConfig, ProxyFallback
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

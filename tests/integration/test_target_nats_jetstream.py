@@ -28,9 +28,9 @@ from gateway.clock import FrozenClock
 from gateway.config import Config
 from gateway.errors import ConfigError
 from gateway.ids import delivery_id, event_id
+from gateway.plugin import Message
 from gateway.plugins import Resources, load_registry
 from gateway.relay.lanes import build_lanes
-from gateway.relay.message import Message
 from gateway.relay.worker import Relay
 from gateway.section import Section
 from gateway.storage.store import EventRecord, Store

@@ -42,12 +42,8 @@ routes:
 PROBE = textwrap.dedent("""
     import asyncio, datetime as dt, json, sys, uuid
     from multidict import CIMultiDict
-    from gateway.errors import VerificationError
-    from gateway.ingress.verify import Inbound
+    from gateway.plugin import Inbound, Message, Outcome, Section, SendResult, VerificationError
     from gateway.plugins import load_registry
-    from gateway.relay.message import Message, SendResult
-    from gateway.relay.policy import Outcome
-    from gateway.section import Section
     from gateway.send import SendRequest, signed_request
 
     registry = load_registry()
@@ -95,6 +91,7 @@ PROBE = textwrap.dedent("""
         "right": verdict({"x-shared-token": "s3cret"}),
         "wrong": verdict({"X-Shared-Token": "s3cre7"}),
         "missing": verdict({}),
+        "credentials": list(verifier.credentials(options).headers),
     }))
 """)
 
@@ -187,3 +184,4 @@ def test_installed_example_plugins_are_checked_and_run(tmp_path: Path) -> None:
     assert seen["right"] == "accepted"
     assert seen["wrong"] == "X-Shared-Token does not match"
     assert seen["missing"] == "missing X-Shared-Token header"
+    assert seen["credentials"] == ["X-Shared-Token"]  # stored redacted, like api-key's

@@ -7,9 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.relay.message import Headers, Message, SendResult
-from gateway.relay.policy import Outcome
-from gateway.section import Section
+from gateway.plugin import Headers, Message, Outcome, Section, SendResult
 from plugins.middleware.headers import HeaderOptions, HeaderRewriter, is_identity_header, plugin
 
 PATH = "targets.crm.middleware[1]"

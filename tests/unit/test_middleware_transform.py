@@ -8,9 +8,7 @@ import orjson
 import pytest
 import yaml
 
-from gateway.relay.message import Message, SendResult
-from gateway.relay.policy import Outcome
-from gateway.section import Section
+from gateway.plugin import Message, Outcome, Section, SendResult
 from plugins.middleware.transform import MAX_OUTPUT, Transformer, TransformOptions, plugin
 
 PATH = "targets.crm.middleware[0]"

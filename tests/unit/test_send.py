@@ -14,7 +14,7 @@ from yarl import URL
 
 from gateway.clock import SystemClock
 from gateway.errors import HookgateError
-from gateway.ingress.verify import Inbound
+from gateway.plugin import Inbound
 from gateway.plugins import load_registry
 from gateway.section import Section
 from gateway.send import SendRequest, signed_request

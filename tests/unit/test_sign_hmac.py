@@ -13,10 +13,7 @@ from multidict import CIMultiDict
 
 from gateway.config import parse_config
 from gateway.errors import ConfigError, VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.relay.message import Headers, Message, SendResult
-from gateway.relay.policy import Outcome
-from gateway.section import Section
+from gateway.plugin import Headers, Inbound, Message, Outcome, Section, SendResult
 from plugins.signers.hmac import plugin
 from plugins.verifiers import hmac as verifier
 

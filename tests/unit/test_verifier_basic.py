@@ -8,31 +8,16 @@ import datetime as dt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import VerificationError
 from plugins.verifiers.basic import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def problems_for(**config):
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
-
-
-def inbound(headers, body=b"{}"):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin)
+options, problems_for, inbound = build.options, build.problems_for, build.inbound
 
 
 def basic(credentials: bytes) -> dict[str, str]:

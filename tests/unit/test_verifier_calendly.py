@@ -5,12 +5,10 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
-from plugins.verifiers.calendly import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.calendly import plugin
 
 # Calendly documents the scheme but publishes no vector with its signing key:
 # https://developer.calendly.com/api-docs/overview/webhooks/webhook-signatures
@@ -20,17 +18,10 @@ BODY = b'{"event":"invitee.created","payload":{"email":"test@example.com"}}'
 STAMP = str(int(NOW.timestamp()))
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/calendly"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def v1(body: bytes, stamp: str, secret: str = SECRET) -> str:
@@ -45,34 +36,15 @@ def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) ->
     return {"Calendly-Webhook-Signature": f"t={stamp},v1={v1(body, stamp, secret)}"}
 
 
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/calendly"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
-
-
-def test_calendly_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
 def test_calendly_header_name_is_case_insensitive() -> None:
     headers = {"calendly-webhook-signature": signed()["Calendly-Webhook-Signature"]}
     assert plugin.check(inbound(headers), options()) is None
-
-
-def test_calendly_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"created", b"canceled")), options())
 
 
 def test_calendly_tampered_timestamp_is_rejected() -> None:
     headers = {"Calendly-Webhook-Signature": f"t={int(STAMP) - 1},v1={GOOD}"}
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_calendly_wrong_signing_key_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-key")), options())
 
 
 def test_calendly_missing_header_is_rejected() -> None:
@@ -106,32 +78,9 @@ def test_calendly_malformed_header_is_rejected(value: str) -> None:
         plugin.check(inbound({"Calendly-Webhook-Signature": value}), options())
 
 
-def test_calendly_request_older_than_three_minutes_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=181))), options())
-
-
-def test_calendly_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=181))), options())
-
-
 @pytest.mark.parametrize("skew", [-180, 180])
 def test_calendly_request_at_the_tolerance_edge_is_accepted(skew: int) -> None:
     assert plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=skew))), options()) is None
-
-
-def test_calendly_configured_tolerance_is_honoured() -> None:
-    loose = options({"secret": SECRET, "tolerance": "10m"})
-    assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=600))), loose) is None
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=601))), loose)
-
-
-@pytest.mark.parametrize("secret", ["old-key", "new-key"])
-def test_calendly_request_signed_with_any_rotated_key_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-key", "new-key"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_calendly_sign_output_verifies() -> None:

@@ -11,11 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
+from gateway.plugin import Reply, Section, VerificationError
 from plugins.verifiers.discord import check, plugin
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -40,15 +38,8 @@ def fullwidth(text):
     return "".join(chr(ord(c) + 0xFEE0) for c in text)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=EVENT, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=EVENT)
+options, inbound = build.options, build.inbound
 
 
 def headers(body=EVENT, stamp=STAMP, key=PRIVATE):
@@ -102,20 +93,10 @@ def test_discord_ping_with_a_bad_signature_is_not_answered(ping):
         check(inbound(headers(ping, key=OTHER), ping), options(public_key=PUBLIC))
 
 
-def test_discord_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(), EVENT + b"\n"), options(public_key=PUBLIC))
-
-
 def test_discord_changed_timestamp_is_rejected():
     sent = headers() | {"X-Signature-Timestamp": str(STAMP - 1)}
     with pytest.raises(VerificationError, match="signature does not match"):
         check(inbound(sent), options(public_key=PUBLIC))
-
-
-def test_discord_wrong_key_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers()), options(public_key=OTHER_PUBLIC))
 
 
 @pytest.mark.parametrize("name", ["X-Signature-Ed25519", "X-Signature-Timestamp"])
@@ -153,26 +134,9 @@ def test_discord_malformed_timestamp_is_rejected(stamp):
         check(inbound(sent), options(public_key=PUBLIC))
 
 
-@pytest.mark.parametrize(("offset", "reason"), [(-301, "too old"), (301, "in the future")])
-def test_discord_timestamp_outside_tolerance_is_rejected(offset, reason):
-    with pytest.raises(VerificationError, match=reason):
-        check(inbound(headers(stamp=STAMP + offset)), options(public_key=PUBLIC))
-
-
 @pytest.mark.parametrize("offset", [-300, 300])
 def test_discord_timestamp_at_the_tolerance_edge_is_accepted(offset):
     assert check(inbound(headers(stamp=STAMP + offset)), options(public_key=PUBLIC)) is None
-
-
-def test_discord_tolerance_is_configurable():
-    sent = headers(stamp=STAMP - 3600)
-    assert check(inbound(sent), options(public_key=PUBLIC, tolerance="1h")) is None
-
-
-@pytest.mark.parametrize("key", [PRIVATE, OTHER])
-def test_discord_rotation_accepts_either_public_key(key):
-    opts = options(public_keys=[PUBLIC, OTHER_PUBLIC])
-    assert check(inbound(headers(key=key)), opts) is None
 
 
 def test_discord_public_key_in_uppercase_is_accepted():

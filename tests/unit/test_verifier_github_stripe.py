@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import NOW, inbound, options
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers import github, stripe
-
-NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
-
-
-def options(plugin, **config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=b"{}", now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
-
 
 # https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
 GITHUB_VECTOR = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
@@ -87,14 +70,6 @@ def test_stripe_valid_signature_is_accepted_among_several_v1():
     assert stripe.check(inbound(headers), opts) is None
 
 
-@pytest.mark.parametrize(("offset", "reason"), [(-301, "too old"), (301, "in the future")])
-def test_stripe_timestamp_outside_tolerance_is_rejected(offset, reason):
-    opts = options(stripe.plugin, secret="s", tolerance="5m")
-    headers = stripe_header("s", b"{}", int(NOW.timestamp()) + offset)
-    with pytest.raises(VerificationError, match=reason):
-        stripe.check(inbound(headers), opts)
-
-
 def test_stripe_timestamp_at_the_tolerance_edge_is_accepted():
     opts = options(stripe.plugin, secret="s", tolerance="5m")
     assert (
@@ -109,16 +84,6 @@ def test_stripe_timestamp_at_the_tolerance_edge_is_accepted():
 def test_stripe_malformed_header_is_rejected(value):
     with pytest.raises(VerificationError):
         stripe.check(inbound({"Stripe-Signature": value}), options(stripe.plugin, secret="s"))
-
-
-def test_stripe_tampered_body_and_wrong_secret_are_rejected():
-    opts = options(stripe.plugin, secrets=["a", "b"])
-    headers = stripe_header("b", b"{}", int(NOW.timestamp()))
-    assert stripe.check(inbound(headers), opts) is None
-    with pytest.raises(VerificationError):
-        stripe.check(inbound(headers, b"{ }"), opts)
-    with pytest.raises(VerificationError):
-        stripe.check(inbound(stripe_header("c", b"{}", int(NOW.timestamp()))), opts)
 
 
 def test_stripe_sign_round_trips():

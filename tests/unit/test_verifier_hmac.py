@@ -11,32 +11,17 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import VerificationError
 from plugins.verifiers.hmac import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 STAMP = int(NOW.timestamp())
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def problems_for(**config):
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
-
-
-def inbound(headers, body=b"{}", now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin)
+options, problems_for, inbound = build.options, build.problems_for, build.inbound
 
 
 def digest(secret, message, algorithm="sha256"):
@@ -141,18 +126,6 @@ def test_hmac_base64_without_padding_is_accepted():
     assert check(inbound({"X-Sig": value}), opts) is None
 
 
-def test_hmac_signature_by_another_secret_is_rejected():
-    opts = options(secret="right", header="X-Sig")
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-Sig": digest("wrong", b"{}").hex()}), opts)
-
-
-def test_hmac_tampered_body_is_rejected():
-    opts = options(secret="s", header="X-Sig")
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-Sig": digest("s", b"{}").hex()}, b'{"a": 1}'), opts)
-
-
 def test_hmac_signature_made_with_another_algorithm_is_rejected():
     opts = options(secret="s", header="X-Sig", algorithm="sha512")
     with pytest.raises(VerificationError, match="signature does not match"):
@@ -196,18 +169,6 @@ def test_hmac_malformed_base64_signature_is_rejected(value):
 # --- rotation ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_hmac_rotation_accepts_a_signature_by_either_secret(secret):
-    opts = options(secrets=["old", "new"], header="X-Sig")
-    assert check(inbound({"X-Sig": digest(secret, b"{}").hex()}), opts) is None
-
-
-def test_hmac_rotation_rejects_a_signature_by_neither_secret():
-    opts = options(secrets=["old", "new"], header="X-Sig")
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-Sig": digest("older", b"{}").hex()}), opts)
-
-
 # --- template, timestamp and id ------------------------------------------------------------
 
 
@@ -235,15 +196,6 @@ def test_hmac_missing_header_of_the_template_is_rejected(missing):
     del headers[missing]
     with pytest.raises(VerificationError, match=f"missing {missing} header"):
         check(inbound(headers), options(**FULL))
-
-
-@pytest.mark.parametrize(
-    ("offset", "reason"), [(-301, "timestamp too old"), (301, "timestamp in the future")]
-)
-def test_hmac_timestamp_outside_tolerance_is_rejected(offset, reason):
-    opts = options(**FULL, tolerance="5m")
-    with pytest.raises(VerificationError, match=reason):
-        check(inbound(full_headers(stamp=STAMP + offset)), opts)
 
 
 @pytest.mark.parametrize("offset", [-300, 300])

@@ -6,12 +6,10 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
-from plugins.verifiers.hubspot import Options, plugin, signed_uri
+from gateway.plugin import VerificationError
+from plugins.verifiers.hubspot import plugin, signed_uri
 
 # Published v3 vectors in HubSpot's official SDK tests:
 # https://github.com/HubSpot/hubspot-api-python/blob/master/tests/spec/utils/test_signature.py
@@ -30,17 +28,8 @@ URL = "https://hooks.example.com/in/hubspot"
 BODY = b'[{"eventId":1,"subscriptionType":"contact.creation","objectId":123}]'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(plugin, {"secret": SECRET}, body=BODY, now=NOW, url=URL)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(
@@ -59,21 +48,11 @@ def signed(
     }
 
 
-def inbound(
-    headers: dict[str, str],
-    body: bytes = BODY,
-    now: dt.datetime = NOW,
-    url: str = URL,
-    method: str = "POST",
-) -> Inbound:
-    return Inbound(method, url, CIMultiDict(headers), {}, body, now)
-
-
 @pytest.mark.parametrize(("stamp", "signature"), DOC_VECTORS)
 def test_hubspot_published_sdk_vector_is_accepted(stamp: str, signature: str) -> None:
     headers = {"X-HubSpot-Request-Timestamp": stamp, "X-HubSpot-Signature-v3": signature}
     now = dt.datetime.fromtimestamp(int(stamp) / 1000 + 10, dt.UTC)
-    request = inbound(headers, DOC_BODY, now, DOC_URL)
+    request = inbound(headers, DOC_BODY, now, url=DOC_URL)
     assert plugin.check(request, options({"secret": DOC_SECRET})) is None
 
 
@@ -82,10 +61,6 @@ def test_hubspot_published_sdk_vector_is_what_sign_produces(stamp: str, signatur
     when = dt.datetime.fromtimestamp(int(stamp) / 1000, dt.UTC)
     headers = plugin.sign(options({"secret": DOC_SECRET}), DOC_BODY, DOC_URL, when)
     assert headers == {"X-HubSpot-Request-Timestamp": stamp, "X-HubSpot-Signature-v3": signature}
-
-
-def test_hubspot_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
 
 
 def test_hubspot_get_request_signs_its_method_and_query() -> None:
@@ -136,21 +111,11 @@ def test_hubspot_host_header_bytes_in_the_url_do_not_crash() -> None:
         plugin.check(inbound(signed(), url="https://ho\udcffst/in/hubspot"), options())
 
 
-def test_hubspot_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"123", b"124")), options())
-
-
 def test_hubspot_tampered_timestamp_is_rejected() -> None:
     headers = signed()
     headers["X-HubSpot-Request-Timestamp"] = str(int(NOW.timestamp() * 1000) - 1)
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_hubspot_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-secret")), options())
 
 
 @pytest.mark.parametrize("missing", ["X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp"])
@@ -185,16 +150,6 @@ def test_hubspot_malformed_header_is_rejected(name: str, value: str) -> None:
         plugin.check(inbound(headers), options())
 
 
-def test_hubspot_request_older_than_five_minutes_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(milliseconds=300_001))), options())
-
-
-def test_hubspot_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(milliseconds=300_001))), options())
-
-
 @pytest.mark.parametrize("skew", [-300_000, 300_000])
 def test_hubspot_request_at_the_tolerance_edge_is_accepted(skew: int) -> None:
     request = inbound(signed(when=NOW + dt.timedelta(milliseconds=skew)))
@@ -206,12 +161,6 @@ def test_hubspot_configured_tolerance_is_honoured() -> None:
     assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=10))), tight) is None
     with pytest.raises(VerificationError, match="too old"):
         plugin.check(inbound(signed(when=NOW - dt.timedelta(milliseconds=10_001))), tight)
-
-
-@pytest.mark.parametrize("secret", ["old-secret", "new-secret"])
-def test_hubspot_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-secret", "new-secret"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_hubspot_sign_output_verifies() -> None:

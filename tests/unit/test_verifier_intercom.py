@@ -9,11 +9,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.intercom import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -25,15 +23,8 @@ BODY = b'{"type":"notification_event","id":"notif_1","topic":"ping"}'
 KNOWN_SIGNATURE = "sha1=d2350c00af572cc3f44437d448d250a14b1365dc"
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY):
-    return Inbound("POST", "https://hooks.example.com/in/ic", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin, body=BODY, url="https://hooks.example.com/in/ic")
+options, inbound = build.options, build.inbound
 
 
 def signature(secret: str, body: bytes = BODY) -> str:
@@ -47,19 +38,6 @@ def test_intercom_known_signature_is_accepted():
 def test_intercom_uppercase_hex_is_accepted():
     value = "sha1=" + KNOWN_SIGNATURE.removeprefix("sha1=").upper()
     assert check(inbound({"x-hub-signature": value}), options(secret=SECRET)) is None
-
-
-def test_intercom_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(
-            inbound({"X-Hub-Signature": KNOWN_SIGNATURE}, BODY.replace(b"ping", b"pong")),
-            options(secret=SECRET),
-        )
-
-
-def test_intercom_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-Hub-Signature": signature("other")}), options(secret=SECRET))
 
 
 def test_intercom_missing_header_is_rejected():
@@ -85,14 +63,6 @@ def test_intercom_missing_header_is_rejected():
 def test_intercom_malformed_header_is_rejected(value, reason):
     with pytest.raises(VerificationError, match=reason):
         check(inbound({"X-Hub-Signature": value}), options(secret=SECRET))
-
-
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_intercom_rotation_accepts_either_secret(secret):
-    assert (
-        check(inbound({"X-Hub-Signature": signature(secret)}), options(secrets=["old", "new"]))
-        is None
-    )
 
 
 def test_intercom_sign_round_trips_with_the_sample_body():

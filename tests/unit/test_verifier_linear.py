@@ -6,12 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
-from plugins.verifiers.linear import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.linear import plugin
 
 # Linear publishes no signature vector; this payload (and its "SECRET") is the fixture of
 # Linear's SDK tests, whose signatures are computed the same way as here:
@@ -41,27 +39,15 @@ def body_at(when: dt.datetime | None = NOW, **extra: object) -> bytes:
 BODY = body_at()
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/linear"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"Linear-Signature": digest, "Linear-Delivery": "d-1", "Linear-Event": "Issue"}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/linear"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 def test_linear_sdk_fixture_is_accepted_when_fresh() -> None:
@@ -74,30 +60,16 @@ def test_linear_sdk_fixture_is_rejected_now_that_it_is_stale() -> None:
         plugin.check(inbound(signed(SDK_BODY, "SECRET"), SDK_BODY), options({"secret": "SECRET"}))
 
 
-def test_linear_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
 def test_linear_uppercase_hex_signature_is_accepted() -> None:
     headers = signed()
     headers["Linear-Signature"] = headers["Linear-Signature"].upper()
     assert plugin.check(inbound(headers), options()) is None
 
 
-def test_linear_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"create", b"remove")), options())
-
-
 def test_linear_tampered_webhook_timestamp_is_rejected() -> None:
     fresh = body_at(NOW)
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(signed(body_at(NOW - dt.timedelta(hours=1))), fresh), options())
-
-
-def test_linear_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-secret")), options())
 
 
 def test_linear_missing_signature_is_rejected() -> None:
@@ -121,12 +93,6 @@ def test_linear_missing_signature_is_rejected() -> None:
 def test_linear_malformed_signature_is_rejected(value: str) -> None:
     with pytest.raises(VerificationError):
         plugin.check(inbound({"Linear-Signature": value}), options())
-
-
-def test_linear_webhook_timestamp_older_than_tolerance_is_rejected() -> None:
-    body = body_at(NOW - dt.timedelta(milliseconds=60_001))
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(body), body), options())
 
 
 def test_linear_webhook_timestamp_in_the_future_is_rejected() -> None:
@@ -175,12 +141,6 @@ def test_linear_malformed_webhook_timestamp_is_rejected(body: bytes) -> None:
 def test_linear_signed_body_that_is_not_a_json_object_is_rejected(body: bytes) -> None:
     with pytest.raises(VerificationError, match="JSON"):
         plugin.check(inbound(signed(body), body), options())
-
-
-@pytest.mark.parametrize("secret", ["old-secret", "new-secret"])
-def test_linear_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-secret", "new-secret"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_linear_sign_output_verifies() -> None:

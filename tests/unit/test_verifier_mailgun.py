@@ -12,10 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers.mailgun import check, plugin, signature
 
 KEY = "key-1234567890abcdef"
@@ -29,16 +28,12 @@ SIGNED_AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 NOW = SIGNED_AT + dt.timedelta(seconds=10)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
+build = Builders(plugin, now=NOW, url="https://hooks.example.com/in/mg")
+options = build.options
 
 
 def inbound(body, now=NOW, content_type="application/json"):
-    headers = CIMultiDict({"Content-Type": content_type})
-    return Inbound("POST", "https://hooks.example.com/in/mg", headers, {}, body, now)
+    return build.inbound({"Content-Type": content_type}, body, now)
 
 
 def json_body(timestamp=TIMESTAMP, token=TOKEN, sig=KNOWN_SIGNATURE, **extra) -> bytes:
@@ -105,11 +100,6 @@ def test_mailgun_tampered_timestamp_or_token_is_rejected(body):
         check(inbound(body), options(secret=KEY))
 
 
-def test_mailgun_wrong_key_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(json_body()), options(secret="key-other"))
-
-
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -174,12 +164,6 @@ def test_mailgun_configured_tolerance_is_honoured():
     assert check(inbound(json_body(), now=SIGNED_AT + dt.timedelta(seconds=600)), opts) is None
     with pytest.raises(VerificationError, match="too old"):
         check(inbound(json_body(), now=SIGNED_AT + dt.timedelta(seconds=601)), opts)
-
-
-@pytest.mark.parametrize("key", ["key-old", "key-new"])
-def test_mailgun_rotation_accepts_either_signing_key(key):
-    body = json_body(sig=signed(key, TIMESTAMP))
-    assert check(inbound(body), options(secrets=["key-old", "key-new"])) is None
 
 
 def test_mailgun_subaccount_event_verifies_with_the_parent_key():

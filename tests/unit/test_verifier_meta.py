@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, MultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
+from gateway.plugin import Inbound, Reply, Section, VerificationError
 from plugins.verifiers.meta import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -29,21 +28,18 @@ BODY = b'{"object":"page","entry":[]}'
 KNOWN_SIGNATURE = "sha256=e6e9d7a842a48e17f43a34d6125d0d933e2aab92ee37f0993a4d493b50e3d438"
 
 
+build = Builders(plugin, {}, body=BODY, url="https://hooks.example.com/in/meta")
+inbound = build.inbound
+
+
 def options(**config):
-    config.setdefault("verify_token", VERIFY_TOKEN)
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY):
-    return Inbound("POST", "https://hooks.example.com/in/meta", CIMultiDict(headers), {}, body, NOW)
+    return build.options({"verify_token": VERIFY_TOKEN, **config})
 
 
 def subscribe(query):
-    url = "https://hooks.example.com/in/meta?..."
-    return Inbound("GET", url, CIMultiDict(), MultiDict(query), b"", NOW)
+    return build.inbound(
+        body=b"", url="https://hooks.example.com/in/meta?...", method="GET", query=query
+    )
 
 
 def signature(secret: str, body: bytes = BODY) -> str:
@@ -120,19 +116,6 @@ def test_meta_signed_notification_needs_no_verify_token_in_the_query():
     assert check(request, options(secret=SECRET)) is None
 
 
-def test_meta_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(
-            inbound({"X-Hub-Signature-256": KNOWN_SIGNATURE}, BODY.replace(b"page", b"user")),
-            options(secret=SECRET),
-        )
-
-
-def test_meta_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-Hub-Signature-256": signature("other")}), options(secret=SECRET))
-
-
 def test_meta_sha1_signature_alone_is_not_enough():
     sha1 = "sha1=" + hmac.new(SECRET.encode(), BODY, hashlib.sha1).hexdigest()
     with pytest.raises(VerificationError, match="missing X-Hub-Signature-256 header"):
@@ -155,12 +138,6 @@ def test_meta_sha1_signature_alone_is_not_enough():
 def test_meta_malformed_header_is_rejected(value, reason):
     with pytest.raises(VerificationError, match=reason):
         check(inbound({"X-Hub-Signature-256": value}), options(secret=SECRET))
-
-
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_meta_rotation_accepts_either_app_secret(secret):
-    opts = options(secrets=["old", "new"])
-    assert check(inbound({"X-Hub-Signature-256": signature(secret)}), opts) is None
 
 
 def test_meta_sign_round_trips_with_the_sample_body():

@@ -6,12 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
-from plugins.verifiers.mux import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.mux import plugin
 
 # The vectors in Mux's official Node SDK tests:
 # https://github.com/muxinc/mux-node-sdk/blob/master/tests/api-resources/webhooks.test.ts
@@ -33,17 +31,10 @@ BODY = b'{"type":"video.asset.ready","id":"3a56ac3d","object":{"type":"asset","i
 STAMP = str(int(NOW.timestamp()))
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/mux"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def v1(body: bytes, stamp: str, secret: str = SECRET) -> str:
@@ -56,11 +47,6 @@ GOOD = v1(BODY, STAMP)
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
     stamp = str(int(when.timestamp()))
     return {"Mux-Signature": f"t={stamp},v1={v1(body, stamp, secret)}"}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/mux"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 @pytest.mark.parametrize(("body", "digest"), SDK_VECTORS)
@@ -97,24 +83,10 @@ def test_mux_sdk_vector_six_minutes_later_is_rejected() -> None:
         plugin.check(request, options({"secret": SDK_SECRET}))
 
 
-def test_mux_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
-def test_mux_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"ready", b"error")), options())
-
-
 def test_mux_tampered_timestamp_is_rejected() -> None:
     headers = {"Mux-Signature": f"t={int(STAMP) + 1},v1={GOOD}"}
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_mux_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-secret")), options())
 
 
 def test_mux_missing_header_is_rejected() -> None:
@@ -145,32 +117,9 @@ def test_mux_malformed_header_is_rejected(value: str) -> None:
         plugin.check(inbound({"Mux-Signature": value}), options())
 
 
-def test_mux_request_older_than_tolerance_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=301))), options())
-
-
-def test_mux_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=301))), options())
-
-
 @pytest.mark.parametrize("skew", [-300, 300])
 def test_mux_request_at_the_tolerance_edge_is_accepted(skew: int) -> None:
     assert plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=skew))), options()) is None
-
-
-def test_mux_configured_tolerance_is_honoured() -> None:
-    tight = options({"secret": SECRET, "tolerance": 20})
-    assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=20))), tight) is None
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=21))), tight)
-
-
-@pytest.mark.parametrize("secret", ["old-secret", "new-secret"])
-def test_mux_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-secret", "new-secret"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_mux_sign_output_verifies() -> None:

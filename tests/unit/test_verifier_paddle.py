@@ -6,12 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
-from plugins.verifiers.paddle import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.paddle import plugin
 
 # The vector in Paddle's official Python SDK tests (three secrets, only the last matches):
 # https://github.com/PaddleHQ/paddle-python-sdk/blob/main/tests/Unit/Notification/test_Verifier.py
@@ -31,17 +29,10 @@ NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 BODY = b'{"event_id":"evt_01","event_type":"transaction.completed","data":{"id":"txn_01"}}'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/paddle"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def h1(body: bytes, stamp: str, secret: str = SECRET) -> str:
@@ -51,11 +42,6 @@ def h1(body: bytes, stamp: str, secret: str = SECRET) -> str:
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
     stamp = str(int(when.timestamp()))
     return {"Paddle-Signature": f"ts={stamp};h1={h1(body, stamp, secret)}"}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/paddle"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
 
 
 def test_paddle_sdk_vector_is_accepted_with_its_rotated_secrets() -> None:
@@ -74,18 +60,9 @@ def test_paddle_sdk_vector_is_what_sign_produces() -> None:
     assert headers == {"Paddle-Signature": SDK_HEADER.replace("h1=dummy;", "")}
 
 
-def test_paddle_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
 def test_paddle_header_with_spaces_after_separators_is_accepted() -> None:
     headers = {"Paddle-Signature": signed()["Paddle-Signature"].replace(";", "; ")}
     assert plugin.check(inbound(headers), options()) is None
-
-
-def test_paddle_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"completed", b"canceled_")), options())
 
 
 def test_paddle_tampered_timestamp_is_rejected() -> None:
@@ -93,11 +70,6 @@ def test_paddle_tampered_timestamp_is_rejected() -> None:
     headers = {"Paddle-Signature": f"ts={int(stamp) - 1};h1={h1(BODY, stamp)}"}
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_paddle_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="pdl_other")), options())
 
 
 def test_paddle_missing_header_is_rejected() -> None:
@@ -137,32 +109,9 @@ def test_paddle_malformed_header_is_rejected(value: str) -> None:
         plugin.check(inbound({"Paddle-Signature": value}), options())
 
 
-def test_paddle_request_older_than_tolerance_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=6))), options())
-
-
-def test_paddle_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=6))), options())
-
-
 @pytest.mark.parametrize("skew", [-5, 5])
 def test_paddle_request_at_the_five_second_edge_is_accepted(skew: int) -> None:
     assert plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=skew))), options()) is None
-
-
-def test_paddle_configured_tolerance_is_honoured() -> None:
-    loose = options({"secret": SECRET, "tolerance": "2m"})
-    assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=120))), loose) is None
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=121))), loose)
-
-
-@pytest.mark.parametrize("secret", ["pdl_old", "pdl_new"])
-def test_paddle_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["pdl_old", "pdl_new"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_paddle_header_with_several_h1_entries_is_accepted_if_any_matches() -> None:

@@ -9,11 +9,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.pagerduty import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -53,15 +51,8 @@ PUBLISHED_BODY = (
 )
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=PUBLISHED_BODY):
-    return Inbound("POST", "https://hooks.example.com/in/pd", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin, body=PUBLISHED_BODY, url="https://hooks.example.com/in/pd")
+options, inbound = build.options, build.inbound
 
 
 def v1(secret: str, body: bytes = PUBLISHED_BODY) -> str:
@@ -94,17 +85,6 @@ def test_pagerduty_any_matching_v1_entry_is_enough(value):
     assert check(inbound({"x-pagerduty-signature": value}), opts) is None
 
 
-def test_pagerduty_tampered_body_is_rejected():
-    opts = options(secret=PUBLISHED_SECRET)
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-PagerDuty-Signature": PUBLISHED_SIGNATURE}, PUBLISHED_BODY + b"\n"), opts)
-
-
-def test_pagerduty_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-PagerDuty-Signature": PUBLISHED_SIGNATURE}), options(secret="other"))
-
-
 def test_pagerduty_missing_header_is_rejected():
     with pytest.raises(VerificationError, match="missing X-PagerDuty-Signature header"):
         check(inbound({}), options(secret=PUBLISHED_SECRET))
@@ -129,12 +109,6 @@ def test_pagerduty_missing_header_is_rejected():
 def test_pagerduty_malformed_header_is_rejected(value, reason):
     with pytest.raises(VerificationError, match=reason):
         check(inbound({"X-PagerDuty-Signature": value}), options(secret=PUBLISHED_SECRET))
-
-
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_pagerduty_rotation_accepts_either_configured_secret(secret):
-    opts = options(secrets=["old", "new"])
-    assert check(inbound({"X-PagerDuty-Signature": v1(secret)}), opts) is None
 
 
 def test_pagerduty_rotation_on_their_side_sends_both_and_one_configured_secret_is_enough():

@@ -10,11 +10,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.sendgrid import check, plugin
 
 # The vector SendGrid's official library tests against:
@@ -44,15 +42,8 @@ def fullwidth(text):
     return "".join(chr(ord(c) + 0xFEE0) for c in text)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY)
+options, inbound = build.options, build.inbound
 
 
 def key_pair():
@@ -110,20 +101,10 @@ def test_sendgrid_signed_event_batch_is_accepted():
     assert check(inbound(headers()), options(public_key=PUBLIC)) is None
 
 
-def test_sendgrid_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(), BODY.replace(b"delivered", b"bounce")), options(public_key=PUBLIC))
-
-
 def test_sendgrid_changed_timestamp_is_rejected():
     sent = headers() | {TIMESTAMP: str(STAMP + 1)}
     with pytest.raises(VerificationError, match="signature does not match"):
         check(inbound(sent), options(public_key=PUBLIC))
-
-
-def test_sendgrid_wrong_key_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(OTHER)), options(public_key=PUBLIC))
 
 
 @pytest.mark.parametrize("name", [SIGNATURE, TIMESTAMP])
@@ -154,28 +135,9 @@ def test_sendgrid_malformed_timestamp_is_rejected(stamp):
         check(inbound(sent), options(public_key=PUBLIC))
 
 
-@pytest.mark.parametrize(("offset", "reason"), [(-301, "too old"), (301, "in the future")])
-def test_sendgrid_timestamp_outside_tolerance_is_rejected(offset, reason):
-    with pytest.raises(VerificationError, match=reason):
-        check(inbound(headers(stamp=STAMP + offset)), options(public_key=PUBLIC))
-
-
 @pytest.mark.parametrize("offset", [-300, 300])
 def test_sendgrid_timestamp_at_the_tolerance_edge_is_accepted(offset):
     assert check(inbound(headers(stamp=STAMP + offset)), options(public_key=PUBLIC)) is None
-
-
-def test_sendgrid_tolerance_is_configurable():
-    sent = headers(stamp=STAMP - 86400)
-    assert check(inbound(sent), options(public_key=PUBLIC, tolerance="24h")) is None
-    with pytest.raises(VerificationError, match="too old"):
-        check(inbound(sent), options(public_key=PUBLIC, tolerance="23h"))
-
-
-@pytest.mark.parametrize("private", [PRIVATE, OTHER])
-def test_sendgrid_rotation_accepts_either_key(private):
-    opts = options(public_keys=[PUBLIC, OTHER_PUBLIC])
-    assert check(inbound(headers(private)), opts) is None
 
 
 def test_sendgrid_pem_public_key_is_accepted():

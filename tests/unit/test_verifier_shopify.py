@@ -10,11 +10,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.shopify import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -25,15 +23,8 @@ BODY = b'{"id":820982911946154508,"email":"jon@example.com","name":"#9999"}'
 KNOWN_SIGNATURE = "GHRA62rRonufCGcinoJEGFXXDPAEMt9WRVI1Q51xtjw="
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY):
-    return Inbound("POST", "https://hooks.example.com/in/shop", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin, body=BODY, url="https://hooks.example.com/in/shop")
+options, inbound = build.options, build.inbound
 
 
 def signature(secret: str, body: bytes = BODY) -> str:
@@ -55,18 +46,6 @@ def test_shopify_signature_without_base64_padding_is_accepted():
         )
         is None
     )
-
-
-def test_shopify_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(
-            inbound({"X-Shopify-Hmac-Sha256": KNOWN_SIGNATURE}, BODY + b" "), options(secret=SECRET)
-        )
-
-
-def test_shopify_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"X-Shopify-Hmac-Sha256": signature("other")}), options(secret=SECRET))
 
 
 def test_shopify_missing_header_is_rejected():
@@ -91,19 +70,6 @@ def test_shopify_missing_header_is_rejected():
 def test_shopify_malformed_header_is_rejected(value):
     with pytest.raises(VerificationError):
         check(inbound({"X-Shopify-Hmac-Sha256": value}), options(secret=SECRET))
-
-
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_shopify_rotation_accepts_either_secret(secret):
-    opts = options(secrets=["old", "new"])
-    assert check(inbound({"X-Shopify-Hmac-Sha256": signature(secret)}), opts) is None
-
-
-def test_shopify_rotation_still_rejects_a_third_secret():
-    with pytest.raises(VerificationError):
-        check(
-            inbound({"X-Shopify-Hmac-Sha256": signature("other")}), options(secrets=["old", "new"])
-        )
 
 
 def test_shopify_sign_round_trips_with_the_sample_body():

@@ -6,12 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
-from plugins.verifiers.slack import Options, plugin
+from gateway.plugin import Reply, VerificationError
+from plugins.verifiers.slack import plugin
 
 # The worked example in Slack's docs:
 # https://docs.slack.dev/authentication/verifying-requests-from-slack
@@ -31,29 +29,16 @@ NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 BODY = b'{"type":"event_callback","event_id":"Ev123","event":{"type":"app_mention"}}'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/slack"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
     stamp = str(int(when.timestamp()))
     digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256)
     return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": "v0=" + digest.hexdigest()}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    return Inbound(
-        "POST", "https://hooks.example.com/in/slack", CIMultiDict(headers), {}, body, now
-    )
 
 
 def test_slack_published_example_is_accepted() -> None:
@@ -72,19 +57,10 @@ def test_slack_published_example_signature_is_what_sign_produces() -> None:
     }
 
 
-def test_slack_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
 def test_slack_uppercase_hex_signature_is_accepted() -> None:
     headers = signed()
     headers["X-Slack-Signature"] = "v0=" + headers["X-Slack-Signature"][3:].upper()
     assert plugin.check(inbound(headers), options()) is None
-
-
-def test_slack_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY + b" "), options())
 
 
 def test_slack_tampered_timestamp_is_rejected() -> None:
@@ -92,11 +68,6 @@ def test_slack_tampered_timestamp_is_rejected() -> None:
     headers["X-Slack-Request-Timestamp"] = str(int(NOW.timestamp()) - 1)
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_slack_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-secret")), options())
 
 
 @pytest.mark.parametrize("missing", ["X-Slack-Signature", "X-Slack-Request-Timestamp"])
@@ -140,32 +111,9 @@ def test_slack_malformed_header_is_rejected(name: str, value: str) -> None:
         plugin.check(inbound(headers), options())
 
 
-def test_slack_request_older_than_tolerance_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=301))), options())
-
-
-def test_slack_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=301))), options())
-
-
 @pytest.mark.parametrize("skew", [-300, 300])
 def test_slack_request_at_the_tolerance_edge_is_accepted(skew: int) -> None:
     assert plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=skew))), options()) is None
-
-
-def test_slack_configured_tolerance_is_honoured() -> None:
-    tight = options({"secret": SECRET, "tolerance": "30s"})
-    assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=30))), tight) is None
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=31))), tight)
-
-
-@pytest.mark.parametrize("secret", ["old-secret", "new-secret"])
-def test_slack_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-secret", "new-secret"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_slack_url_verification_is_answered_with_its_challenge() -> None:

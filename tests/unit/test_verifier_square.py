@@ -7,12 +7,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
-from plugins.verifiers.square import Options, plugin
+from gateway.plugin import VerificationError
+from plugins.verifiers.square import plugin
 
 # The vectors in Square's official Python SDK tests:
 # https://github.com/square/square-python-sdk/blob/master/tests/integration/test_webhooks_helper.py
@@ -37,26 +35,17 @@ URL = "https://hooks.example.com/in/square"
 BODY = b'{"merchant_id":"M1","type":"payment.created","event_id":"e-1","data":{"id":"p1"}}'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
+build = Builders(plugin, {"secret": SECRET}, body=BODY, now=NOW, url=URL)
+options, parse_problems = build.options, build.problems_for
 
 
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+def inbound(headers, body=BODY, url=URL):
+    return build.inbound(headers, body, url=url)
 
 
 def signed(body: bytes = BODY, secret: str = SECRET, url: str = URL) -> dict[str, str]:
     digest = hmac.new(secret.encode(), url.encode() + body, hashlib.sha256).digest()
     return {"X-Square-HmacSha256-Signature": base64.b64encode(digest).decode()}
-
-
-def inbound(headers: dict[str, str], body: bytes = BODY, url: str = URL) -> Inbound:
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, NOW)
 
 
 def test_square_sdk_vector_is_accepted_with_the_configured_notification_url() -> None:
@@ -111,20 +100,6 @@ def test_square_sdk_vector_with_a_reformatted_body_is_rejected() -> None:
         plugin.check(inbound(headers, body, SDK_URL), options({"secret": SDK_KEY}))
 
 
-def test_square_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
-
-
-def test_square_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"p1", b"p2")), options())
-
-
-def test_square_wrong_key_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-key")), options())
-
-
 def test_square_missing_header_is_rejected() -> None:
     with pytest.raises(VerificationError, match="missing X-Square-HmacSha256-Signature"):
         plugin.check(inbound({"X-Square-Signature": "abc="}), options())
@@ -151,12 +126,6 @@ def test_square_malformed_header_is_rejected(value: str) -> None:
 def test_square_host_header_bytes_in_the_url_do_not_crash() -> None:
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(signed(), url="https://ho\udcffst/in/square"), options())
-
-
-@pytest.mark.parametrize("secret", ["old-key", "new-key"])
-def test_square_request_signed_with_any_rotated_key_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-key", "new-key"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_square_sign_output_verifies() -> None:

@@ -12,12 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import VerificationError
 from plugins.verifiers import standard_webhooks
 from plugins.verifiers.standard_webhooks import check, plugin, sign
 
@@ -37,21 +35,8 @@ def fullwidth(text):
     return "".join(chr(ord(c) + 0xFEE0) for c in text)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def problems_for(**config):
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY, now=NOW)
+options, problems_for, inbound = build.options, build.problems_for, build.inbound
 
 
 def headers(signature=SIGNATURE, msg_id=MSG_ID, stamp=STAMP):
@@ -83,11 +68,6 @@ def test_standard_webhooks_bare_base64_secret_is_accepted():
     assert check(inbound(headers()), options(secret=SECRET.removeprefix("whsec_"))) is None
 
 
-def test_standard_webhooks_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(), b'{"test": 2432232315}'), options(secret=SECRET))
-
-
 @pytest.mark.parametrize(
     "changed",
     [{"webhook-id": "msg_other"}, {"webhook-timestamp": str(STAMP + 1)}],
@@ -96,11 +76,6 @@ def test_standard_webhooks_tampered_body_is_rejected():
 def test_standard_webhooks_signed_metadata_cannot_be_changed(changed):
     with pytest.raises(VerificationError, match="signature does not match"):
         check(inbound(headers() | changed), options(secret=SECRET))
-
-
-def test_standard_webhooks_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers()), options(secret=OTHER_SECRET))
 
 
 @pytest.mark.parametrize("name", ["webhook-id", "webhook-timestamp", "webhook-signature"])
@@ -145,33 +120,11 @@ def test_standard_webhooks_malformed_timestamp_is_rejected(stamp):
         check(inbound(headers(stamp=stamp)), options(secret=SECRET))
 
 
-@pytest.mark.parametrize(("offset", "reason"), [(-301, "too old"), (301, "in the future")])
-def test_standard_webhooks_timestamp_outside_tolerance_is_rejected(offset, reason):
-    stamp = STAMP + offset
-    sent = headers(hmac_signature(SECRET, stamp=stamp), stamp=stamp)
-    with pytest.raises(VerificationError, match=reason):
-        check(inbound(sent), options(secret=SECRET))
-
-
 @pytest.mark.parametrize("offset", [-300, 300])
 def test_standard_webhooks_timestamp_at_the_tolerance_edge_is_accepted(offset):
     stamp = STAMP + offset
     sent = headers(hmac_signature(SECRET, stamp=stamp), stamp=stamp)
     assert check(inbound(sent), options(secret=SECRET)) is None
-
-
-def test_standard_webhooks_tolerance_is_configurable():
-    stamp = STAMP - 600
-    sent = headers(hmac_signature(SECRET, stamp=stamp), stamp=stamp)
-    assert check(inbound(sent), options(secret=SECRET, tolerance="10m")) is None
-    with pytest.raises(VerificationError, match="too old"):
-        check(inbound(sent), options(secret=SECRET, tolerance="9m"))
-
-
-@pytest.mark.parametrize("signer", [SECRET, OTHER_SECRET])
-def test_standard_webhooks_rotation_accepts_either_secret(signer):
-    sent = headers(hmac_signature(signer))
-    assert check(inbound(sent), options(secrets=[SECRET, OTHER_SECRET])) is None
 
 
 def test_standard_webhooks_any_of_several_signatures_may_match():

@@ -11,12 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.svix import check, plugin, sign
 
 # Svix's own example, also the vector its libraries test signing against
@@ -31,15 +29,8 @@ NOW = dt.datetime.fromtimestamp(STAMP, dt.UTC)
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another secret of 24 byte").decode()
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY, now=NOW)
+options, inbound = build.options, build.inbound
 
 
 def headers(signature=SIGNATURE, stamp=STAMP, prefix="svix"):
@@ -70,16 +61,6 @@ def test_svix_headers_win_over_webhook_headers():
     sent = headers("v1,bm9wZQ==") | headers(prefix="webhook")
     with pytest.raises(VerificationError, match="signature does not match"):
         check(inbound(sent), options(secret=SECRET))
-
-
-def test_svix_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(), b'{"test": 2432232315}'), options(secret=SECRET))
-
-
-def test_svix_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers()), options(secret=OTHER_SECRET))
 
 
 @pytest.mark.parametrize("name", ["svix-id", "svix-timestamp", "svix-signature"])
@@ -113,13 +94,6 @@ def test_svix_malformed_headers_are_rejected_with_a_reason(changed, reason):
         check(inbound(headers() | changed), options(secret=SECRET))
 
 
-@pytest.mark.parametrize(("offset", "reason"), [(-301, "too old"), (301, "in the future")])
-def test_svix_timestamp_outside_tolerance_is_rejected(offset, reason):
-    stamp = STAMP + offset
-    with pytest.raises(VerificationError, match=reason):
-        check(inbound(headers(hmac_signature(SECRET, stamp), stamp)), options(secret=SECRET))
-
-
 @pytest.mark.parametrize("offset", [-300, 300])
 def test_svix_timestamp_at_the_tolerance_edge_is_accepted(offset):
     stamp = STAMP + offset
@@ -127,12 +101,6 @@ def test_svix_timestamp_at_the_tolerance_edge_is_accepted(offset):
         check(inbound(headers(hmac_signature(SECRET, stamp), stamp)), options(secret=SECRET))
         is None
     )
-
-
-@pytest.mark.parametrize("signer", [SECRET, OTHER_SECRET])
-def test_svix_rotation_accepts_either_secret(signer):
-    opts = options(secrets=[SECRET, OTHER_SECRET])
-    assert check(inbound(headers(hmac_signature(signer))), opts) is None
 
 
 def test_svix_v1a_signature_is_accepted_with_a_public_key():

@@ -13,10 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Inbound, Section, VerificationError
 from plugins.verifiers.twilio import check, plugin, port_variants, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -48,16 +47,14 @@ SDK_JSON_URL = URL + "&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7
 SDK_JSON_SIGNATURE = "a9nBmqA0ju/hNViExpshrM61xv4="
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
+build = Builders(plugin)
+options = build.options
 
 
 def inbound(signature, body, url=URL):
-    headers = CIMultiDict({"X-Twilio-Signature": signature} if signature is not None else {})
-    return Inbound("POST", url, headers, {}, body, NOW)
+    return build.inbound(
+        {"X-Twilio-Signature": signature} if signature is not None else {}, body, url=url
+    )
 
 
 def form(params) -> bytes:
@@ -196,11 +193,6 @@ def test_twilio_blank_parameters_are_signed_too():
         check(inbound(signature(TOKEN, URL, DOCS_PARAMS), form(params)), options(secret=TOKEN))
 
 
-def test_twilio_wrong_auth_token_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(DOCS_SIGNATURE, form(DOCS_PARAMS)), options(secret="54321"))
-
-
 def test_twilio_missing_header_is_rejected():
     with pytest.raises(VerificationError, match="missing X-Twilio-Signature header"):
         check(inbound(None, form(DOCS_PARAMS)), options(secret=TOKEN))
@@ -234,12 +226,6 @@ def test_twilio_malformed_header_is_rejected(value, reason):
 def test_twilio_undecodable_request_is_rejected(body, url, reason):
     with pytest.raises(VerificationError, match=reason):
         check(inbound(DOCS_SIGNATURE, body, url), options(secret=TOKEN))
-
-
-@pytest.mark.parametrize("token", ["primary", "secondary"])
-def test_twilio_rotation_accepts_either_auth_token(token):
-    opts = options(secrets=["primary", "secondary"])
-    assert check(inbound(signature(token, URL, DOCS_PARAMS), form(DOCS_PARAMS)), opts) is None
 
 
 def test_twilio_sign_round_trips_with_the_form_sample():

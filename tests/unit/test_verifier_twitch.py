@@ -11,11 +11,9 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
+from gateway.plugin import Reply, Section, VerificationError
 from plugins.verifiers.twitch import check, plugin, sign
 
 SECRET = "a-twitch-eventsub-secret"
@@ -41,15 +39,8 @@ def fullwidth(text):
     return "".join(chr(ord(c) + 0xFEE0) for c in text)
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY, now=NOW):
-    return Inbound("POST", "https://hooks.example.com/in/x", CIMultiDict(headers), {}, body, now)
+build = Builders(plugin, body=BODY)
+options, inbound = build.options, build.inbound
 
 
 def headers(secret=SECRET, stamp=STAMP, body=BODY, kind="notification", msg_id=MSG_ID):
@@ -96,11 +87,6 @@ def test_twitch_callback_verification_without_a_challenge_is_rejected(body):
         check(inbound(sent, body), options(secret=SECRET))
 
 
-def test_twitch_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(), BODY + b" "), options(secret=SECRET))
-
-
 @pytest.mark.parametrize(
     "changed",
     [
@@ -111,11 +97,6 @@ def test_twitch_tampered_body_is_rejected():
 def test_twitch_signed_headers_cannot_be_changed(changed):
     with pytest.raises(VerificationError, match="signature does not match"):
         check(inbound(headers() | changed), options(secret=SECRET))
-
-
-def test_twitch_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound(headers(OTHER_SECRET)), options(secret=SECRET))
 
 
 @pytest.mark.parametrize(
@@ -212,18 +193,6 @@ def test_twitch_timestamp_outside_ten_minutes_is_rejected(stamp, reason):
 @pytest.mark.parametrize("stamp", ["2026-11-22T11:50:00.000000000Z", "2026-11-22T12:10:00Z"])
 def test_twitch_timestamp_at_ten_minutes_is_accepted(stamp):
     assert check(inbound(headers(stamp=stamp)), options(secret=SECRET)) is None
-
-
-def test_twitch_tolerance_is_configurable():
-    sent = headers(stamp="2026-11-22T11:58:00Z")
-    assert check(inbound(sent), options(secret=SECRET)) is None
-    with pytest.raises(VerificationError, match="too old"):
-        check(inbound(sent), options(secret=SECRET, tolerance="1m"))
-
-
-@pytest.mark.parametrize("secret", [SECRET, OTHER_SECRET])
-def test_twitch_rotation_accepts_either_secret(secret):
-    assert check(inbound(headers(secret)), options(secrets=[SECRET, OTHER_SECRET])) is None
 
 
 def test_twitch_unencodable_message_id_is_rejected():

@@ -10,11 +10,9 @@ import hmac
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound
-from gateway.section import Section
+from gateway.plugin import Section, VerificationError
 from plugins.verifiers.typeform import check, plugin, sign
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -25,15 +23,8 @@ BODY = b'{"event_id":"01HOOKGATE","event_type":"form_response"}'
 KNOWN_SIGNATURE = "sha256=IrzrNNUfsMAybn12Q021k8Zixg7KhaKAa571kZsiJVs="
 
 
-def options(**config):
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def inbound(headers, body=BODY):
-    return Inbound("POST", "https://hooks.example.com/in/tf", CIMultiDict(headers), {}, body, NOW)
+build = Builders(plugin, body=BODY, url="https://hooks.example.com/in/tf")
+options, inbound = build.options, build.inbound
 
 
 def signature(secret: str, body: bytes = BODY) -> str:
@@ -47,19 +38,6 @@ def test_typeform_known_signature_is_accepted():
 
 def test_typeform_header_name_is_case_insensitive():
     assert check(inbound({"typeform-signature": KNOWN_SIGNATURE}), options(secret=SECRET)) is None
-
-
-def test_typeform_tampered_body_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(
-            inbound({"Typeform-Signature": KNOWN_SIGNATURE}, BODY.replace(b"01", b"02")),
-            options(secret=SECRET),
-        )
-
-
-def test_typeform_wrong_secret_is_rejected():
-    with pytest.raises(VerificationError, match="signature does not match"):
-        check(inbound({"Typeform-Signature": signature("other")}), options(secret=SECRET))
 
 
 def test_typeform_missing_header_is_rejected():
@@ -88,14 +66,6 @@ def test_typeform_missing_header_is_rejected():
 def test_typeform_malformed_header_is_rejected(value, reason):
     with pytest.raises(VerificationError, match=reason):
         check(inbound({"Typeform-Signature": value}), options(secret=SECRET))
-
-
-@pytest.mark.parametrize("secret", ["old", "new"])
-def test_typeform_rotation_accepts_either_secret(secret):
-    assert (
-        check(inbound({"Typeform-Signature": signature(secret)}), options(secrets=["old", "new"]))
-        is None
-    )
 
 
 def test_typeform_sign_round_trips_with_the_sample_body():

@@ -6,12 +6,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from verifiers import Builders
 
-from gateway.errors import VerificationError
-from gateway.ingress.verify import Inbound, Reply
-from gateway.section import Section
-from plugins.verifiers.zoom import Options, plugin
+from gateway.plugin import Reply, VerificationError
+from plugins.verifiers.zoom import plugin
 
 # Zoom publishes the scheme but no signature vector with its secret token; the
 # url_validation body below is the one in its docs:
@@ -22,17 +20,10 @@ BODY = b'{"event":"meeting.started","event_ts":1714564800000,"payload":{"object"
 VALIDATION = b'{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}'
 
 
-def options(config: dict[str, object] | None = None) -> Options:
-    problems: list[str] = []
-    parsed = plugin.parse(Section(config or {"secret": SECRET}, "sources.x.verify", problems))
-    assert problems == []
-    return parsed
-
-
-def parse_problems(config: dict[str, object]) -> list[str]:
-    problems: list[str] = []
-    plugin.parse(Section(config, "sources.x.verify", problems))
-    return problems
+build = Builders(
+    plugin, {"secret": SECRET}, body=BODY, now=NOW, url="https://hooks.example.com/in/zoom"
+)
+options, parse_problems, inbound = build.options, build.problems_for, build.inbound
 
 
 def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) -> dict[str, str]:
@@ -41,17 +32,8 @@ def signed(body: bytes = BODY, when: dt.datetime = NOW, secret: str = SECRET) ->
     return {"x-zm-request-timestamp": stamp, "x-zm-signature": "v0=" + digest.hexdigest()}
 
 
-def inbound(headers: dict[str, str], body: bytes = BODY, now: dt.datetime = NOW) -> Inbound:
-    url = "https://hooks.example.com/in/zoom"
-    return Inbound("POST", url, CIMultiDict(headers), {}, body, now)
-
-
 def encrypted(token: str, secret: str) -> str:
     return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-
-
-def test_zoom_valid_request_is_accepted() -> None:
-    assert plugin.check(inbound(signed()), options()) is None
 
 
 def test_zoom_header_names_are_case_insensitive() -> None:
@@ -59,21 +41,11 @@ def test_zoom_header_names_are_case_insensitive() -> None:
     assert plugin.check(inbound(headers), options()) is None
 
 
-def test_zoom_tampered_body_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(), BODY.replace(b"started", b"ended__")), options())
-
-
 def test_zoom_tampered_timestamp_is_rejected() -> None:
     headers = signed()
     headers["x-zm-request-timestamp"] = str(int(NOW.timestamp()) + 1)
     with pytest.raises(VerificationError, match="does not match"):
         plugin.check(inbound(headers), options())
-
-
-def test_zoom_wrong_secret_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="does not match"):
-        plugin.check(inbound(signed(secret="another-token")), options())
 
 
 @pytest.mark.parametrize("missing", ["x-zm-signature", "x-zm-request-timestamp"])
@@ -110,32 +82,9 @@ def test_zoom_malformed_header_is_rejected(name: str, value: str) -> None:
         plugin.check(inbound(headers), options())
 
 
-def test_zoom_request_older_than_tolerance_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=301))), options())
-
-
-def test_zoom_request_from_the_future_is_rejected() -> None:
-    with pytest.raises(VerificationError, match="future"):
-        plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=301))), options())
-
-
 @pytest.mark.parametrize("skew", [-300, 300])
 def test_zoom_request_at_the_tolerance_edge_is_accepted(skew: int) -> None:
     assert plugin.check(inbound(signed(when=NOW + dt.timedelta(seconds=skew))), options()) is None
-
-
-def test_zoom_configured_tolerance_is_honoured() -> None:
-    tight = options({"secret": SECRET, "tolerance": "1m"})
-    assert plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=60))), tight) is None
-    with pytest.raises(VerificationError, match="too old"):
-        plugin.check(inbound(signed(when=NOW - dt.timedelta(seconds=61))), tight)
-
-
-@pytest.mark.parametrize("secret", ["old-token", "new-token"])
-def test_zoom_request_signed_with_any_rotated_secret_is_accepted(secret: str) -> None:
-    rotated = options({"secrets": ["old-token", "new-token"]})
-    assert plugin.check(inbound(signed(secret=secret)), rotated) is None
 
 
 def test_zoom_url_validation_is_answered_with_the_encrypted_token() -> None:

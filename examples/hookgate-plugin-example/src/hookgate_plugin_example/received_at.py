@@ -16,10 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from gateway.plugins import Resources
-from gateway.relay.message import Message, Middleware, Send, SendResult
-from gateway.section import Section
-from plugins.middleware.headers import replace_headers, settable_problem
+from gateway.plugin import (
+    Message,
+    Middleware,
+    Resources,
+    Section,
+    Send,
+    SendResult,
+    replace_headers,
+    settable_header_problem,
+)
 
 DEFAULT_HEADER = "X-Received-At"
 
@@ -52,7 +58,7 @@ class AddReceivedAtPlugin:
         header: str = section.text("header", DEFAULT_HEADER)
         # The same rules as the built-in `headers` middleware: a valid name, and never
         # one of hookgate's identity headers or a header the HTTP client manages.
-        if problem := settable_problem(header):
+        if problem := settable_header_problem(header):
             section.fail(problem, "header")
         return Options(header)
 

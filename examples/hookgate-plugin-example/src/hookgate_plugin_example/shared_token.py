@@ -7,9 +7,10 @@
           token: ${PARTNER_TOKEN}       # or tokens: [old, new] while rotating
           header: X-Partner-Token       # optional; default X-Shared-Token
 
-The token is compared in constant time. A shared token proves who sent a request, not
-what it sent: prefer a signature (``hmac``, ``standard-webhooks``) when the provider
-offers one. ``hookgate send shared-token URL -o token=...`` sends the header.
+The token is compared in constant time, and declared as a credential, so hookgate stores
+the header redacted. A shared token proves who sent a request, not what it sent: prefer
+a signature (``hmac``, ``standard-webhooks``) when the provider offers one.
+``hookgate send shared-token URL -o token=...`` sends the header.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from gateway.ingress.verify import (
+from gateway.plugin import (
+    Credentials,
     Inbound,
     Reply,
+    Section,
     VerifierSpec,
     header,
     matches_any,
     require,
     secrets_from,
+    show,
 )
-from gateway.section import Section, show
 
 DEFAULT_HEADER = "X-Shared-Token"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 field name
@@ -63,4 +66,11 @@ def _header_name(value: object) -> str:
     return value
 
 
-plugin = VerifierSpec(name="shared-token", parse=parse, check=check, sign=sign)
+def credentials(options: Options) -> Credentials:
+    """The token travels as it is: hookgate stores that header redacted."""
+    return Credentials(headers=(options.header,))
+
+
+plugin = VerifierSpec(
+    name="shared-token", parse=parse, check=check, sign=sign, credentials=credentials
+)
