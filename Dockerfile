@@ -34,7 +34,7 @@ COPY gateway /src/gateway
 COPY plugins /src/plugins
 RUN --mount=type=secret,id=pip-cert \
     if [ -s /run/secrets/pip-cert ]; then export PIP_CERT=/run/secrets/pip-cert; fi \
- && pip install --no-deps "/src[redis,nats,rabbitmq]" && rm -rf /src
+ && pip install --no-deps /src && rm -rf /src
 COPY config/example.yaml /etc/hookgate/hookgate.yaml
 
 USER hookgate

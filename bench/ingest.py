@@ -17,7 +17,7 @@ What it measures (everything on 127.0.0.1, every server in its own process):
 
 How to read it: the machine is small (2 cores) and shared, so absolute req/s move
 from run to run; the **ratio hookgate/bare from the same run** is the figure the
-budget in PRODUCT.md is about (>= 0.6, p99 < 25 ms at 64 connections), with hookgate
+ingest budget is about (>= 0.6, p99 < 25 ms at 64 connections), with hookgate
 at its default log level (``--log-level``, default ``info``: one line per request). PASS/MISS
 lines only print; nothing fails. The load generator shares the 2 cores with the
 server (and Postgres), so quote which one was used (wrk when installed, else the

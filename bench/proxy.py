@@ -8,7 +8,7 @@ What it measures (everything on 127.0.0.1, every server in its own process):
    server whose handler forwards with an aiohttp client and returns the answer, nothing
    else. The floor of any aiohttp-based proxy on this machine.
 3. **pass-through**: the same load to ``hookgate serve`` with ``upstream:`` pointing at
-   that same bare process. Budget (PRODUCT.md): >= 0.5x direct.
+   that same bare process. Budget: >= 0.5x direct.
 4. **webhook at its own path vs /in/<source>**: in that same hookgate (relay off), the
    source ``bench`` is also captured at ``/webhooks/bench``; both paths are loaded the
    same way and should cost the same (each 202 is a durable commit).

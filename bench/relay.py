@@ -18,7 +18,7 @@ What it measures (everything on 127.0.0.1, every server and client in its own pr
 
 How to read it: the machine is small (2 cores) and shared, so absolute rates move
 from run to run; the ratios to the bare client and between the runs of one
-invocation are the figures the budgets in PRODUCT.md are about: 1 worker >= 0.6x the
+invocation are the figures the relay budgets are about: 1 worker >= 0.6x the
 bare client, history within 20% of empty, 2 workers >= 1.3x one. PASS/MISS lines only
 print. "problems" lists worker output at warning level and up, and stalls.
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -62,9 +64,17 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's tmp_path: as root, pgserver runs postgres as another user, and any
+    pytest session starting on the machine resets pytest-of-root to mode 0700."""
+    with tempfile.TemporaryDirectory(prefix="hookgate-embedded-") as tmp:
+        yield Path(tmp) / "data"
+
+
 @pytest.mark.timeout(150)
-async def test_a_restart_after_kill_9_adopts_the_embedded_server_and_stops_it(tmp_path):
-    data_dir, port = tmp_path / "data", free_port()
+async def test_a_restart_after_kill_9_adopts_the_embedded_server_and_stops_it(tmp_path, data_dir):
+    port = free_port()
     config = embedded_config(tmp_path / "h.yaml", data_dir, port)
     try:
         async with hookgate("serve", "--config", str(config)) as first:
