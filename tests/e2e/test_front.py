@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import os
 import socket
@@ -196,6 +197,19 @@ async def test_head_keeps_the_upstreams_content_length_without_a_body(front):
     assert response.status == 200
     assert response.headers["Content-Length"] == str(len("hello from the app"))
     assert await response.read() == b""
+
+
+async def test_compressed_bodies_pass_unchanged_both_ways(front):
+    existing, _, client, _ = await front()
+    packed = gzip.compress(b'{"big": "' + b"a" * 5000 + b'"}')
+    response = await client.post(
+        "/echo",
+        data=packed,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        auto_decompress=False,
+    )
+    assert existing.seen[0].body == packed  # the app got the bytes on the wire
+    assert await response.read() == packed  # and the answer came back as the app sent it
 
 
 async def test_a_method_the_source_does_not_take_at_its_path_goes_to_the_app(front, database_url):
