@@ -34,7 +34,8 @@ class ExistingApp:
     close_codes: list[int | None] = field(default_factory=list)  # as each websocket ended
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # What arrives on the wire, compressed or not, is what the handlers see.
+        app = web.Application(handler_args={"auto_decompress": False})
         app.router.add_get("/hello", self.hello)
         app.router.add_route("*", "/echo", self.echo)
         app.router.add_post("/upload", self.upload)

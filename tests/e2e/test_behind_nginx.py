@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from conftest import make_config
+from conftest import GatewayTestServer, make_config
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -148,10 +148,12 @@ sources:
 
 
 @pytest.fixture
-async def nginx(tmp_path, database_url, aiohttp_server) -> AsyncIterator[int]:
+async def nginx(tmp_path, database_url, aiohttp_client) -> AsyncIterator[int]:
     """hookgate on a loopback port and nginx in front of it: nginx's port."""
     binary = nginx_binary()
-    hookgate = await aiohttp_server(create_app(make_config(database_url, SOURCES)))
+    hookgate = await aiohttp_client(
+        GatewayTestServer(create_app(make_config(database_url, SOURCES)))
+    )
     process, port = start_nginx(binary, tmp_path, hookgate.port)
     try:
         await wait_listening(port, process, tmp_path / "error.log")
@@ -194,16 +196,14 @@ async def test_the_ip_allowlist_sees_the_clients_address_through_nginx(nginx, da
 
 
 @pytest.mark.parametrize("provider", ["twilio", "square", "hubspot"])
-async def test_public_url_verifiers_see_the_public_https_url_through_nginx(
-    nginx, provider, aiohttp_server
-):
+async def test_public_url_verifiers_see_the_public_https_url_through_nginx(nginx, provider):
     public = f"https://{HOST}:{nginx}/in/{provider}?account=AC1"
     body, headers = signed_request(SendRequest(provider, public, {"secret": SECRET}))
     assert await post(nginx, f"/in/{provider}?account=AC1", "127.0.0.5", body, headers) == 202
 
 
-async def test_without_nginxs_headers_the_same_signature_fails(nginx, database_url, aiohttp_server):
-    direct = await aiohttp_server(create_app(make_config(database_url, SOURCES)))
+async def test_without_nginxs_headers_the_same_signature_fails(nginx, database_url, aiohttp_client):
+    direct = await aiohttp_client(GatewayTestServer(create_app(make_config(database_url, SOURCES))))
     public = f"https://{HOST}:{nginx}/in/twilio"
     body, headers = signed_request(SendRequest("twilio", public, {"secret": SECRET}))
     async with (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import os
 import socket
@@ -13,7 +14,7 @@ import asyncpg
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestServer
-from conftest import make_config
+from conftest import GatewayTestServer, make_config
 from front_app import ExistingApp, block
 from structlog.testing import capture_logs
 
@@ -67,7 +68,7 @@ async def front(database_url, aiohttp_client):
         existing, port = ExistingApp(), free_port()
         servers.append(await start_app(existing, port))
         config = front_config(database_url, port, extra, upstream)
-        client = await aiohttp_client(create_app(config))
+        client = await aiohttp_client(GatewayTestServer(create_app(config)))
         return existing, port, client, servers
 
     yield start
@@ -198,6 +199,19 @@ async def test_head_keeps_the_upstreams_content_length_without_a_body(front):
     assert await response.read() == b""
 
 
+async def test_compressed_bodies_pass_unchanged_both_ways(front):
+    existing, _, client, _ = await front()
+    packed = gzip.compress(b'{"big": "' + b"a" * 5000 + b'"}')
+    response = await client.post(
+        "/echo",
+        data=packed,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        auto_decompress=False,
+    )
+    assert existing.seen[0].body == packed  # the app got the bytes on the wire
+    assert await response.read() == packed  # and the answer came back as the app sent it
+
+
 async def test_a_method_the_source_does_not_take_at_its_path_goes_to_the_app(front, database_url):
     existing, _, client, _ = await front()
     response = await client.get("/webhooks/shop")
@@ -322,7 +336,7 @@ async def test_the_webhook_limit_does_not_apply_to_pass_through(front):
 
 async def test_an_unreachable_upstream_websocket_is_a_502(database_url, aiohttp_client):
     config = front_config(database_url, free_port())
-    client = await aiohttp_client(create_app(config))
+    client = await aiohttp_client(GatewayTestServer(create_app(config)))
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/ws")
     assert refused.value.status == 502
@@ -332,7 +346,7 @@ async def test_without_an_upstream_a_source_path_still_captures_and_nothing_pass
     database_url, aiohttp_client
 ):
     config = make_config(database_url, "sources: {shop: {path: /webhooks/shop}}")
-    client = await aiohttp_client(create_app(config))
+    client = await aiohttp_client(GatewayTestServer(create_app(config)))
     assert (await client.post("/webhooks/shop", data=b"{}")).status == 202
     assert keys.UPSTREAM not in client.app
     assert "pass_through" not in client.app.router.named_resources()
@@ -348,7 +362,7 @@ async def test_a_prefix_path_captures_its_whole_subtree(database_url, aiohttp_cl
     config = make_config(
         database_url, 'sources: {gh: {path: "/webhooks/github/*", event_type: "header:X-E"}}'
     )
-    client = await aiohttp_client(create_app(config))
+    client = await aiohttp_client(GatewayTestServer(create_app(config)))
     for path in ("/webhooks/github", "/webhooks/github/org/repo?ref=main"):
         assert (await client.post(path, data=b"{}", headers={"X-E": "push"})).status == 202
     assert (await client.post("/in/gh", data=b"{}")).status == 202

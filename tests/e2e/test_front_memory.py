@@ -1,4 +1,5 @@
-"""A real `hookgate serve` streams large bodies through the pass-through with flat memory.
+"""A real `hookgate serve` streams large bodies through the pass-through with flat memory
+(and, through the same server, a websocket).
 
 A few hundred MiB each way, generated and consumed on the fly, while the peak RSS of the
 serve process (VmHWM in /proc) is compared with its peak after a small warm-up transfer.
@@ -109,6 +110,9 @@ upstream: {{url: "http://127.0.0.1:{app_port}"}}
             assert await download(session, f"{base}/download", SIZE) == SIZE
             answer = await upload(session, f"{base}/upload", SIZE)
             after = peak_rss(process.pid)
+            async with session.ws_connect(f"{base}/ws") as ws:  # through the real server too
+                await ws.send_str("still here")
+                assert (await ws.receive()).data == "STILL HERE"
         expected = hashlib.sha256()
         async for chunk in generated(SIZE):
             expected.update(chunk)
