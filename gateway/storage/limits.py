@@ -5,8 +5,9 @@ turns them into that statement's arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +54,19 @@ def limit_columns(
         [bool(limit and limit.breaker_failures) for limit in found],
         [bool(limit and limit.block_on_dead) for limit in found],
     )
+
+
+def health_columns(health: Sequence[Health]) -> list[list[Any]]:
+    """The `finish_attempts` arguments $15..$24: per target, what a batch said about it."""
+    return [
+        [h.target for h in health],
+        [h.reset for h in health],
+        [h.failed for h in health],
+        [h.threshold for h in health],
+        [h.cooldown for h in health],
+        [h.reason for h in health],
+        [h.attempts for h in health],
+        [h.failed_total for h in health],
+        [h.window for h in health],
+        [h.ratio for h in health],
+    ]

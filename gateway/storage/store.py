@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from gateway.errors import StorageError, StorageUnavailable
-from gateway.storage.limits import Health, TargetLimits, limit_columns
+from gateway.storage.limits import Health, TargetLimits, health_columns, limit_columns
 from gateway.storage.queries import QUERIES
 
 ACQUIRE_TIMEOUT = 5.0
@@ -333,7 +333,7 @@ class Store:
         """Record attempts and what they say about their targets' health, in one call and
         one transaction; for each attempt, whether this worker still held its delivery."""
         rows = await self._execute(
-            "finish_attempts", now, *_result_columns(results), *_health_columns(health)
+            "finish_attempts", now, *_result_columns(results), *health_columns(health)
         )
         kept = {row["out_delivery"] for row in rows if row["out_delivery"] is not None}
         breakers = [
@@ -386,21 +386,6 @@ def _result_columns(results: Sequence[AttemptResult]) -> list[list[Any]]:
         [r.interrupted for r in results],
         [r.worker for r in results],
         [r.started_at for r in results],
-    ]
-
-
-def _health_columns(health: Sequence[Health]) -> list[list[Any]]:
-    return [
-        [h.target for h in health],
-        [h.reset for h in health],
-        [h.failed for h in health],
-        [h.threshold for h in health],
-        [h.cooldown for h in health],
-        [h.reason for h in health],
-        [h.attempts for h in health],
-        [h.failed_total for h in health],
-        [h.window for h in health],
-        [h.ratio for h in health],
     ]
 
 
