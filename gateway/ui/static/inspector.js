@@ -1,0 +1,65 @@
+// hookgate inspector: the little script the pages use. Every page reads fine without it;
+// it adds the pretty/raw toggle, confirmations, and live refresh from the server-sent
+// event stream. It never builds markup from data: refreshed parts are HTML the server
+// rendered (and escaped), fetched from the page's own URL with ?partial=<name>.
+"use strict";
+document.documentElement.classList.add("js");
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-show]");
+  if (!button) return;
+  const group = button.closest("[data-toggle]");
+  for (const other of group.querySelectorAll("[data-show]")) {
+    const shown = other === button;
+    other.setAttribute("aria-pressed", String(shown));
+    document.getElementById(other.dataset.show).classList.toggle("js-hidden", !shown);
+  }
+});
+
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
+
+function refresher(region) {
+  let timer = null;
+  let running = false;
+  const refresh = async () => {
+    if (running) { timer = setTimeout(refresh, 250); return; }
+    running = true;
+    try {
+      const url = new URL(window.location.href);
+      url.searchParams.set("partial", region.dataset.partial);
+      const answer = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (answer.ok && answer.headers.get("Content-Type").startsWith("text/html")) {
+        const before = new Set([...region.querySelectorAll("[data-key]")].map((el) => el.dataset.key));
+        region.innerHTML = await answer.text();
+        for (const el of region.querySelectorAll("[data-key]")) {
+          if (before.size && !before.has(el.dataset.key)) el.classList.add("fresh");
+        }
+      }
+    } finally {
+      running = false;
+    }
+  };
+  return () => { clearTimeout(timer); timer = setTimeout(refresh, 150); };
+}
+
+function connect() {
+  const regions = [...document.querySelectorAll("[data-live]")];
+  const status = document.querySelector(".live");
+  if (!regions.length || !window.EventSource) return;
+  const source = new EventSource(regions[0].dataset.live);
+  const watchers = regions.map((region) => ({ region, kick: refresher(region) }));
+  const onMessage = (message) => {
+    for (const { region, kick } of watchers) {
+      const only = region.dataset.liveEvent;
+      if (only && !message.data.includes(only)) continue;
+      kick();
+    }
+  };
+  for (const kind of ["message", "event", "attempt", "delivery"]) source.addEventListener(kind, onMessage);
+  source.onopen = () => status && status.classList.add("on");
+  source.onerror = () => status && status.classList.remove("on");
+}
+document.addEventListener("DOMContentLoaded", connect);
