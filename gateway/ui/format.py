@@ -6,7 +6,6 @@ strings (never markup), so whatever they are given is still escaped by the templ
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -97,12 +96,10 @@ class Body:
     pretty: str | None
 
 
-def show_body(data: bytes) -> Body:
-    """Bytes as text when they are UTF-8 (pretty-printed too when JSON), else base64."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return Body(base64.b64encode(data).decode("ascii"), "base64", None)
+def show_body(text: str | None, encoded: str | None = None) -> Body:
+    """A stored body (text when it was UTF-8, else base64) as shown; JSON is pretty too."""
+    if text is None:
+        return Body(encoded or "", "base64", None)
     return Body(text, "utf-8", pretty_json(text))
 
 
