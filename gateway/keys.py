@@ -7,6 +7,7 @@ from aiohttp import web
 
 from gateway.admin.auth import Access
 from gateway.admin.feeder import ReplayFeeder
+from gateway.admin.login import LoginForm
 from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
 from gateway.clock import Clock
@@ -34,3 +35,4 @@ ADMIN_ACCESS = web.AppKey("admin_access", Access)
 ADMIN_MODEL = web.AppKey("admin_model", AdminModel)
 ADMIN_STREAM = web.AppKey("admin_stream", Stream)
 REPLAY_FEEDER = web.AppKey("replay_feeder", ReplayFeeder)
+LOGIN_FORM = web.AppKey("login_form", LoginForm)

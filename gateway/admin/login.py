@@ -1,12 +1,13 @@
 """The login form, login and logout: a token in, a signed session cookie out.
 
-The form here is deliberately plain (no template, no script); the inspector's pages
-(gateway/ui/) may render their own login page and post it to the same handler.
+The inspector (gateway/ui/) renders the form, under `keys.LOGIN_FORM`; the plain one
+here (no template, no script) is what an app without it shows.
 """
 
 from __future__ import annotations
 
 import html
+from typing import Protocol
 
 from aiohttp import web
 
@@ -49,6 +50,18 @@ def safe_next(value: object) -> str:
     return value
 
 
+class LoginForm(Protocol):
+    """Renders the sign-in form: where to go after it, what went wrong, the status."""
+
+    def __call__(
+        self, request: web.Request, next_path: str, message: str, status: int
+    ) -> web.Response: ...
+
+
+def plain_form(request: web.Request, next_path: str, message: str, status: int) -> web.Response:
+    return login_form(next_path, message, status)
+
+
 def login_form(next_path: str, message: str = "", status: int = 200) -> web.Response:
     page = _FORM.format(next=html.escape(next_path), message=html.escape(message))
     return web.Response(text=page, status=status, content_type="text/html", headers=_NO_STORE)
@@ -58,7 +71,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return login_form(safe_next(request.query.get("next")))
+    render = request.app.get(keys.LOGIN_FORM, plain_form)
+    return render(request, safe_next(request.query.get("next")), "", 200)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -76,7 +90,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = access.token_name(secret) if isinstance(secret, str) and secret else None
     if name is None:
         access.failures.failed(peer, now)
-        return login_form(next_path, "That token is not valid.", status=401)
+        render = request.app.get(keys.LOGIN_FORM, plain_form)
+        return render(request, next_path, "That token is not valid.", 401)
     response = see_other(next_path)
     set_session_cookie(response, access.new_session(name), access.session_ttl, request.secure)
     return response

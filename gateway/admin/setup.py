@@ -8,7 +8,7 @@ public application serves no /admin route at all; a second application on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
@@ -26,11 +26,9 @@ from gateway.errors import HookgateError
 from gateway.middleware import handle_errors, identify
 from gateway.server import GatewayRunner
 from gateway.storage.replay import Replays
+from gateway.ui import pages
 
 log = structlog.get_logger("hookgate.admin")
-
-# Other parts of the admin surface (the inspector's pages) add their routes here.
-EXTRA_ROUTES: list[Callable[[web.UrlDispatcher], None]] = []
 
 
 def access_for(config: Config, clock: Clock) -> Access | None:
@@ -47,14 +45,16 @@ def middlewares(config: Config, access: Access | None) -> list[Middleware]:
     return [admin_guard(access, config.server.trusted_proxies)]
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    """Every /admin route: login and logout, the JSON API, then the pages."""
+def add_routes(app: web.Application) -> None:
+    """Every /admin route: login and logout, the JSON API, then the inspector's pages
+    (which also render the login form)."""
+    router = app.router
     router.add_get("/admin/login", login.login_page)
     router.add_post("/admin/login", login.login)
     router.add_post("/admin/logout", login.logout)
     api.add_routes(router)
-    for extra in EXTRA_ROUTES:
-        extra(router)
+    pages.add_pages(app)
+    app[keys.LOGIN_FORM] = pages.login_page
 
 
 def setup(app: web.Application, config: Config, access: Access | None) -> None:
@@ -68,7 +68,7 @@ def setup(app: web.Application, config: Config, access: Access | None) -> None:
     app.cleanup_ctx.append(admin_model)
     app.on_shutdown.append(_end_streams)
     if config.admin.port is None:
-        add_routes(app.router)
+        add_routes(app)
     else:
         app.cleanup_ctx.append(admin_listener)
 
@@ -120,7 +120,7 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     admin_app[keys.ADMIN_MODEL] = app[keys.ADMIN_MODEL]
     admin_app[keys.ADMIN_STREAM] = app[keys.ADMIN_STREAM]
     admin_app[keys.REPLAY_FEEDER] = app[keys.REPLAY_FEEDER]
-    add_routes(admin_app.router)
+    add_routes(admin_app)
     # The public listener's protections (connection cap, slow-client timeouts) apply here too.
     runner = GatewayRunner(admin_app, config.server, access_log=None)
     await runner.setup()
