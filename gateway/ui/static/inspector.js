@@ -17,8 +17,13 @@ document.addEventListener("click", (event) => {
 });
 
 document.addEventListener("submit", (event) => {
-  const message = event.target.dataset.confirm;
-  if (message && !window.confirm(message)) event.preventDefault();
+  const form = event.target;
+  const message = form.dataset.confirm;
+  if (message && !window.confirm(message)) { event.preventDefault(); return; }
+  if (form.method === "get") {
+    // Leave empty filters out of the URL, so a shared link says only what was asked.
+    for (const field of form.elements) if (field.name && !field.value) field.disabled = true;
+  }
 });
 
 function refresher(region) {
