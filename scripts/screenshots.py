@@ -96,7 +96,9 @@ targets:
   search: {{url: "{sink}/search"}}
   warehouse: {{url: "{sink}/search"}}
 routes:
-  - {{source: stripe, targets: [billing, crm], filter: {{event_type: ["invoice.*", "charge.*", "customer.*"]}}}}
+  - source: stripe
+    targets: [billing, crm]
+    filter: {{event_type: ["invoice.*", "charge.*", "customer.*"]}}
   - {{source: stripe, targets: [search]}}
   - {{source: github, targets: [search, warehouse]}}
 """
@@ -121,8 +123,8 @@ async def seed(http: aiohttp.ClientSession, base: str, clock: CatchUpClock) -> N
         if minute % 6 == 0:
             await github_push(http, base, minute)
         if minute % 17 == 3:
-            await http.post(f"{base}/in/github", data=b'{"zen": "forged"}',
-                            headers={"X-Hub-Signature-256": "sha256=00", "X-GitHub-Event": "push"})  # fmt: skip
+            forged = {"X-Hub-Signature-256": "sha256=00", "X-GitHub-Event": "push"}
+            await http.post(f"{base}/in/github", data=b'{"zen": "forged"}', headers=forged)
         await asyncio.sleep(0.25)
     clock.behind = 0.0
     await asyncio.sleep(2)
@@ -150,14 +152,13 @@ async def replays(http: aiohttp.ClientSession, base: str, sinks: Sinks) -> str:
     await http.post(
         f"{base}/admin/api/events/{event}/replay", headers=AUTH, json={"targets": ["crm"]}
     )
-    await http.post(f"{base}/admin/api/replays", headers=AUTH,
-                    json={"filter": {"status": "dead", "target": "crm"}, "dry_run": True})  # fmt: skip
+    dry_run = {"filter": {"status": "dead", "target": "crm"}, "dry_run": True}
+    await http.post(f"{base}/admin/api/replays", headers=AUTH, json=dry_run)
     await asyncio.sleep(2)
     return str(event)
 
 
 async def shoot(base: str, out: Path, event: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     with chromium_process() as endpoint:
         async with browser_context(endpoint, width=1280, height=820) as context:
             page = await context.new_page()
@@ -201,4 +202,6 @@ async def main(out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    asyncio.run(main(parser.parse_args().out))
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(out))
