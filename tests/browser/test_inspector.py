@@ -40,6 +40,12 @@ async def test_find_an_event_open_it_replay_it_and_see_the_new_attempt_arrive(
     assert await rows.first.get_attribute("data-key") == wanted
     await rows.first.locator("a").first.click()
     await page.wait_for_url(re.compile(f"/admin/events/{wanted}$"))
+    assert not await page.locator("#body-raw").is_visible()  # JSON shows pretty first
+    await page.get_by_role("button", name="Raw").click()
+    assert (
+        await page.locator("#body-raw").inner_text()
+        == '{"type": "order.refunded", "id": "needle-42"}'
+    )
     billing = page.locator('section[aria-label="delivery to billing"]')
     assert await billing.locator("li.attempt").count() == 1
     assert "delivered" in await billing.locator(".pill").first.inner_text()
