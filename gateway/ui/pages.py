@@ -68,7 +68,8 @@ def login_page(request: web.Request, next_path: str, message: str, status: int) 
     """The sign-in form (posted to the admin login handler, which sets the session)."""
     context: dict[str, object] = {
         "next": next_path, "message": message, "action": LOGIN_PATH,
-        "who": None, "csrf": "", "page": "ui.login", "notices": [], "query": {}, "filtered": False,
+        "who": None, "csrf": "", "page": "ui.login", "notices": [],
+        "query": {}, "filtered": False, "twin": {},
     }  # fmt: skip
     response = aiohttp_jinja2.render_template("login.html", request, context, status=status)
     response.headers.update(HEADERS)

@@ -47,7 +47,8 @@ NOTICES = {
 }
 
 
-_NOT_FILTERS = frozenset({"cursor", "partial", "notice", "n"})
+_NOT_QUERY = frozenset({"partial", "notice", "n"})  # the page's own, not its twin's
+_NOT_FILTERS = _NOT_QUERY | {"cursor"}
 
 
 class Query(dict[str, str]):
@@ -123,6 +124,7 @@ def render(
         "notices": notices(request),
         "query": Query(request.query),
         "filtered": any(v for k, v in request.query.items() if k not in _NOT_FILTERS),
+        "twin": {k: v for k, v in request.query.items() if k not in _NOT_QUERY},
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, full, status=status)

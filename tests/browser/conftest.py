@@ -6,6 +6,7 @@ with CI=true they fail instead, since CI must run them (`.ci/run` installs Chrom
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -57,6 +58,16 @@ class Inspector:
 
     def url(self, path: str) -> str:
         return str(self.client.server.make_url(path))
+
+    async def until_dead(self, count: int) -> None:
+        """Until `count` deliveries are dead (bounded): the answer is recorded after it."""
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        for _ in range(200):
+            found = await self.client.get("/admin/api/deliveries?status=dead", headers=auth)
+            if len((await found.json())["items"]) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"fewer than {count} dead deliveries")
 
     async def ingest(self, body: bytes, source: str = "shop", **headers: str) -> str:
         response = await self.client.post(f"/in/{source}", data=body, headers=headers)

@@ -1,0 +1,215 @@
+"""The inspector's pages and forms through the whole app, without a browser: what each page
+shows, that forms need the session's CSRF token and do what the API does, the partial
+fragments the live updates fetch, and error pages."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import uuid
+
+import aiohttp
+from conftest import make_config
+
+TOKEN = "pages-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def config_text(url: str, extra: str = "") -> str:
+    return f"""
+admin: {{tokens: {{ops: "{TOKEN}"}}{extra}}}
+sources:
+  shop: {{event_type: "json:type"}}
+targets:
+  billing: {{url: "{url}", retry: {{schedule: [1h]}}}}
+  backfill: {{url: "{url}"}}
+routes:
+  - {{source: shop, targets: [billing]}}
+"""
+
+
+async def signed_in(client) -> str:
+    """Sign the client's cookie jar in; the session's CSRF token."""
+    response = await client.post(
+        "/admin/login", data={"token": TOKEN, "next": "/admin"}, allow_redirects=False
+    )
+    assert response.status == 303 and response.headers["Location"] == "/admin"
+    me = await (await client.get("/admin/api/me")).json()
+    return str(me["csrf_token"])
+
+
+async def ingest(client, body: bytes) -> str:
+    response = await client.post("/in/shop", data=body)
+    assert response.status == 202
+    return str((await response.json())["id"])
+
+
+async def page(client, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status == status, path
+    assert response.content_type == "text/html"
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    return await response.text()
+
+
+async def test_every_page_renders_and_links_its_json_twin(database_url, target, gateway):
+    billing = await target()
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    event = await ingest(client, b'{"type": "order.paid"}')
+    await billing.recorder.wait_for(1)
+    await signed_in(client)
+    twins = {
+        "/admin": "/admin/api/dashboard",
+        "/admin/events?source=shop": "/admin/api/events?source=shop",
+        f"/admin/events/{event}": f"/admin/api/events/{event}",
+        "/admin/dead?target=billing": "/admin/api/deliveries?target=billing&amp;status=dead",
+        "/admin/rejected": "/admin/api/rejected",
+        "/admin/targets": "/admin/api/targets",
+        "/admin/replays": "/admin/api/replays",
+    }
+    for path, twin in twins.items():
+        assert f'href="{twin}"' in await page(client, path), path
+    assert (await client.get(twins[f"/admin/events/{event}"].replace("&amp;", "&"))).status == 200
+
+
+async def test_the_login_page_is_the_inspectors_and_a_wrong_token_is_401(
+    database_url, target, gateway
+):
+    client = await gateway(make_config(database_url, config_text((await target()).url)))
+    form = await page(client, "/admin/login?next=/admin/targets")
+    assert 'name="next" value="/admin/targets"' in form and "inspector.css" in form
+    wrong = await client.post("/admin/login", data={"token": "nope", "next": "/admin"})
+    assert wrong.status == 401
+    assert "That token is not valid." in await wrong.text()
+
+
+async def test_a_form_without_the_csrf_token_is_refused(database_url, target, gateway):
+    client = await gateway(make_config(database_url, config_text((await target()).url)))
+    csrf = await signed_in(client)
+    refused = await client.post("/admin/targets/billing/pause", data={"reason": "x"})
+    assert refused.status == 403
+    forged = await client.post("/admin/targets/billing/pause", data={"csrf_token": "f" * 32})
+    assert forged.status == 403
+    done = await client.post(
+        "/admin/targets/billing/pause",
+        data={"csrf_token": csrf, "reason": "db migration"},
+        allow_redirects=False,
+    )
+    assert done.status == 303 and done.headers["Location"] == "/admin/targets?notice=paused"
+    state = await (await client.get("/admin/api/targets/billing", headers=AUTH)).json()
+    assert (state["paused"], state["reason"], state["changed_by"]) == (
+        True,
+        "db migration",
+        "admin ops",
+    )
+    shown = await page(client, "/admin/targets?notice=paused")
+    assert "Target paused" in shown and "db migration" in shown
+    await client.post("/admin/targets/billing/resume", data={"csrf_token": csrf})
+    state = await (await client.get("/admin/api/targets/billing", headers=AUTH)).json()
+    assert state["paused"] is False
+
+
+async def test_replay_forms_do_what_the_api_does(database_url, target, gateway):
+    billing = await target()
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    event = await ingest(client, b'{"type": "order.paid"}')
+    await billing.recorder.wait_for(1)
+    csrf = await signed_in(client)
+    replayed = await client.post(
+        f"/admin/events/{event}/replay",
+        data={"csrf_token": csrf, "target": ["billing", "backfill"], "new_key": "on"},
+        allow_redirects=False,
+    )
+    assert replayed.status == 303
+    assert replayed.headers["Location"] == f"/admin/events/{event}?notice=replayed&n=2"
+    (audit,) = (await (await client.get("/admin/api/replays", headers=AUTH)).json())["items"]
+    assert (audit["created_by"], audit["new_key"], audit["deliveries"]) == ("ops", True, 2)
+    await billing.recorder.wait_for(3)  # billing again, and backfill for the first time
+    detail = await page(client, f"/admin/events/{event}?notice=replayed&n=2")
+    assert "Replay queued: 2 deliveries will be sent again." in detail
+    assert "replayed by ops" in detail
+
+
+async def test_bulk_replay_is_a_dry_run_until_confirmed(database_url, target, gateway, clock):
+    billing = await target()
+    billing.recorder.script = [(400, {}, b"bad")] * 2
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    for n in range(2):
+        await ingest(client, b'{"type": "order.paid", "n": %d}' % n)
+    await until_dead(client, 2)
+    csrf = await signed_in(client)
+    dry = await client.post("/admin/dead/replay", data={"csrf_token": csrf, "target": "billing"})
+    assert dry.status == 200
+    assert "2 dead deliveries would be sent again" in await dry.text()
+    dead = await (await client.get("/admin/api/deliveries?status=dead", headers=AUTH)).json()
+    assert len(dead["items"]) == 2  # still dead: a dry run changes nothing
+    confirmed = await client.post(
+        "/admin/dead/replay",
+        data={"csrf_token": csrf, "target": "billing", "confirm": "yes"},
+        allow_redirects=False,
+    )
+    assert confirmed.status == 303
+    assert re.fullmatch(
+        r"/admin/replays/[0-9a-f-]{36}\?notice=replayed&n=2", confirmed.headers["Location"]
+    )
+    clock.advance(60)
+    await billing.recorder.wait_for(4)
+    audit = await page(client, confirmed.headers["Location"])
+    assert audit.count('data-key="') == 2  # the two deliveries it touched
+
+
+async def test_partials_are_what_live_updates_swap_in(database_url, target, gateway):
+    billing = await target()
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    event = await ingest(client, b'{"type": "order.paid"}')
+    await signed_in(client)
+    rows = await page(client, "/admin/events?partial=rows")
+    assert rows.lstrip().startswith("<tr") and "<html" not in rows and event in rows
+    deliveries = await page(client, f"/admin/events/{event}?partial=deliveries")
+    assert 'aria-label="delivery to billing"' in deliveries and "<html" not in deliveries
+
+
+async def test_notices_are_fixed_texts_and_errors_are_pages(database_url, target, gateway):
+    client = await gateway(make_config(database_url, config_text((await target()).url)))
+    await signed_in(client)
+    crafted = await page(client, "/admin/events?notice=<b>owned</b>&n=<i>")
+    assert "owned" not in crafted
+    counted = await page(client, "/admin/targets?notice=replayed&n=<i>5</i>")
+    assert "Replay queued: some deliveries" in counted and "<i>5" not in counted
+    missing = await page(client, f"/admin/events/{uuid.uuid4()}", status=404)
+    assert "no event with this id" in missing
+    assert "not a cursor" in await page(client, "/admin/events?cursor=@@", status=400)
+    assert "status: expected one of" in await page(client, "/admin/events?status=odd", status=400)
+
+
+async def until_dead(client, count: int) -> None:
+    """Until `count` deliveries are dead (bounded): the target's answer is recorded after it."""
+    for _ in range(200):
+        dead = await (await client.get("/admin/api/deliveries?status=dead", headers=AUTH)).json()
+        if len(dead["items"]) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} dead deliveries")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_on_its_own_listener_the_pages_are_there_and_not_on_the_public_one(
+    database_url, target, gateway
+):
+    port = free_port()
+    extra = f", host: 127.0.0.1, port: {port}"
+    client = await gateway(make_config(database_url, config_text((await target()).url, extra)))
+    assert (await client.get("/admin", allow_redirects=False)).status == 404
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies from an IP address
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as admin:
+        response = await admin.post("/admin/login", data={"token": TOKEN, "next": "/admin/targets"})
+        assert response.status == 200 and str(response.url).endswith("/admin/targets")
+        assert "billing" in await response.text()
+        style = await admin.get("/admin/static/inspector.css")
+        assert style.status == 200
