@@ -27,6 +27,7 @@ _PILLS = {
     "pending": Pill("wait", "◷", "pending"),
     "retrying": Pill("wait", "↻", "retrying"),
     "in_flight": Pill("wait", "→", "sending"),
+    "queued": Pill("wait", "⋯", "queued"),  # bulk-replayed, let in as the target has room
     "dead": Pill("bad", "✕", "dead"),
     "filtered": Pill("off", "⊘", "filtered"),
     "cancelled": Pill("off", "⊖", "cancelled"),

@@ -65,7 +65,7 @@ async def dashboard(request: web.Request) -> web.Response:
         "sent": sent,
         "targets": targets,
         "dead": sum(t.stats.dead for t in targets),
-        "backlog": sum(t.stats.pending + t.stats.in_flight for t in targets),
+        "backlog": sum(t.stats.pending + t.stats.in_flight + t.stats.queued for t in targets),
         "actions": False,
     }
     return render(request, "dashboard.html", "ui.dashboard", context)
