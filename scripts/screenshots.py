@@ -6,7 +6,7 @@ on a clock that starts an hour ago and catches up with the wall clock (some fail
 retry, some go dead, one target is paused), replays a little, then opens each page in
 headless Chromium (tests/browser/chromium.py) and saves it.
 
-    scripts/screenshots [--out docs/screenshots]
+    scripts/screenshots [--out docs/screenshots] [--width 1280]
 """
 
 from __future__ import annotations
@@ -158,9 +158,9 @@ async def replays(http: aiohttp.ClientSession, base: str, sinks: Sinks) -> str:
     return str(event)
 
 
-async def shoot(base: str, out: Path, event: str) -> None:
+async def shoot(base: str, out: Path, event: str, width: int) -> None:
     with chromium_process() as endpoint:
-        async with browser_context(endpoint, width=1280, height=820) as context:
+        async with browser_context(endpoint, width=width, height=820) as context:
             page = await context.new_page()
             await page.goto(f"{base}/admin/login")
             await page.fill("input[name=token]", TOKEN)
@@ -172,7 +172,7 @@ async def shoot(base: str, out: Path, event: str) -> None:
                 print(out / f"{name}.png")
 
 
-async def main(out: Path) -> None:
+async def main(out: Path, width: int) -> None:
     sinks = Sinks()
     sink_app = web.Application()
     sink_app.router.add_post("/billing", sinks.billing)
@@ -194,7 +194,7 @@ async def main(out: Path) -> None:
         async with aiohttp.ClientSession() as http:
             await seed(http, base, clock)
             event = await replays(http, base, sinks)
-        await shoot(base, out, event)
+        await shoot(base, out, event, width)
         await runner.cleanup()
     await sink_runner.cleanup()
 
@@ -202,6 +202,7 @@ async def main(out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    out = parser.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(out))
+    parser.add_argument("--width", type=int, default=1280, help="the browser's width in pixels")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(args.out, args.width))
