@@ -26,28 +26,28 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// At most one refresh of a region per second, however busy the stream is.
+const REFRESH_EVERY_MS = 1000;
+
 function refresher(region) {
   let timer = null;
-  let running = false;
+  let last = 0;
   const refresh = async () => {
-    if (running) { timer = setTimeout(refresh, 250); return; }
-    running = true;
-    try {
-      const url = new URL(window.location.href);
-      url.searchParams.set("partial", region.dataset.partial);
-      const answer = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
-      if (answer.ok && answer.headers.get("Content-Type").startsWith("text/html")) {
-        const before = new Set([...region.querySelectorAll("[data-key]")].map((el) => el.dataset.key));
-        region.innerHTML = await answer.text();
-        for (const el of region.querySelectorAll("[data-key]")) {
-          if (before.size && !before.has(el.dataset.key)) el.classList.add("fresh");
-        }
-      }
-    } finally {
-      running = false;
+    timer = null;
+    last = Date.now();
+    const url = new URL(window.location.href);
+    url.searchParams.set("partial", region.dataset.partial);
+    const answer = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+    if (!answer.ok || !answer.headers.get("Content-Type").startsWith("text/html")) return;
+    const before = new Set([...region.querySelectorAll("[data-key]")].map((el) => el.dataset.key));
+    region.innerHTML = await answer.text();
+    for (const el of region.querySelectorAll("[data-key]")) {
+      if (before.size && !before.has(el.dataset.key)) el.classList.add("fresh");
     }
   };
-  return () => { clearTimeout(timer); timer = setTimeout(refresh, 150); };
+  return () => {
+    if (timer === null) timer = setTimeout(refresh, Math.max(100, last + REFRESH_EVERY_MS - Date.now()));
+  };
 }
 
 function connect() {
