@@ -1,6 +1,6 @@
 """The inspector's forms that change something: replay an event (per target or all),
 bulk-replay dead letters (a dry run first, then the confirmed run), cancel a pending
-delivery, pause and resume a target.
+delivery, pause and resume a target, release a FIFO key a dead delivery blocks.
 
 Each is a POST from one of our own pages; the admin guard has already checked the
 session and its CSRF token. Each answers 303 to a page that shows the result (so a
@@ -101,6 +101,18 @@ async def resume_target(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     await model_of(request).set_paused(name, False, None, f"admin {identity(request).name}")
     return see_other(page_url("/admin/targets", notice="resumed"))
+
+
+async def release_key(request: web.Request) -> web.StreamResponse:
+    """Let the later deliveries of a FIFO key go; the dead one stays dead."""
+    form = await request.post()
+    name = request.match_info["name"]
+    key = field(form, "key")
+    if key is None:
+        raise AdminError("key: expected the FIFO key to release")
+    released = await model_of(request).release_key(name, key)
+    where = f"/admin/targets/{name}/blocked"
+    return see_other(page_url(where, notice="released", n=released))
 
 
 def _is_uuid(value: str) -> bool:

@@ -27,6 +27,7 @@ READ: list[tuple[str, str, Handler]] = [
     ("/admin/dead", "ui.dead", views.dead),
     ("/admin/rejected", "ui.rejected", views.rejected),
     ("/admin/targets", "ui.targets", views.targets),
+    ("/admin/targets/{name}/blocked", "ui.blocked", views.blocked),
     ("/admin/replays", "ui.replays", views.replays),
     ("/admin/replays/{id}", "ui.replay", views.replay),
 ]
@@ -36,6 +37,7 @@ ACT: list[tuple[str, str, Handler]] = [
     ("/admin/deliveries/{delivery}/cancel", "ui.cancel", actions.cancel_delivery),
     ("/admin/targets/{name}/pause", "ui.pause", actions.pause_target),
     ("/admin/targets/{name}/resume", "ui.resume", actions.resume_target),
+    ("/admin/targets/{name}/release", "ui.release", actions.release_key),
 ]
 
 

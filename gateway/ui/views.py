@@ -124,6 +124,14 @@ async def targets(request: web.Request) -> web.Response:
     return render(request, "targets.html", "ui.targets", {"targets": found, "actions": True})
 
 
+async def blocked(request: web.Request) -> web.Response:
+    """The FIFO keys of a target a dead delivery holds back (ordering.on_dead: block)."""
+    model = model_of(request)
+    name = request.match_info["name"]
+    context = {"target": await model.target(name), "keys": await model.blocked_keys(name)}
+    return render(request, "blocked.html", "ui.targets", context)
+
+
 async def replays(request: web.Request) -> web.Response:
     page = await model_of(request).replay_list(text(request.query, "cursor"))
     return render(request, "replays.html", "ui.replays", {"replays": page})

@@ -213,3 +213,34 @@ async def test_on_its_own_listener_the_pages_are_there_and_not_on_the_public_one
         assert "billing" in await response.text()
         style = await admin.get("/admin/static/inspector.css")
         assert style.status == 200
+
+
+async def test_a_blocked_fifo_key_is_listed_and_released_from_its_page(
+    database_url, target, gateway, clock
+):
+    billing = await target()
+    billing.recorder.script = [(400, {}, b"bad")]
+    fifo = "retry: {schedule: [1h]}, ordering: {key: 'json:customer', on_dead: block}}"
+    text = config_text(billing.url).replace("retry: {schedule: [1h]}}", fifo, 1)
+    client = await gateway(make_config(database_url, text))
+    await ingest(client, b'{"type": "a", "customer": "cus_<1>"}')
+    await until_dead(client, 1)
+    clock.advance(1)
+    await ingest(client, b'{"type": "b", "customer": "cus_<1>"}')
+    csrf = await signed_in(client)
+    assert "1 key blocked" in await page(client, "/admin/targets")
+    listed = await page(client, "/admin/targets/billing/blocked")
+    assert "cus_&lt;1&gt;" in listed and 'href="/admin/api/targets/billing/blocked"' in listed
+    released = await client.post(
+        "/admin/targets/billing/release",
+        data={"csrf_token": csrf, "key": "cus_<1>"},
+        allow_redirects=False,
+    )
+    assert released.status == 303
+    assert released.headers["Location"] == "/admin/targets/billing/blocked?notice=released&n=1"
+    await billing.recorder.wait_for(2)  # the one waiting behind it went
+    assert "No key of billing is blocked." in await page(client, "/admin/targets/billing/blocked")
+    again = await client.post(
+        "/admin/targets/billing/release", data={"csrf_token": csrf, "key": "cus_<1>"}
+    )
+    assert again.status == 404 and "no dead delivery holds this key" in await again.text()
