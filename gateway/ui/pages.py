@@ -2,8 +2,8 @@
 
 Every route here is behind the admin guard (a session or a token); only the static
 files and the login form are public, as the guard decides. Errors a page cannot
-recover from (an unknown id, a bad cursor) are answered as an HTML page with the
-model's status, not as the API's JSON.
+recover from (an unknown id, a bad cursor, the database down) are answered as an HTML
+page with the model's status, not as the API's JSON.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
+from gateway import keys
 from gateway.admin.auth import LOGIN_PATH
-from gateway.errors import AdminError
+from gateway.errors import AdminError, StorageError
 from gateway.ui import actions, views
 from gateway.ui.render import HEADERS, STATIC_DIR, STATIC_PREFIX, render, setup_templates
 
@@ -52,7 +53,8 @@ def add_pages(app: web.Application) -> None:
 
 
 def html_errors(handler: Handler) -> Handler:
-    """An `AdminError` from the model becomes an error page with its status."""
+    """An `AdminError` from the model becomes an error page with its status; the database
+    being down, a 503 page with Retry-After (like the API's)."""
 
     async def page(request: web.Request) -> web.StreamResponse:
         try:
@@ -60,6 +62,15 @@ def html_errors(handler: Handler) -> Handler:
         except AdminError as exc:
             context = {"message": exc.message, "status_code": exc.status}
             return render(request, "error.html", "", context, exc.status)
+        except StorageError:
+            message = (
+                "The database is not answering right now; this page will work again once it does."
+            )
+            response = render(
+                request, "error.html", "", {"message": message, "status_code": 503}, 503
+            )
+            response.headers["Retry-After"] = str(request.app[keys.CONFIG].ingest.retry_after)
+            return response
 
     page.__name__ = page.__qualname__ = handler.__name__
     page.__doc__ = handler.__doc__

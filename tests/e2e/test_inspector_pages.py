@@ -12,6 +12,8 @@ import uuid
 import aiohttp
 from conftest import make_config
 
+from gateway import keys
+
 TOKEN = "pages-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -244,3 +246,14 @@ async def test_a_blocked_fifo_key_is_listed_and_released_from_its_page(
         "/admin/targets/billing/release", data={"csrf_token": csrf, "key": "cus_<1>"}
     )
     assert again.status == 404 and "no dead delivery holds this key" in await again.text()
+
+
+async def test_the_database_down_is_a_503_page_with_retry_after(database_url, target, gateway):
+    text = config_text((await target()).url) + "relay: {enabled: false}\n"
+    client = await gateway(make_config(database_url, text))
+    await signed_in(client)
+    await client.app[keys.STORE].pool.close()
+    for path in ("/admin", "/admin/events", "/admin/targets"):
+        down = await page(client, path, status=503)
+        assert "The database is not answering right now" in down
+    assert (await client.get("/admin/events")).headers["Retry-After"] == "5"
