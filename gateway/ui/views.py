@@ -31,11 +31,11 @@ def text(query: Mapping[str, str], key: str) -> str | None:
     return query.get(key) or None
 
 
-def event_id(request: web.Request) -> UUID:
+def event_id(request: web.Request, what: str = "event") -> UUID:
     try:
         return UUID(request.match_info["id"])
     except ValueError as exc:
-        raise AdminError("no event with this id", 404) from exc
+        raise AdminError(f"no {what} with this id", 404) from exc
 
 
 def choices(request: web.Request) -> dict[str, Any]:
@@ -138,7 +138,8 @@ async def replays(request: web.Request) -> web.Response:
 
 
 async def replay(request: web.Request) -> web.Response:
-    detail = await model_of(request).replay_detail(event_id(request), text(request.query, "cursor"))
+    replay_id = event_id(request, "replay")
+    detail = await model_of(request).replay_detail(replay_id, text(request.query, "cursor"))
     return render(request, "replay.html", "ui.replays", {"detail": detail})
 
 

@@ -181,6 +181,8 @@ async def test_notices_are_fixed_texts_and_errors_are_pages(database_url, target
     assert "Replay queued: some deliveries" in counted and "<i>5" not in counted
     missing = await page(client, f"/admin/events/{uuid.uuid4()}", status=404)
     assert "no event with this id" in missing
+    assert "no event with this id" in await page(client, "/admin/events/nope", status=404)
+    assert "no replay with this id" in await page(client, "/admin/replays/nope", status=404)
     assert "not a cursor" in await page(client, "/admin/events?cursor=@@", status=400)
     assert "status: expected one of" in await page(client, "/admin/events?status=odd", status=400)
 
