@@ -68,6 +68,8 @@ async def dashboard(request: web.Request) -> web.Response:
         "backlog": sum(t.stats.pending + t.stats.in_flight + t.stats.queued for t in targets),
         "actions": False,
     }
+    if request.query.get("partial") == "summary":
+        return render(request, "_dashboard.html", "ui.dashboard", context)
     return render(request, "dashboard.html", "ui.dashboard", context)
 
 

@@ -170,6 +170,8 @@ async def test_partials_are_what_live_updates_swap_in(database_url, target, gate
     assert rows.lstrip().startswith("<tr") and "<html" not in rows and event in rows
     deliveries = await page(client, f"/admin/events/{event}?partial=deliveries")
     assert 'aria-label="delivery to billing"' in deliveries and "<html" not in deliveries
+    summary = await page(client, "/admin?partial=summary")
+    assert "events received" in summary and "<svg" in summary and "<html" not in summary
 
 
 async def test_notices_are_fixed_texts_and_errors_are_pages(database_url, target, gateway):

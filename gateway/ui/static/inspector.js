@@ -26,12 +26,14 @@ document.addEventListener("submit", (event) => {
   }
 });
 
-// At most one refresh of a region per second, however busy the stream is.
+// At most one refresh of a region per second (or its data-live-every), however busy the
+// stream is.
 const REFRESH_EVERY_MS = 1000;
 
 function refresher(region) {
   let timer = null;
   let last = 0;
+  const every = Number(region.dataset.liveEvery) || REFRESH_EVERY_MS;
   const refresh = async () => {
     timer = null;
     last = Date.now();
@@ -46,7 +48,7 @@ function refresher(region) {
     }
   };
   return () => {
-    if (timer === null) timer = setTimeout(refresh, Math.max(100, last + REFRESH_EVERY_MS - Date.now()));
+    if (timer === null) timer = setTimeout(refresh, Math.max(100, last + every - Date.now()));
   };
 }
 
