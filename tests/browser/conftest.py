@@ -69,6 +69,17 @@ class Inspector:
             await asyncio.sleep(0.05)
         raise AssertionError(f"fewer than {count} dead deliveries")
 
+    async def until_delivered(self, event: str) -> None:
+        """Until the event's deliveries are all delivered (bounded)."""
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        for _ in range(200):
+            found = await self.client.get(f"/admin/api/events/{event}", headers=auth)
+            deliveries = (await found.json())["deliveries"]
+            if deliveries and all(d["status"] == "delivered" for d in deliveries):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{event} was not delivered")
+
     async def ingest(self, body: bytes, source: str = "shop", **headers: str) -> str:
         response = await self.client.post(f"/in/{source}", data=body, headers=headers)
         assert response.status == 202, await response.text()
