@@ -178,8 +178,11 @@ WITH allowance AS (
     WHERE a.tokens IS NOT NULL OR (a.probe AND n.taken > 0)
     ON CONFLICT (name) DO UPDATE
         SET tokens = coalesce(excluded.tokens, f.tokens),
+            -- Never backwards: a claim whose `now` was read before another relay's
+            -- (it waited for the advisory lock) refilled nothing, and must not make the
+            -- next claim refill that interval a second time.
             tokens_at = CASE WHEN excluded.tokens IS NULL THEN f.tokens_at
-                             ELSE excluded.tokens_at END,
+                             ELSE greatest(f.tokens_at, excluded.tokens_at) END,
             probe_at = coalesce(excluded.probe_at, f.probe_at)
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, c.budget_from,
