@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from gateway import keys
+from gateway.admin import setup as admin
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.errors import StorageError
@@ -52,8 +53,10 @@ def create_app(
     """
     quiet_libraries()  # also when mounted in another app that set up logging its own way
     front = ingress and config.upstream is not None
+    clock = clock or SystemClock()
+    access = admin.access_for(config, clock)
     app = web.Application(
-        middlewares=[handle_errors],
+        middlewares=[handle_errors, *admin.middlewares(config, access)],
         # After a 413 aiohttp keeps reading (and dropping) the rest of the body for
         # lingering_time seconds; 1 s lets the client read the answer, then we close.
         # auto_decompress: hookgate stores and verifies the bytes on the wire; it
@@ -62,7 +65,7 @@ def create_app(
     )
     app.on_response_prepare.append(identify)
     app[keys.CONFIG] = config
-    app[keys.CLOCK] = clock or SystemClock()
+    app[keys.CLOCK] = clock
     app[keys.REGISTRY] = registry or load_registry()
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(http_client)
@@ -74,6 +77,8 @@ def create_app(
         routes.setup(app)
     if config.relay.enabled or not ingress:
         app.cleanup_ctx.append(relay)
+    if ingress:
+        admin.setup(app, config, access)
     if front:
         routes.add_pass_through(app)  # last: it catches whatever no other route matched
     return app

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from gateway.admin.settings import AdminConfig, parse_admin
 from gateway.errors import ConfigError
 from gateway.filters import Filter, parse_filter
 from gateway.paths import check_paths
@@ -76,11 +77,6 @@ class RelayConfig:
     lease: float = 60.0
     poll_interval: float = 1.0
     batch_size: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class AdminConfig:
-    token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +239,7 @@ def _build(top: Section, registry: Registry) -> Config:
     server = _server(top.section("server"))
     ingest = _ingest(top.section("ingest"))
     relay = _relay(top.section("relay"))
-    admin = AdminConfig(token=top.section("admin").text("token", None) or None)
+    admin = parse_admin(top.section("admin"))
     rejected = _rejected(top.section("rejected"))
     upstream = parse_upstream(top.section("upstream"))
     sources = _named(top.section("sources"), lambda s, n: parse_source(s, n, registry))

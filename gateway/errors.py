@@ -17,7 +17,8 @@
         ├── RequestTimeout         408: the body did not arrive within server.body_timeout
         ├── BodyTooLarge           413 (also after inflating a compressed body)
         ├── UnsupportedEncoding    415: a Content-Encoding hookgate cannot decode
-        └── RateLimited            429: carries Retry-After
+        ├── RateLimited            429: carries Retry-After
+        └── AdminError             an admin API request that cannot be done: 400, 404, 409, 422
 
 Each class's docstring is its default message.
 """
@@ -142,3 +143,11 @@ class BodyTooLarge(IngressError):
     """The request body is larger than server.max_body."""
 
     status = 413
+
+
+class AdminError(IngressError):
+    """The admin request cannot be done."""
+
+    def __init__(self, message: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

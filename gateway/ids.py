@@ -72,3 +72,9 @@ def legacy_delivery_id(event: uuid.UUID, target: str) -> uuid.UUID:
     digest = hashlib.sha256(event.bytes + target.encode()).digest()
     low = int.from_bytes(digest[:8], "big") & _LOW_62
     return uuid.UUID(int=(event.int >> 64 << 64) | (0b10 << 62) | low)
+
+
+def time_bound(moment: dt.datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `moment`'s millisecond: ids >= it were made at or after it."""
+    millis = int(moment.timestamp() * 1000) & ((1 << 48) - 1)
+    return uuid.UUID(int=millis << 80)

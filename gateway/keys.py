@@ -5,6 +5,9 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from gateway.admin.auth import Access
+from gateway.admin.model import AdminModel
+from gateway.admin.stream import Stream
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.ingress.guard import Guard, Rejections
@@ -26,3 +29,6 @@ GUARDS = web.AppKey("guards", dict[str, Guard])
 REJECTIONS = web.AppKey("rejections", Rejections)
 PROXY_ANSWERS = web.AppKey("proxy_answers", GroupCommit[ProxyAnswer, None])
 UPSTREAM = web.AppKey("upstream", PassThrough)  # only with an upstream: section
+ADMIN_ACCESS = web.AppKey("admin_access", Access)
+ADMIN_MODEL = web.AppKey("admin_model", AdminModel)
+ADMIN_STREAM = web.AppKey("admin_stream", Stream)

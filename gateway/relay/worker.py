@@ -308,7 +308,8 @@ class Relay:
             return "pending", now  # claimed again once the target is resumed
         if claimed.interruptions >= MAX_INTERRUPTIONS:
             return "dead", now
-        answered = claimed.attempt - claimed.interruptions
+        # Attempts cut short do not count, nor do those before a replay (a fresh budget).
+        answered = claimed.attempt - claimed.interruptions - claimed.budget_from
         delay = lane.config.retry.next_delay(
             answered, result.outcome, result.retry_after, self.rand
         )

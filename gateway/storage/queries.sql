@@ -157,7 +157,7 @@ WITH allowance AS (
     -- could make the planner hash-join the whole deliveries table.
     WHERE d.id = ANY (ARRAY(SELECT id FROM wanted)) AND d.id = w.id
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
-              w.previous_status, w.previous_worker, w.previous_start
+              d.budget_from, w.previous_status, w.previous_worker, w.previous_start
 ), expired AS (
     INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at, outcome, error)
     SELECT id, attempts - 1, coalesce(previous_worker, 'unknown'), previous_start,
@@ -182,7 +182,7 @@ WITH allowance AS (
                              ELSE excluded.tokens_at END,
             probe_at = coalesce(excluded.probe_at, f.probe_at)
 )
-SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route,
+SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, c.budget_from,
        e.source, e.event_type, e.received_at, e.headers, e.body, e.method, e.path, e.query,
        NULL::timestamptz AS next_due
 FROM claimed AS c
@@ -194,7 +194,7 @@ CROSS JOIN LATERAL (
     OFFSET 0
 ) AS e
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        least((SELECT min(a.next_at) FROM allowance AS a),
              (SELECT min(f.due_at)
               FROM allowance AS a

@@ -114,6 +114,7 @@ class Claimed:
     method: str = "POST"
     path: str = "/"
     query: str = ""
+    budget_from: int = 0  # attempts before its last replay: the retry schedule counts after
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +407,7 @@ def _claimed(row: asyncpg.Record, now: dt.datetime | None = None) -> Claimed:
         method=row["method"],
         path=row["path"],
         query=row["query"],
+        budget_from=row["budget_from"],
     )
 
 

@@ -1,0 +1,442 @@
+"""The admin model: what the JSON API, the inspector's pages and the CLI show and do.
+
+It combines the admin queries (gateway/storage/admin.py, replay.py) with the config
+(routes, which source verifies how, where credentials sit) and the clock. No HTTP here:
+bad input is an `AdminError` with the status a handler should answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+from uuid import UUID
+
+from gateway.admin.redact import Secrets, redact_headers, redact_query, secrets_of
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.errors import AdminError
+from gateway.ids import delivery_id, event_id
+from gateway.storage.admin import (
+    AdminStore,
+    AttemptRow,
+    BlockedKey,
+    DeliveryListRow,
+    DeliveryRow,
+    EventFilter,
+    EventRow,
+    MinuteCounts,
+    RejectedRow,
+    ReplayCounts,
+    ReplayedRow,
+    ReplayFilter,
+    ReplayMark,
+    ReplayRecord,
+    StoredEvent,
+    TargetStats,
+)
+from gateway.storage.replay import ReplayRequest, Replays
+from gateway.storage.store import Store
+
+__all__ = ["AdminError", "AdminModel", "EventFilter", "Page", "ReplayFilter"]
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+EVENT_STATUSES = ("dead", "pending", "delivered")
+DELIVERY_STATUSES = ("pending", "in_flight", "delivered", "dead", "filtered", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list, newest first; `next_cursor` fetches the next (None: the last)."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """Bytes as text when they are UTF-8, else base64; `size` in bytes either way."""
+
+    text: str | None
+    base64: str | None
+    size: int
+
+    @classmethod
+    def of(cls, data: bytes | None) -> Body:
+        data = data or b""
+        try:
+            return cls(data.decode("utf-8"), None, len(data))
+        except UnicodeDecodeError:
+            return cls(None, base64.b64encode(data).decode(), len(data))
+
+    def raw(self) -> bytes:
+        return self.text.encode() if self.text is not None else base64.b64decode(self.base64 or "")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]  # in order, credentials redacted
+    body: Body
+    peer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    scheme: str | None  # the source's verify type now; None: the source verifies nothing
+    verified: bool  # stored events passed it; refused requests are in the rejected log
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    index: int  # into the config's routes
+    targets: tuple[str, ...]  # as the config has them now (empty if the route is gone)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    attempt: int
+    worker: str
+    started_at: dt.datetime
+    duration_ms: float | None
+    outcome: str | None
+    status_code: int | None
+    response_headers: tuple[tuple[str, str], ...]
+    response: Body
+    error: str | None
+    replay_id: UUID | None  # the replay this attempt came after, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: UUID  # also its idempotency key (webhook-id, Nats-Msg-Id, message_id)
+    target: str
+    status: str
+    attempts: int
+    budget_from: int  # attempts before its last replay: the retry schedule counts after
+    due_at: dt.datetime
+    last_outcome: str | None
+    last_error: str | None
+    ordering_key: str | None
+    released_key: str | None
+    route: int | None
+    history: tuple[Attempt, ...]
+    replays: tuple[ReplayMark, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    id: UUID
+    source: str
+    event_type: str | None
+    received_at: dt.datetime
+    request: RawRequest
+    verification: Verification
+    matched_routes: tuple[RouteMatch, ...]
+    unmatched_routes: tuple[RouteMatch, ...]
+    deliveries: tuple[Delivery, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    id: int
+    source: str
+    received_at: dt.datetime
+    status: int
+    reason: str
+    request: RawRequest
+
+
+@dataclass(frozen=True, slots=True)
+class TargetHealth:
+    stats: TargetStats
+    breaker: str  # closed | open | half-open
+    success_ratio: float | None  # over the last hour's finished attempts
+    blocks_on_dead: bool  # FIFO with on_dead: block: dead_keys are holding deliveries back
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayDetail:
+    replay: ReplayRecord
+    affected: Page[ReplayedRow]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    id: UUID
+    dry_run: bool
+    counts: ReplayCounts
+
+
+def encode_cursor(value: UUID | int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).rstrip(b"=").decode()
+
+
+def decode_uuid_cursor(cursor: str | None) -> UUID | None:
+    if not cursor:
+        return None
+    try:
+        return UUID(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise AdminError("cursor: not a cursor this API gave out") from exc
+
+
+def decode_int_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise AdminError("cursor: not a cursor this API gave out") from exc
+
+
+def _page(rows: Sequence[T], limit: int, key: UUID | int | None) -> Page[T]:
+    more = len(rows) > limit
+    return Page(tuple(rows[:limit]), encode_cursor(key) if more and key is not None else None)
+
+
+class AdminModel:
+    """Reads and actions of the admin surface, over the store, the config and a clock."""
+
+    def __init__(self, store: Store, config: Config, clock: Clock) -> None:
+        self.store = AdminStore(store.pool)
+        self.replays = Replays(store.pool)
+        self.gateway_store = store
+        self.config = config
+        self.clock = clock
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def events(
+        self, f: EventFilter, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> Page[EventRow]:
+        if f.status is not None and f.status not in EVENT_STATUSES:
+            raise AdminError(f"status: expected one of {', '.join(EVENT_STATUSES)}")
+        limit = _limit(limit)
+        rows = await self.store.events(f, decode_uuid_cursor(cursor), limit + 1)
+        return _page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+
+    async def event(self, event_id: UUID) -> EventDetail:
+        stored = await self.store.event(event_id)
+        if stored is None:
+            raise AdminError("no event with this id", 404)
+        rows = await self.store.deliveries_of(event_id)
+        ids = [d.id for d in rows]
+        attempts = await self.store.attempts_of(ids)
+        marks = await self.store.replays_of(ids)
+        return EventDetail(
+            id=stored.id,
+            source=stored.source,
+            event_type=stored.event_type,
+            received_at=stored.received_at,
+            request=self._request(stored.source, stored),
+            verification=self._verification(stored.source),
+            matched_routes=self._routes(stored, "matched"),
+            unmatched_routes=self._routes(stored, "unmatched"),
+            deliveries=tuple(_delivery(d, attempts, marks) for d in rows),
+        )
+
+    async def deliveries(
+        self,
+        status: str | None = "dead",
+        target: str | None = None,
+        since: dt.datetime | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[DeliveryListRow]:
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise AdminError(f"status: expected one of {', '.join(DELIVERY_STATUSES)}")
+        limit = _limit(limit)
+        rows = await self.store.deliveries(
+            status, target, since, decode_uuid_cursor(cursor), limit + 1
+        )
+        return _page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+
+    async def rejected(
+        self,
+        source: str | None = None,
+        since: dt.datetime | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[Rejected]:
+        limit = _limit(limit)
+        rows = await self.store.rejected(source, since, decode_int_cursor(cursor), limit + 1)
+        items = [self._rejected(row) for row in rows]
+        return _page(items, limit, rows[limit - 1].id if len(rows) > limit else None)
+
+    async def targets(self) -> tuple[TargetHealth, ...]:
+        now = self.clock.now()
+        stats = await self.store.target_stats(list(self.config.targets), now)
+        return tuple(self._health(s, now) for s in stats)
+
+    async def target(self, name: str) -> TargetHealth:
+        self._target_config(name)
+        now = self.clock.now()
+        (stats,) = await self.store.target_stats([name], now)
+        return self._health(stats, now)
+
+    async def blocked_keys(self, target: str, limit: int = DEFAULT_LIMIT) -> tuple[BlockedKey, ...]:
+        self._target_config(target)
+        return tuple(await self.store.blocked_keys(target, _limit(limit)))
+
+    async def series(self, minutes: int = 60) -> tuple[MinuteCounts, ...]:
+        return tuple(await self.store.series(self.clock.now(), minutes))
+
+    async def replay_list(
+        self, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> Page[ReplayRecord]:
+        limit = _limit(limit)
+        rows = await self.store.replays(decode_uuid_cursor(cursor), limit + 1)
+        return _page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+
+    async def replay_detail(
+        self, replay_id: UUID, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> ReplayDetail:
+        record = await self.store.replay(replay_id)
+        if record is None:
+            raise AdminError("no replay with this id", 404)
+        limit = _limit(limit)
+        rows = await self.store.replayed(replay_id, decode_uuid_cursor(cursor), limit + 1)
+        key = rows[limit - 1].delivery_id if len(rows) > limit else None
+        return ReplayDetail(record, _page(rows, limit, key))
+
+    # -- acting --------------------------------------------------------------------------
+
+    async def replay_event(
+        self, event: UUID, by: str, targets: Sequence[str] | None = None, new_key: bool = False
+    ) -> ReplayResult:
+        """Re-queue one event to `targets` (default: every target it had), due now."""
+        had = {d.target for d in await self.store.deliveries_of(event)}
+        if await self.store.event(event) is None:
+            raise AdminError("no event with this id", 404)
+        wanted = list(dict.fromkeys(targets)) if targets is not None else sorted(had)
+        for name in wanted:
+            if name not in had:
+                self._target_config(name, status=422, where="targets")
+        new = {name: delivery_id(event, name) for name in wanted if name not in had}
+        request = self._request_for(by, new_key, dry_run=False)
+        counts = await self.replays.replay_event(
+            request, event, [t for t in wanted if t in had], new
+        )
+        return ReplayResult(request.id, False, counts)
+
+    async def replay_matching(
+        self, f: ReplayFilter, by: str, dry_run: bool, new_key: bool = False,
+        rate: float | None = None,
+    ) -> ReplayResult:  # fmt: skip
+        """Re-queue every delivery matching `f`, spread at `rate` per second per target."""
+        if f.status is not None and f.status not in DELIVERY_STATUSES:
+            raise AdminError(f"filter.status: expected one of {', '.join(DELIVERY_STATUSES)}")
+        for name in f.targets or ():
+            self._target_config(name, status=422, where="targets")
+        spacing = 1.0 / (rate or self.config.admin.replay_rate)
+        request = self._request_for(by, new_key, dry_run)
+        counts = await self.replays.replay_matching(request, f, spacing)
+        return ReplayResult(request.id, dry_run, counts)
+
+    async def cancel(self, delivery: UUID, by: str) -> None:
+        status, cancelled = await self.store.cancel(delivery, self.clock.now(), by)
+        if status is None:
+            raise AdminError("no delivery with this id", 404)
+        if not cancelled:
+            raise AdminError(f"only a pending delivery can be cancelled; this one is {status}", 409)
+
+    async def release_key(self, target: str, key: str) -> int:
+        self._target_config(target)
+        released = await self.store.release_key(target, key, self.clock.now())
+        if not released:
+            raise AdminError("no dead delivery holds this key", 404)
+        return released
+
+    async def set_paused(self, target: str, paused: bool, reason: str | None, by: str) -> None:
+        self._target_config(target)
+        await self.gateway_store.set_paused(
+            target, paused, reason if paused else None, self.clock.now(), by
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _request_for(self, by: str, new_key: bool, dry_run: bool) -> ReplayRequest:
+        now = self.clock.now()
+        return ReplayRequest(event_id(now), now, by, new_key, dry_run)
+
+    def _target_config(self, name: str, status: int = 404, where: str = "target") -> None:
+        if name not in self.config.targets:
+            raise AdminError(f"{where}: no target named {name!r}", status)
+
+    def _secrets(self, source: str) -> Secrets:
+        config = self.config.sources.get(source)
+        verify = config.verify if config is not None else None
+        return secrets_of(verify.type if verify else None, verify.options if verify else None)
+
+    def _request(self, source: str, row: StoredEvent | RejectedRow) -> RawRequest:
+        secrets = self._secrets(source)
+        return RawRequest(
+            method=row.method,
+            path=row.path,
+            query=redact_query(row.query, secrets),
+            headers=redact_headers(row.headers, secrets),
+            body=Body.of(row.body),
+            peer=row.peer,
+        )
+
+    def _verification(self, source: str) -> Verification:
+        config = self.config.sources.get(source)
+        scheme = config.verify.type if config is not None and config.verify else None
+        return Verification(scheme, scheme is not None)
+
+    def _routes(self, stored: StoredEvent, which: str) -> tuple[RouteMatch, ...]:
+        indexes = (stored.routes or {}).get(which, [])
+        routes = self.config.routes
+        return tuple(
+            RouteMatch(i, routes[i].targets if 0 <= i < len(routes) else ()) for i in indexes
+        )
+
+    def _rejected(self, row: RejectedRow) -> Rejected:
+        request = self._request(row.source, row)
+        return Rejected(row.id, row.source, row.received_at, row.status, row.reason, request)
+
+    def _health(self, stats: TargetStats, now: dt.datetime) -> TargetHealth:
+        until = stats.breaker_until
+        breaker = "closed" if until is None else ("open" if until > now else "half-open")
+        ratio = stats.succeeded / stats.attempts if stats.attempts else None
+        config = self.config.targets.get(stats.name)
+        ordering = config.ordering if config is not None else None
+        blocks = bool(ordering and ordering.on_dead == "block")
+        return TargetHealth(stats, breaker, ratio, blocks)
+
+
+def _limit(limit: int) -> int:
+    if limit < 1:
+        raise AdminError("limit: expected a whole number >= 1")
+    return min(limit, MAX_LIMIT)
+
+
+def _delivery(
+    row: DeliveryRow, attempts: Sequence[AttemptRow], marks: Sequence[ReplayMark]
+) -> Delivery:
+    own_marks = tuple(m for m in marks if m.delivery_id == row.id)
+    history = tuple(_attempt(a, own_marks) for a in attempts if a.delivery_id == row.id)
+    return Delivery(
+        id=row.id, target=row.target, status=row.status, attempts=row.attempts,
+        budget_from=row.budget_from, due_at=row.due_at, last_outcome=row.last_outcome,
+        last_error=row.last_error, ordering_key=row.ordering_key,
+        released_key=row.released_key, route=row.route, history=history, replays=own_marks,
+    )  # fmt: skip
+
+
+def _attempt(row: AttemptRow, marks: Sequence[ReplayMark]) -> Attempt:
+    after = [m.replay_id for m in marks if m.attempts_before < row.attempt]
+    return Attempt(
+        attempt=row.attempt, worker=row.worker, started_at=row.started_at,
+        duration_ms=row.duration_ms, outcome=row.outcome, status_code=row.status_code,
+        response_headers=row.response_headers, response=Body.of(row.response_body),
+        error=row.error, replay_id=after[-1] if after else None,
+    )  # fmt: skip

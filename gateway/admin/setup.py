@@ -1,0 +1,101 @@
+"""Mounting the admin surface: on the public listener under /admin, or on its own.
+
+Without any token nothing is mounted and start-up says so once. With `admin.port` the
+public application serves no /admin route at all; a second application on
+`admin.host:admin.port` does, sharing the gateway's pool, config and clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from gateway import keys
+from gateway.admin import api, login
+from gateway.admin.auth import Access, admin_guard
+from gateway.admin.model import AdminModel
+from gateway.admin.stream import Stream
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.middleware import handle_errors
+
+log = structlog.get_logger("hookgate.admin")
+
+# Other parts of the admin surface (the inspector's pages) add their routes here.
+EXTRA_ROUTES: list[Callable[[web.UrlDispatcher], None]] = []
+
+
+def access_for(config: Config, clock: Clock) -> Access | None:
+    admin = config.admin
+    if not admin.enabled:
+        return None
+    return Access(admin.tokens, clock, admin.session_ttl, admin.login_attempts)
+
+
+def middlewares(config: Config, access: Access | None) -> list[Middleware]:
+    """What the public application needs in front of its routes for the admin surface."""
+    if access is None or config.admin.port is not None:
+        return []
+    return [admin_guard(access, config.server.trusted_proxies)]
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Every /admin route: login and logout, the JSON API, then the pages."""
+    router.add_get("/admin/login", login.login_page)
+    router.add_post("/admin/login", login.login)
+    router.add_post("/admin/logout", login.logout)
+    api.add_routes(router)
+    for extra in EXTRA_ROUTES:
+        extra(router)
+
+
+def setup(app: web.Application, config: Config, access: Access | None) -> None:
+    """Mount the admin surface on `app` or on its own listener (see the module docstring)."""
+    if access is None:
+        app.on_startup.append(_say_disabled)
+        return
+    app[keys.ADMIN_ACCESS] = access
+    app.cleanup_ctx.append(admin_model)
+    if config.admin.port is None:
+        add_routes(app.router)
+    else:
+        app.cleanup_ctx.append(admin_listener)
+
+
+async def _say_disabled(app: web.Application) -> None:
+    log.info("admin_disabled", reason="no admin token configured (admin.tokens)")
+
+
+async def admin_model(app: web.Application) -> AsyncIterator[None]:
+    """The model over the gateway's store, and the live stream's poller."""
+    model = AdminModel(app[keys.STORE], app[keys.CONFIG], app[keys.CLOCK])
+    app[keys.ADMIN_MODEL] = model
+    app[keys.ADMIN_STREAM] = Stream(model.store, app[keys.CLOCK])
+    yield
+    await app[keys.ADMIN_STREAM].close()
+
+
+async def admin_listener(app: web.Application) -> AsyncIterator[None]:
+    """A second application serving only /admin, on admin.host:admin.port."""
+    config = app[keys.CONFIG]
+    access = app[keys.ADMIN_ACCESS]
+    admin_app = web.Application(
+        middlewares=[handle_errors, admin_guard(access, config.server.trusted_proxies)]
+    )
+    admin_app[keys.CONFIG] = config
+    admin_app[keys.CLOCK] = app[keys.CLOCK]
+    admin_app[keys.STORE] = app[keys.STORE]
+    admin_app[keys.ADMIN_ACCESS] = access
+    admin_app[keys.ADMIN_MODEL] = app[keys.ADMIN_MODEL]
+    admin_app[keys.ADMIN_STREAM] = app[keys.ADMIN_STREAM]
+    add_routes(admin_app.router)
+    runner = web.AppRunner(admin_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.admin.host, config.admin.port)
+    await site.start()
+    log.info("admin_listening", host=config.admin.host, port=config.admin.port)
+    yield
+    await runner.cleanup()
