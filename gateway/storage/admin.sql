@@ -226,7 +226,8 @@ WITH matched AS (
     FROM matched AS m
 ), requeued AS (
     UPDATE hookgate.deliveries AS d
-    SET status = 'pending', due_at = $2::timestamptz + make_interval(secs => p.n * $3),
+    SET status = 'pending',
+        due_at = $2::timestamptz + make_interval(secs => p.n * $3::double precision),
         budget_from = d.attempts, interruptions = 0, worker = NULL, updated_at = $2,
         id = CASE WHEN $4 THEN encode(overlay(uuid_send(d.id) PLACING
                  substring(uuid_send(gen_random_uuid()) FROM 9 FOR 8) FROM 9), 'hex')::uuid
