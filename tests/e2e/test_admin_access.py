@@ -1,0 +1,133 @@
+"""Nothing admin is reachable without auth; the login flow; hostile payloads stay data."""
+
+from __future__ import annotations
+
+import base64
+import socket
+
+import aiohttp
+from conftest import make_config
+
+from gateway.admin.auth import COOKIE, is_public
+
+TOKEN = "access-token-123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CONFIG = f"""
+admin: {{tokens: {{ops: "{TOKEN}"}}, login_attempts: 3}}
+sources:
+  shop: {{event_type: "json:type"}}
+  keyed: {{verify: {{type: api-key, secret: k3y, query: key}}}}
+targets:
+  billing: {{url: "http://127.0.0.1:9/never"}}
+routes:
+  - {{source: shop, targets: [billing]}}
+relay: {{enabled: false}}
+"""
+
+
+def concrete(path: str) -> str:
+    return path.replace("{id}", "019b76da-a800-7761-8a2a-81dd1bbd9b18").replace("{name}", "billing")
+
+
+async def test_every_admin_route_needs_auth(database_url, gateway):
+    client = await gateway(make_config(database_url, CONFIG))
+    checked = 0
+    for resource in client.app.router.resources():
+        path = resource.canonical
+        if not path.startswith("/admin") or is_public(path):
+            continue
+        for route in resource:
+            method = "GET" if route.method in ("*", "HEAD") else route.method
+            response = await client.request(method, concrete(path), allow_redirects=False)
+            if path.startswith("/admin/api"):
+                assert response.status == 401, (method, path)
+            else:
+                assert response.status == 303, (method, path)
+                assert response.headers["Location"].startswith("/admin/login?next=")
+            checked += 1
+    assert checked >= 19
+
+
+async def test_without_a_token_there_is_no_admin_route(database_url, gateway):
+    client = await gateway(make_config(database_url, "relay: {enabled: false}\n"))
+    assert not [r for r in client.app.router.resources() if r.canonical.startswith("/admin")]
+    assert (await client.get("/admin/api/events", headers=AUTH)).status == 404
+
+
+async def test_login_sets_a_strict_httponly_cookie_and_logout_needs_csrf(database_url, gateway):
+    client = await gateway(make_config(database_url, CONFIG))
+    form = await client.get("/admin/login?next=/admin/api/me")
+    assert form.status == 200 and 'type="password"' in await form.text()
+    response = await client.post("/admin/login", data={"token": TOKEN, "next": "/admin/api/me"},
+                                 allow_redirects=False)  # fmt: skip
+    assert response.status == 303 and response.headers["Location"] == "/admin/api/me"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
+    assert TOKEN not in cookie
+    me = await (await client.get("/admin/api/me")).json()
+    assert me["name"] == "ops" and me["via"] == "session"
+
+    assert (await client.post("/admin/logout", allow_redirects=False)).status == 403
+    assert (await client.post("/admin/api/targets/billing/pause")).status == 403
+    out = await client.post("/admin/logout", data={"csrf_token": me["csrf_token"]},
+                            allow_redirects=False)  # fmt: skip
+    assert out.status == 303 and out.headers["Location"] == "/admin/login"
+    client.session.cookie_jar.clear()
+    assert (await client.get("/admin/api/me")).status == 401
+
+
+async def test_failed_logins_are_rate_limited(database_url, gateway):
+    client = await gateway(make_config(database_url, CONFIG))
+    for _ in range(3):
+        assert (await client.post("/admin/login", data={"token": "guess"})).status == 401
+    limited = await client.post("/admin/login", data={"token": TOKEN})
+    assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert (await client.get("/admin/api/me", headers=AUTH)).status == 429
+
+
+async def test_hostile_payloads_come_back_as_data(database_url, gateway):
+    client = await gateway(make_config(database_url, CONFIG))
+    script = b'<script>alert("x")</script> \' " \xff\xfe broken'
+    response = await client.post("/in/shop", data=script,
+                                 headers={"X-Evil": '<img src=x onerror="alert(1)">'})  # fmt: skip
+    event_id = (await response.json())["id"]
+    keyed = await client.post("/in/keyed?key=k3y&x=<b>", data=b'{"ok": "<script>"}',
+                              headers={"Cookie": "session=abc"})  # fmt: skip
+    keyed_id = (await keyed.json())["id"]
+
+    detail = await client.get(f"/admin/api/events/{event_id}", headers=AUTH)
+    assert detail.content_type == "application/json"
+    request = (await detail.json())["request"]
+    assert request["body"]["text"] is None
+    assert base64.b64decode(request["body"]["base64"]) == script
+    assert ["X-Evil", '<img src=x onerror="alert(1)">'] in request["headers"]
+    other = (await (await client.get(f"/admin/api/events/{keyed_id}", headers=AUTH)).json())[
+        "request"
+    ]
+    assert other["query"] == "key=[redacted]&x=%3Cb%3E"
+    assert ["Cookie", "[redacted]"] in other["headers"]
+    found = await (
+        await client.get("/admin/api/events", params={"q": "<script>"}, headers=AUTH)
+    ).json()
+    assert {e["id"] for e in found["items"]} == {event_id, keyed_id}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_admin_surface_can_have_its_own_listener(database_url, gateway):
+    port = free_port()
+    client = await gateway(
+        make_config(database_url, CONFIG.replace("login_attempts: 3", f"port: {port}"))
+    )
+    assert (await client.get("/admin/api/events", headers=AUTH)).status == 404
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}/admin/api/events"
+        async with session.get(url, headers=AUTH) as response:
+            assert response.status == 200
+        async with session.get(url) as response:
+            assert response.status == 401
+    assert COOKIE
