@@ -3,6 +3,9 @@ audit rows, dry runs that change nothing, cancel, pause/resume, releasing a FIFO
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+
 import asyncpg
 from conftest import make_config
 
@@ -46,8 +49,6 @@ async def until_status(client, event_id: str, target: str, status: str, clock) -
             return delivery
         clock.advance(2)
         await client.post("/admin/api/targets/billing/resume", headers=AUTH)  # wakes the relay
-        import asyncio
-
         await asyncio.sleep(0.05)
     raise AssertionError(f"{target} never became {status}: {delivery}")
 
@@ -167,7 +168,7 @@ async def test_bulk_replay_spreads_due_times_per_target(database_url, target, ga
     body = {"filter": {"status": "dead"}, "dry_run": False, "rate": 10}
     assert (await client.post("/admin/api/replays", headers=AUTH, json=body)).status == 201
     rows = await fetch(database_url, "SELECT due_at FROM hookgate.deliveries ORDER BY seq")
-    gaps = [(b["due_at"] - a["due_at"]).total_seconds() for a, b in zip(rows, rows[1:])]
+    gaps = [(b["due_at"] - a["due_at"]).total_seconds() for a, b in itertools.pairwise(rows)]
     assert rows[0]["due_at"] == clock.now() and gaps == [0.1] * 4
 
 
