@@ -219,7 +219,7 @@ DOCUMENT: Schema = {
         "version": "1",
         "description": "Everything the inspector shows and does. Authenticate with "
         "`Authorization: Bearer <token>` (a name from admin.tokens).",
-    },  # fmt: skip
+    },
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
