@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway import keys, serving
 from gateway import logging as hg_logging
+from gateway.admin import cli as admin_cli
 from gateway.app import database
 from gateway.clock import SystemClock
 from gateway.config import Config, load_config
@@ -205,9 +206,14 @@ def _add_target_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     resume.add_argument("target", help="the target's name in the config")
     _config_option(resume)
     targets = _command(
-        commands, "targets", _targets, "each target: active or paused, its backlog, an open breaker"
+        commands,
+        "targets",
+        _targets,
+        "each target: active or paused, its backlog and dead deliveries, an open breaker",
     )
-    _config_option(targets)
+    _config_option(targets, default=None)
+    admin_cli.add_targets_options(targets)  # --url: ask a running hookgate instead
+    admin_cli.register(commands)  # events, show, replay, tail, listen
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -286,7 +292,9 @@ def _set_paused(args: argparse.Namespace, paused: bool) -> int:
 
 
 def _targets(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    if admin_cli.wants_api(args):
+        return admin_cli.sync(admin_cli.targets)(args)
+    config = load_config(args.config or DEFAULT_CONFIG)
     states: list[dict[str, object]] = []
 
     async def read(store: Store) -> None:
@@ -296,7 +304,7 @@ def _targets(args: argparse.Namespace) -> int:
     now = SystemClock().now()
     for state in states:
         paused = f"paused ({state['reason'] or 'no reason given'})" if state["paused"] else "active"
-        line = f"{state['name']}\t{paused}\tbacklog {state['backlog']}"
+        line = f"{state['name']}\t{paused}\tbacklog {state['backlog']}\tdead {state['dead']}"
         until = state["breaker_until"]
         if isinstance(until, dt.datetime) and until > now:
             line += f"\tbreaker open until {until.isoformat()} ({state['breaker_reason']})"

@@ -255,7 +255,9 @@ SELECT pg_notify('hookgate_deliveries', '') FROM state WHERE NOT $2;
 SELECT t.name, coalesce(s.paused, false) AS paused, s.reason, s.changed_at, s.changed_by,
        coalesce(s.failures, 0) AS failures, s.breaker_until, s.breaker_reason,
        (SELECT count(*) FROM hookgate.deliveries AS d
-        WHERE d.target = t.name AND d.status IN ('pending', 'in_flight')) AS backlog
+        WHERE d.target = t.name AND d.status IN ('pending', 'in_flight')) AS backlog,
+       (SELECT count(*) FROM hookgate.deliveries AS d
+        WHERE d.target = t.name AND d.status = 'dead') AS dead
 FROM unnest($1::text[]) AS t (name)
 LEFT JOIN hookgate.targets AS s ON s.name = t.name
 ORDER BY t.name;

@@ -82,7 +82,10 @@ async def test_pause_resume_and_targets_from_the_command_line(tmp_path, database
     assert (await run_cli("pause", "billing", "--config", str(path), "--reason", "deploy"))[0] == 0
     code, out, _ = await run_cli("targets", "--config", str(path))
     assert code == 0
-    assert out.splitlines() == ["audit\tactive\tbacklog 0", "billing\tpaused (deploy)\tbacklog 0"]
+    assert out.splitlines() == [
+        "audit\tactive\tbacklog 0\tdead 0",
+        "billing\tpaused (deploy)\tbacklog 0\tdead 0",
+    ]
     assert (await run_cli("resume", "billing", "--config", str(path)))[0] == 0
     assert (await store.target_states(["billing"]))[0]["paused"] is False
     code, _, err = await run_cli("pause", "nope", "--config", str(path))
