@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import json
 import uuid
 
+import jsonschema
 from conftest import make_config
 
 TOKEN = "s3cret-admin-token"
@@ -68,3 +72,102 @@ async def test_an_unknown_event_is_404(database_url, target, gateway):
     response = await client.get(f"/admin/api/events/{uuid.uuid4()}", headers=AUTH)
     assert response.status == 404
     assert await response.json() == {"error": "no event with this id"}
+
+
+async def until(client, status: str, count: int) -> None:
+    for _ in range(200):
+        page = await (await client.get(f"/admin/api/events?status={status}", headers=AUTH)).json()
+        if len(page["items"]) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not delivered")
+
+
+async def test_filters_and_cursor_pagination(database_url, target, gateway, clock):
+    billing = await target()
+    billing.recorder.script = [(400, {}, b"bad")]  # the first one is refused: dead
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    dead = await ingest(client, b'{"type": "order.paid", "n": 1}')
+    await until(client, "dead", 1)
+    clock.advance(60)
+    ok = await ingest(client, b'{"type": "order.created", "n": 2}', **{"X-Trace": "needle-42"})
+    clock.advance(60)
+    unrouted = await ingest(client, b'{"type": "x"}', source="other")
+    await until(client, "delivered", 1)
+
+    async def ids(**params: str) -> list[str]:
+        page = await (await client.get("/admin/api/events", params=params, headers=AUTH)).json()
+        return [e["id"] for e in page["items"]]
+
+    assert await ids(status="dead") == [dead]
+    assert await ids(status="delivered") == [ok]
+    assert await ids(target="billing") == [ok, dead]
+    assert await ids(source="other") == [unrouted]
+    assert await ids(type="order.*") == [ok, dead]
+    assert await ids(q="needle-42") == [ok]
+    assert await ids(q='"n": 1') == [dead]
+    since = (clock.now() - dt.timedelta(seconds=90)).isoformat()
+    assert await ids(since=since) == [unrouted, ok]
+    assert await ids(until=since) == [dead]
+    assert await ids(since="59s") == [unrouted]
+
+    first = await (await client.get("/admin/api/events?limit=2", headers=AUTH)).json()
+    assert [e["id"] for e in first["items"]] == [unrouted, ok] and first["next_cursor"]
+    rest = await (await client.get("/admin/api/events", headers=AUTH,
+                                   params={"limit": "2", "cursor": first["next_cursor"]})).json()  # fmt: skip
+    assert [e["id"] for e in rest["items"]] == [dead] and rest["next_cursor"] is None
+
+    dlq = await (await client.get("/admin/api/deliveries", headers=AUTH)).json()
+    assert [d["event_id"] for d in dlq["items"]] == [dead]
+    assert dlq["items"][0]["last_outcome"] == "HTTP_4XX_PERMANENT"
+    for bad in ({"status": "weird"}, {"since": "yesterday"}, {"cursor": "!!"}, {"limit": "0"}):
+        response = await client.get("/admin/api/events", params=bad, headers=AUTH)
+        assert response.status == 400, bad
+
+
+async def test_targets_and_dashboard_count_the_last_hour(database_url, target, gateway, clock):
+    billing = await target()
+    billing.recorder.script = [(503, {}, b"busy")]
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    await ingest(client, b'{"type": "a"}')
+    await ingest(client, b'{"type": "b"}')
+    await billing.recorder.wait_for(2)
+    for _ in range(200):
+        (stats,) = (await (await client.get("/admin/api/targets", headers=AUTH)).json())["items"]
+        if stats["attempts"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert (stats["succeeded"], stats["success_ratio"], stats["pending"]) == (1, 0.5, 1)
+    assert stats["p50_ms"] is not None and stats["p95_ms"] >= stats["p50_ms"]
+    assert (stats["breaker"], stats["paused"], stats["dead"]) == ("closed", False, 0)
+
+    board = await (await client.get("/admin/api/dashboard", headers=AUTH)).json()
+    assert len(board["minutes"]) == 60
+    assert board["minutes"][-1]["ingested"] == 2
+    assert (board["minutes"][-1]["delivered"], board["minutes"][-1]["failed"]) == (1, 1)
+    assert sum(m["ingested"] for m in board["minutes"]) == 2
+
+
+async def test_the_stream_sends_new_events_and_attempts(database_url, target, gateway):
+    billing = await target()
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    document = await (await client.get("/admin/api/openapi.json", headers=AUTH)).json()
+    kinds: dict[str, dict] = {}
+    async with client.get("/admin/api/stream", headers=AUTH) as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        event_id = await ingest(client, b'{"type": "live"}')
+        kind = ""
+        async with asyncio.timeout(15):
+            async for raw in stream.content:
+                line = raw.decode().strip()
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    kinds[kind] = json.loads(line[6:])
+                if {"event", "attempt"} <= set(kinds):
+                    break
+    assert kinds["event"]["id"] == event_id
+    assert (kinds["attempt"]["event_id"], kinds["attempt"]["outcome"]) == (event_id, "HTTP_2XX")
+    for kind, name in (("event", "StreamEvent"), ("attempt", "StreamAttempt")):
+        schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+        jsonschema.validate(kinds[kind], schema)
