@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.admin.auth import Access
+from gateway.admin.feeder import ReplayFeeder
 from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
 from gateway.clock import Clock
@@ -32,3 +33,4 @@ UPSTREAM = web.AppKey("upstream", PassThrough)  # only with an upstream: section
 ADMIN_ACCESS = web.AppKey("admin_access", Access)
 ADMIN_MODEL = web.AppKey("admin_model", AdminModel)
 ADMIN_STREAM = web.AppKey("admin_stream", Stream)
+REPLAY_FEEDER = web.AppKey("replay_feeder", ReplayFeeder)

@@ -253,17 +253,14 @@ async def get_replay(request: web.Request) -> web.Response:
 async def create_replay(request: web.Request) -> web.Response:
     model = _model(request)
     data = await _body(request)
-    rate = data.get("rate")
-    if rate is not None and (not isinstance(rate, int | float) or isinstance(rate, bool)
-                             or rate <= 0):  # fmt: skip
-        raise AdminError("rate: expected a number of deliveries per second > 0")
     result = await model.replay_matching(
         replay_filter(data, model.clock.now()),
         identity(request).name,
         dry_run=_flag(data, "dry_run", True),
         new_key=_flag(data, "new_key", False),
-        rate=float(rate) if rate is not None else None,
     )
+    if not result.dry_run:
+        request.app[keys.REPLAY_FEEDER].wake()
     return json(result, status=200 if result.dry_run else 201)
 
 

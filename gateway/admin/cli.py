@@ -112,7 +112,6 @@ def register(commands: Any) -> None:
     )
     replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
     replay.add_argument("--new-key", action="store_true", help="mint a new idempotency key")
-    replay.add_argument("--rate", type=float, help="replayed deliveries per second per target")
     _set(replay, replay_command)
     for name, run, text in [
         ("tail", tail, "follow new events and attempts live"),
@@ -257,8 +256,6 @@ def _bulk_body(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {"filter": filters, "dry_run": args.dry_run, "new_key": args.new_key}
     if args.targets:
         body["targets"] = args.targets
-    if args.rate:
-        body["rate"] = args.rate
     return body
 
 
@@ -333,7 +330,8 @@ async def targets(args: argparse.Namespace, out: TextIO) -> int:
             state = f"paused ({t['reason'] or 'no reason given'})" if t["paused"] else "active"
             line = (
                 f"{t['name']}\t{state}\tpending {t['pending']}\tdue {t['due']}\t"
-                f"in flight {t['in_flight']}\tdead {t['dead']}\tbreaker {t['breaker']}"
+                f"in flight {t['in_flight']}\tqueued {t['queued']}\tdead {t['dead']}\t"
+                f"breaker {t['breaker']}"
             )
             out.write(line + "\n")
         return 0

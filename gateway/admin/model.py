@@ -47,7 +47,9 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 EVENT_STATUSES = ("dead", "pending", "delivered")
-DELIVERY_STATUSES = ("pending", "in_flight", "delivered", "dead", "filtered", "cancelled")
+DELIVERY_STATUSES = (
+    "pending", "in_flight", "delivered", "dead", "filtered", "cancelled", "queued",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,17 +330,15 @@ class AdminModel:
         return ReplayResult(request.id, False, counts)
 
     async def replay_matching(
-        self, f: ReplayFilter, by: str, dry_run: bool, new_key: bool = False,
-        rate: float | None = None,
-    ) -> ReplayResult:  # fmt: skip
-        """Re-queue every delivery matching `f`, spread at `rate` per second per target."""
+        self, f: ReplayFilter, by: str, dry_run: bool, new_key: bool = False
+    ) -> ReplayResult:
+        """Queue every delivery matching `f`; the feeder lets them in as targets have room."""
         if f.status is not None and f.status not in DELIVERY_STATUSES:
             raise AdminError(f"filter.status: expected one of {', '.join(DELIVERY_STATUSES)}")
         for name in f.targets or ():
             self._target_config(name, status=422, where="targets")
-        spacing = 1.0 / (rate or self.config.admin.replay_rate)
         request = self._request_for(by, new_key, dry_run)
-        counts = await self.replays.replay_matching(request, f, spacing)
+        counts = await self.replays.replay_matching(request, f)
         return ReplayResult(request.id, dry_run, counts)
 
     async def cancel(self, delivery: UUID, by: str) -> None:
@@ -346,7 +346,9 @@ class AdminModel:
         if status is None:
             raise AdminError("no delivery with this id", 404)
         if not cancelled:
-            raise AdminError(f"only a pending delivery can be cancelled; this one is {status}", 409)
+            raise AdminError(
+                f"only a pending or queued delivery can be cancelled; it is {status}", 409
+            )
 
     async def release_key(self, target: str, key: str) -> int:
         self._target_config(target)

@@ -42,7 +42,7 @@ TIME: Schema = {"type": "string", "format": "date-time"}
 PAIRS: Schema = array({"type": "array", "prefixItems": [STR, STR], "minItems": 2, "maxItems": 2})
 COUNTS: Schema = {"type": "object", "additionalProperties": INT}
 DELIVERY_STATUS: Schema = {"enum": ["pending", "in_flight", "delivered", "dead", "filtered",
-                                    "cancelled"]}  # fmt: skip
+                                    "cancelled", "queued"]}  # fmt: skip
 
 SCHEMAS: dict[str, Schema] = {
     "Error": obj(error=STR),
@@ -79,7 +79,8 @@ SCHEMAS: dict[str, Schema] = {
     "Rejected": obj(id=INT, source=STR, received_at=TIME, status=INT, reason=STR,
                     request=ref("RawRequest")),
     "RejectedPage": page("Rejected"),
-    "Target": obj(name=STR, pending=INT, due=INT, in_flight=INT, dead=INT, dead_keys=INT,
+    "Target": obj(name=STR, pending=INT, due=INT, in_flight=INT, queued=INT, dead=INT,
+                  dead_keys=INT,
                   attempts=INT, succeeded=INT, p50_ms=nullable(NUM), p95_ms=nullable(NUM),
                   paused=BOOL, reason=nullable(STR), changed_at=nullable(TIME),
                   changed_by=nullable(STR), failures=INT, breaker_until=nullable(TIME),
@@ -112,8 +113,7 @@ SCHEMAS: dict[str, Schema] = {
         "filter": {"type": "object", "additionalProperties": False, "properties": {
             k: STR for k in ("source", "type", "status", "target", "outcome", "since", "until",
                              "q")}},
-        "targets": array(STR), "dry_run": BOOL, "new_key": BOOL,
-        "rate": {"type": "number", "exclusiveMinimum": 0}}},
+        "targets": array(STR), "dry_run": BOOL, "new_key": BOOL}},
     "PauseRequest": {"type": "object", "properties": {"reason": STR}},
     "ReleaseRequest": obj(key=STR),
     "StreamEvent": obj(id=ID, source=STR, event_type=nullable(STR), received_at=TIME,

@@ -9,10 +9,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.section import Section, show
+from gateway.section import Section
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m)\s*$")
 DEFAULT_TOKEN_NAME = "admin"
 
 
@@ -29,7 +28,6 @@ class AdminConfig:
     host: str = "127.0.0.1"
     port: int | None = None
     session_ttl: float = 12 * 3600.0
-    replay_rate: float = 200.0  # bulk replays are spread out at this many per second per target
     login_attempts: int = 5  # failed logins (or bad tokens) per peer per minute
 
     @property
@@ -58,7 +56,6 @@ def parse_admin(s: Section) -> AdminConfig:
         host=host or _DEFAULTS.host,
         port=port,
         session_ttl=s.duration("session_ttl", _DEFAULTS.session_ttl),
-        replay_rate=s.get("replay_rate", _rate, _DEFAULTS.replay_rate),
         login_attempts=s.integer("login_attempts", _DEFAULTS.login_attempts, minimum=1),
     )
     s.done()
@@ -82,12 +79,3 @@ def _tokens(s: Section) -> dict[str, str]:
         else:
             tokens[DEFAULT_TOKEN_NAME] = single
     return tokens
-
-
-def _rate(value: object) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    match = _RATE.match(value) if isinstance(value, str) else None
-    if match is not None and float(match[1]) > 0:
-        return float(match[1]) / (60.0 if match[2] == "m" else 1.0)
-    raise ValueError(f"expected a rate like 200/s, got {show(value)}")

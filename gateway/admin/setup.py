@@ -7,6 +7,7 @@ public application serves no /admin route at all; a second application on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import structlog
@@ -16,11 +17,13 @@ from aiohttp.typedefs import Middleware
 from gateway import keys
 from gateway.admin import api, login
 from gateway.admin.auth import Access, admin_guard
+from gateway.admin.feeder import ReplayFeeder
 from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.middleware import handle_errors
+from gateway.storage.replay import Replays
 
 log = structlog.get_logger("hookgate.admin")
 
@@ -53,7 +56,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
 
 
 def setup(app: web.Application, config: Config, access: Access | None) -> None:
-    """Mount the admin surface on `app` or on its own listener (see the module docstring)."""
+    """Mount the admin surface on `app` or on its own listener (see the module docstring).
+    The replay feeder runs either way, so replays queued earlier always drain."""
+    app.cleanup_ctx.append(replay_feeder)
     if access is None:
         app.on_startup.append(_say_disabled)
         return
@@ -78,6 +83,16 @@ async def admin_model(app: web.Application) -> AsyncIterator[None]:
     await app[keys.ADMIN_STREAM].close()
 
 
+async def replay_feeder(app: web.Application) -> AsyncIterator[None]:
+    """The task that lets bulk-replayed deliveries into the queue (gateway/admin/feeder.py)."""
+    feeder = ReplayFeeder(Replays(app[keys.STORE].pool), app[keys.CONFIG], app[keys.CLOCK])
+    app[keys.REPLAY_FEEDER] = feeder
+    task = asyncio.create_task(feeder.run(), name="replay-feeder")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     """A second application serving only /admin, on admin.host:admin.port."""
     config = app[keys.CONFIG]
@@ -91,6 +106,7 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     admin_app[keys.ADMIN_ACCESS] = access
     admin_app[keys.ADMIN_MODEL] = app[keys.ADMIN_MODEL]
     admin_app[keys.ADMIN_STREAM] = app[keys.ADMIN_STREAM]
+    admin_app[keys.REPLAY_FEEDER] = app[keys.REPLAY_FEEDER]
     add_routes(admin_app.router)
     runner = web.AppRunner(admin_app, access_log=None)
     await runner.setup()

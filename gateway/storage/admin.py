@@ -175,6 +175,7 @@ class TargetStats:
     pending: int
     due: int
     in_flight: int
+    queued: int  # bulk-replayed, waiting for the feeder to let them in
     dead: int
     dead_keys: int
     attempts: int  # finished in the last hour

@@ -8,7 +8,7 @@
 -- name: list_events
 -- $1 source, $2 type (a '*' is a wildcard), $3 since and $4 until (as id bounds),
 -- $5 cursor, $6 target, $7 status of its deliveries (dead: any dead; pending: any
--- pending or in flight; delivered: at least one delivered and all delivered or
+-- pending, queued or in flight; delivered: at least one delivered and all delivered or
 -- filtered), $8 text in the body or a header value, $9 page size.
 SELECT e.id, e.source, e.event_type, e.received_at, e.method, e.path, octet_length(e.body) AS size,
        e.peer,
@@ -32,7 +32,7 @@ WHERE ($1::text IS NULL OR e.source = $1)
            SELECT FROM hookgate.deliveries AS s WHERE s.event_id = e.id AND s.status = 'dead'))
        OR ($7 = 'pending' AND EXISTS (
            SELECT FROM hookgate.deliveries AS s
-           WHERE s.event_id = e.id AND s.status IN ('pending', 'in_flight')))
+           WHERE s.event_id = e.id AND s.status IN ('pending', 'in_flight', 'queued')))
        OR ($7 = 'delivered'
            AND EXISTS (SELECT FROM hookgate.deliveries AS s
                        WHERE s.event_id = e.id AND s.status = 'delivered')
@@ -101,7 +101,7 @@ LIMIT $4;
 
 -- name: target_stats
 -- $1 target names, $2 now, $3 an hour ago. Backlog counts come from the claim index
--- (pending, in_flight) and the dead index; success and latency from the attempts
+-- (pending, in_flight), the queued index (bulk replays waiting) and the dead index; success and latency from the attempts
 -- started in the hour (attempts_started_at_idx) that have finished. HTTP_2XX and ACKED
 -- are the outcomes that deliver (gateway/relay/policy.py DELIVERED).
 WITH names AS (
@@ -113,6 +113,11 @@ WITH names AS (
            count(*) FILTER (WHERE status = 'in_flight') AS in_flight
     FROM hookgate.deliveries
     WHERE status IN ('pending', 'in_flight') AND target = ANY($1::text[])
+    GROUP BY target
+), queued AS (
+    SELECT target, count(*) AS queued
+    FROM hookgate.deliveries
+    WHERE status = 'queued' AND target = ANY($1::text[])
     GROUP BY target
 ), dead AS (
     SELECT target, count(*) AS dead,
@@ -132,7 +137,8 @@ WITH names AS (
 )
 SELECT n.name,
        coalesce(b.pending, 0) AS pending, coalesce(b.due, 0) AS due,
-       coalesce(b.in_flight, 0) AS in_flight, coalesce(x.dead, 0) AS dead,
+       coalesce(b.in_flight, 0) AS in_flight, coalesce(q.queued, 0) AS queued,
+       coalesce(x.dead, 0) AS dead,
        coalesce(x.dead_keys, 0) AS dead_keys,
        coalesce(r.attempts, 0) AS attempts, coalesce(r.succeeded, 0) AS succeeded,
        r.p50_ms, r.p95_ms,
@@ -140,6 +146,7 @@ SELECT n.name,
        coalesce(s.failures, 0) AS failures, s.breaker_until, s.breaker_reason
 FROM names AS n
 LEFT JOIN backlog AS b ON b.target = n.name
+LEFT JOIN queued AS q ON q.target = n.name
 LEFT JOIN dead AS x ON x.target = n.name
 LEFT JOIN recent AS r ON r.target = n.name
 LEFT JOIN hookgate.targets AS s ON s.name = n.name
@@ -193,48 +200,44 @@ UPDATE hookgate.replays SET deliveries = $2, by_target = $3, sample = $4 WHERE i
 
 -- name: replay_matching
 -- Bulk replay, set-based: every delivery matching the filter is re-queued by this one
--- statement. $1 replay id, $2 now, $3 seconds between two replayed deliveries of one
--- target, $4 new_key, then the filter: $5 source, $6 type, $7 delivery status, $8
--- targets, $9 last outcome, $10 since and $11 until (id bounds), $12 text.
--- Fair to live traffic without touching the claim: replayed deliveries are spread over
--- due_at (the n-th of a target at now + n * $3), so a fresh delivery, due when it
--- arrives, is never behind more than a short stretch of them in the claim's due_at
--- order. In-flight deliveries are left alone; rows a claim holds are skipped.
--- A fresh retry budget: the schedule counts attempts after budget_from; the attempts
--- themselves stay. new_key mints an id (keeping the first 64 bits, its time); attempts
--- follow it (ON UPDATE CASCADE). A dry run is this statement rolled back.
+-- statement. $1 replay id, $2 now, $3 new_key, then the filter: $4 source, $5 type,
+-- $6 delivery status, $7 targets, $8 last outcome, $9 since and $10 until (id bounds),
+-- $11 text.
+-- Fair to live traffic without touching the claim: they become `queued`, which the
+-- claim never looks at (nor its index); release_replays moves them to pending a few at a
+-- time, only while their target has room, so a fresh delivery waits behind a handful of
+-- replayed ones at most. In-flight deliveries are left alone; rows a claim holds are
+-- skipped. A fresh retry budget: the schedule counts attempts after budget_from; the
+-- attempts themselves stay. new_key mints an id (keeping the first 64 bits, its time);
+-- attempts follow it (ON UPDATE CASCADE). A dry run is this statement rolled back.
 WITH matched AS (
-    SELECT d.id, d.target, d.status, d.attempts, d.seq
+    SELECT d.id, d.target, d.status, d.attempts
     FROM hookgate.deliveries AS d
     JOIN hookgate.events AS e ON e.id = d.event_id
     WHERE d.status <> 'in_flight'
-      AND ($5::text IS NULL OR e.source = $5)
-      AND ($6::text IS NULL OR e.event_type LIKE
-           replace(replace(replace(replace($6, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'))
-      AND ($7::text IS NULL OR d.status = $7)
-      AND ($8::text[] IS NULL OR d.target = ANY($8))
-      AND ($9::text IS NULL OR d.last_outcome = $9)
-      AND ($10::uuid IS NULL OR d.id >= $10)
-      AND ($11::uuid IS NULL OR d.id < $11)
-      AND ($12::text IS NULL
-           OR position(convert_to($12, 'UTF8') IN e.body) > 0
+      AND ($4::text IS NULL OR e.source = $4)
+      AND ($5::text IS NULL OR e.event_type LIKE
+           replace(replace(replace(replace($5, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'))
+      AND ($6::text IS NULL OR d.status = $6)
+      AND ($7::text[] IS NULL OR d.target = ANY($7))
+      AND ($8::text IS NULL OR d.last_outcome = $8)
+      AND ($9::uuid IS NULL OR d.id >= $9)
+      AND ($10::uuid IS NULL OR d.id < $10)
+      AND ($11::text IS NULL
+           OR position(convert_to($11, 'UTF8') IN e.body) > 0
            OR EXISTS (SELECT FROM jsonb_array_elements(e.headers) AS h
-                      WHERE strpos(lower(h ->> 1), lower($12)) > 0))
+                      WHERE strpos(lower(h ->> 1), lower($11)) > 0))
     FOR UPDATE OF d SKIP LOCKED
-), paced AS (
-    SELECT m.*, row_number() OVER (PARTITION BY m.target ORDER BY m.seq) - 1 AS n
-    FROM matched AS m
 ), requeued AS (
     UPDATE hookgate.deliveries AS d
-    SET status = 'pending',
-        due_at = $2::timestamptz + make_interval(secs => p.n * $3::double precision),
-        budget_from = d.attempts, interruptions = 0, worker = NULL, updated_at = $2,
-        id = CASE WHEN $4 THEN encode(overlay(uuid_send(d.id) PLACING
+    SET status = 'queued', due_at = $2, budget_from = d.attempts, interruptions = 0,
+        worker = NULL, updated_at = $2,
+        id = CASE WHEN $3 THEN encode(overlay(uuid_send(d.id) PLACING
                  substring(uuid_send(gen_random_uuid()) FROM 9 FOR 8) FROM 9), 'hex')::uuid
              ELSE d.id END
-    FROM paced AS p
-    WHERE d.id = p.id
-    RETURNING d.id, p.id AS previous_id, p.target, p.status AS previous_status, p.attempts
+    FROM matched AS m
+    WHERE d.id = m.id
+    RETURNING d.id, m.id AS previous_id, m.target, m.status AS previous_status, m.attempts
 ), audit AS (
     INSERT INTO hookgate.replayed
         (replay_id, delivery_id, previous_id, previous_status, attempts_before)
@@ -245,6 +248,41 @@ SELECT target, count(*) AS n, (array_agg(id ORDER BY id DESC))[1:10] AS sample
 FROM requeued
 GROUP BY target
 ORDER BY target;
+
+-- name: release_replays
+-- The replay feeder, every tick: per target ($1, with $2 its window), move queued
+-- deliveries to pending (due now, $3) while fewer than the window are due or in flight,
+-- oldest first. Due and in-flight rows are counted on the claim index; queued ones are
+-- taken from their own (deliveries_queued_idx). Only one feeder acts per tick across
+-- replicas (the advisory lock); the others find nothing to do.
+WITH feeder AS (
+    SELECT pg_try_advisory_xact_lock(7238516079) AS mine
+), room AS (
+    SELECT t.target, t.size - (
+        SELECT count(*) FROM hookgate.deliveries AS b
+        WHERE b.target = t.target
+          AND ((b.status = 'pending' AND b.due_at <= $3) OR b.status = 'in_flight')) AS free
+    FROM unnest($1::text[], $2::integer[]) AS t (target, size), feeder
+    WHERE feeder.mine
+), chosen AS (
+    SELECT q.id
+    FROM room AS r
+    CROSS JOIN LATERAL (
+        SELECT c.id FROM hookgate.deliveries AS c
+        WHERE c.target = r.target AND c.status = 'queued'
+        ORDER BY c.seq
+        LIMIT greatest(r.free, 0)
+        FOR UPDATE OF c SKIP LOCKED
+    ) AS q
+), released AS (
+    UPDATE hookgate.deliveries AS d
+    SET status = 'pending', due_at = $3, updated_at = $3
+    FROM chosen AS c
+    WHERE d.id = c.id
+    RETURNING d.target
+)
+SELECT (SELECT count(*) FROM released) AS released,
+       (SELECT count(*) FROM hookgate.deliveries WHERE status = 'queued') > 0 AS more;
 
 -- name: replay_event
 -- One event's deliveries to $5 targets re-queued, due now ($2), with a fresh budget;
@@ -320,14 +358,14 @@ ORDER BY r.delivery_id DESC
 LIMIT $3;
 
 -- name: cancel_delivery
--- A pending delivery (not one being sent) ends cancelled; returns its status before.
+-- A pending or queued delivery (not one being sent) ends cancelled; returns its status before.
 WITH before AS (
     SELECT status FROM hookgate.deliveries WHERE id = $1 FOR UPDATE
 ), cancelled AS (
     UPDATE hookgate.deliveries
     SET status = 'cancelled', last_outcome = 'CANCELLED', last_error = $3, worker = NULL,
         updated_at = $2
-    WHERE id = $1 AND status = 'pending'
+    WHERE id = $1 AND status IN ('pending', 'queued')
     RETURNING id
 )
 SELECT (SELECT status FROM before) AS status, EXISTS (SELECT FROM cancelled) AS cancelled;

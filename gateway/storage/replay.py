@@ -59,21 +59,29 @@ class Replays:
         all_targets = [*targets, *new_targets]
         return await self._run(request, event_id, None, all_targets, work)
 
-    async def replay_matching(
-        self, request: ReplayRequest, f: ReplayFilter, spacing: float
-    ) -> ReplayCounts:
-        """Re-queue every delivery matching `f` in one statement, `spacing` seconds apart
-        per target (so live deliveries are not queued behind all of them)."""
+    async def replay_matching(self, request: ReplayRequest, f: ReplayFilter) -> ReplayCounts:
+        """Queue every delivery matching `f` in one statement; `release` lets them in."""
 
         async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             rows: list[asyncpg.Record] = await conn.fetch(
-                SQL["replay_matching"], request.id, request.now, spacing, request.new_key,
+                SQL["replay_matching"], request.id, request.now, request.new_key,
                 f.source, f.type, f.status, list(f.targets) if f.targets is not None else None,
                 f.outcome, _bound(f.since), _bound(f.until), f.q,
             )  # fmt: skip
             return rows
 
         return await self._run(request, None, _filter_json(f), f.targets, work)
+
+    async def release(self, windows: Mapping[str, int], now: dt.datetime) -> tuple[int, bool]:
+        """Move queued deliveries to pending while each target has fewer than its window
+        due or in flight: (how many moved, whether any are still queued)."""
+        async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            row = await conn.fetchrow(
+                SQL["release_replays"], list(windows), list(windows.values()), now
+            )
+            if row["released"]:
+                await conn.execute(SQL["notify_deliveries"])
+            return int(row["released"]), bool(row["more"])
 
     async def _run(
         self, request: ReplayRequest, event_id: UUID | None, filter_json: str | None,

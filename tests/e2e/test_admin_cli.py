@@ -65,7 +65,7 @@ async def test_events_show_and_targets(database_url, target, gateway):
     shown = await run(client, "show", event_id)
     assert '{"type": "order.paid"}' in shown and "billing: dead" in shown and "HTTP_5XX" in shown
     targets = await run(client, "targets")
-    assert targets.startswith("billing\tactive\tpending 0\tdue 0\tin flight 0\tdead 1")
+    assert targets.startswith("billing\tactive\tpending 0\tdue 0\tin flight 0\tqueued 0\tdead 1")
 
 
 async def test_replay_one_and_by_filter_with_a_dry_run(database_url, target, gateway):

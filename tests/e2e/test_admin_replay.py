@@ -4,10 +4,11 @@ audit rows, dry runs that change nothing, cancel, pause/resume, releasing a FIFO
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import asyncpg
 from conftest import make_config
+
+from gateway import keys
 
 TOKEN = "replay-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -138,9 +139,7 @@ async def test_bulk_replay_dry_run_changes_nothing_then_replays_and_is_audited(
     assert not await fetch(database_url, "SELECT * FROM hookgate.replayed")
 
     clock.advance(1)
-    real = await client.post(
-        "/admin/api/replays", headers=AUTH, json={**body, "dry_run": False, "rate": 1000}
-    )
+    real = await client.post("/admin/api/replays", headers=AUTH, json={**body, "dry_run": False})
     assert real.status == 201
     assert (await real.json())["counts"]["by_target"] == {"billing": 3}
     for event_id in ids:
@@ -157,19 +156,38 @@ async def test_bulk_replay_dry_run_changes_nothing_then_replays_and_is_audited(
     assert {d["previous_status"] for d in detail["affected"]["items"]} == {"dead"}
 
 
-async def test_bulk_replay_spreads_due_times_per_target(database_url, target, gateway, clock):
-    config = make_config(
-        database_url, config_text("http://127.0.0.1:9/x") + "relay: {enabled: false}\n"
+async def statuses(database_url: str) -> dict[str, int]:
+    rows = await fetch(
+        database_url, "SELECT status, count(*) AS n FROM hookgate.deliveries GROUP BY 1"
     )
-    client = await gateway(config)
+    return {r["status"]: r["n"] for r in rows}
+
+
+async def test_bulk_replays_queue_and_are_let_in_as_the_target_has_room(
+    database_url, gateway, clock
+):
+    text = config_text("http://127.0.0.1:9/x").replace(
+        "breaker: false", "breaker: false, concurrency: 1"
+    )
+    client = await gateway(make_config(database_url, text + "relay: {enabled: false}\n"))
     for n in range(5):
         await ingest(client, b'{"type": "x%d"}' % n)
     await fetch(database_url, "UPDATE hookgate.deliveries SET status = 'dead'")
-    body = {"filter": {"status": "dead"}, "dry_run": False, "rate": 10}
+    body = {"filter": {"status": "dead"}, "dry_run": False}
     assert (await client.post("/admin/api/replays", headers=AUTH, json=body)).status == 201
-    rows = await fetch(database_url, "SELECT due_at FROM hookgate.deliveries ORDER BY seq")
-    gaps = [(b["due_at"] - a["due_at"]).total_seconds() for a, b in itertools.pairwise(rows)]
-    assert rows[0]["due_at"] == clock.now() and gaps == [0.1] * 4
+    for _ in range(200):  # the feeder fills the window (2 x concurrency 1), then waits
+        if await statuses(database_url) == {"pending": 2, "queued": 3}:
+            break
+        await asyncio.sleep(0.05)
+    assert await statuses(database_url) == {"pending": 2, "queued": 3}
+    state = await (await client.get("/admin/api/targets/billing", headers=AUTH)).json()
+    assert (state["queued"], state["pending"], state["due"]) == (3, 2, 2)
+
+    clock.advance(1)
+    await ingest(client, b'{"type": "live"}')  # no room: the live one is not behind the 3
+    released, more = await client.app[keys.REPLAY_FEEDER].release_once()
+    assert (released, more) == (0, True)
+    assert await statuses(database_url) == {"pending": 3, "queued": 3}
 
 
 async def test_cancel_pause_resume_and_bad_requests(database_url, target, gateway, clock):

@@ -94,7 +94,6 @@ def test_admin_config_takes_named_tokens_or_one_token():
      ("admin: {tokens: {'bad name': x}}", "admin.tokens.bad name: a token name may use"),
      ("admin: {token: a, host: 0.0.0.0}", "admin.host: needs admin.port"),
      ("admin: {token: a, port: 70000}", "admin.port: expected a port number up to 65535"),
-     ("admin: {token: a, replay_rate: fast}", 'admin.replay_rate: expected a rate like 200/s'),
      ("admin: {token: a, colour: red}", "admin.colour: unknown key")],
 )  # fmt: skip
 def test_admin_config_mistakes_name_their_path(text, expected):

@@ -35,9 +35,13 @@ ALTER TABLE hookgate.deliveries ADD COLUMN budget_from integer NOT NULL DEFAULT 
 ALTER TABLE hookgate.deliveries ADD COLUMN released_key text;
 
 -- An operator may cancel a pending delivery: it ends `cancelled`, never sent again.
+-- A bulk replay puts deliveries in `queued`: outside the claim index, so the relay never
+-- sees them, until the replay feeder moves them to `pending` as their target has room.
 ALTER TABLE hookgate.deliveries DROP CONSTRAINT deliveries_status_check;
 ALTER TABLE hookgate.deliveries ADD CONSTRAINT deliveries_status_check
-    CHECK (status IN ('pending', 'in_flight', 'delivered', 'dead', 'filtered', 'cancelled'));
+    CHECK (status IN ('pending', 'in_flight', 'delivered', 'dead', 'filtered', 'cancelled',
+                      'queued'));
+CREATE INDEX deliveries_queued_idx ON hookgate.deliveries (target, seq) WHERE status = 'queued';
 
 -- `new_key: true` gives a delivery a new id (its idempotency key): its attempts follow.
 ALTER TABLE hookgate.attempts DROP CONSTRAINT attempts_delivery_id_fkey;
