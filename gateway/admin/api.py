@@ -259,8 +259,6 @@ async def create_replay(request: web.Request) -> web.Response:
         dry_run=_flag(data, "dry_run", True),
         new_key=_flag(data, "new_key", False),
     )
-    if not result.dry_run:
-        request.app[keys.REPLAY_FEEDER].wake()
     return json(result, status=200 if result.dry_run else 201)
 
 

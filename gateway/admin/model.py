@@ -7,14 +7,28 @@ bad input is an `AdminError` with the status a handler should answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
+from gateway.admin.records import (
+    Attempt,
+    Body,
+    Delivery,
+    EventDetail,
+    Page,
+    RawRequest,
+    Rejected,
+    ReplayDetail,
+    ReplayResult,
+    RouteMatch,
+    TargetHealth,
+    Verification,
+    decode_int_cursor,
+    decode_uuid_cursor,
+    encode_cursor,
+    page_of,
+)
 from gateway.admin.redact import Secrets, redact_headers, redact_query, secrets_of
 from gateway.clock import Clock
 from gateway.config import Config
@@ -30,8 +44,6 @@ from gateway.storage.admin import (
     EventRow,
     MinuteCounts,
     RejectedRow,
-    ReplayCounts,
-    ReplayedRow,
     ReplayFilter,
     ReplayMark,
     ReplayRecord,
@@ -41,9 +53,13 @@ from gateway.storage.admin import (
 from gateway.storage.replay import ReplayRequest, Replays
 from gateway.storage.store import Store
 
-__all__ = ["AdminError", "AdminModel", "EventFilter", "Page", "ReplayFilter"]
+__all__ = [
+    "DELIVERY_STATUSES", "EVENT_STATUSES", "AdminError", "AdminModel", "Attempt", "Body",
+    "Delivery", "EventDetail", "EventFilter", "Page", "RawRequest", "Rejected",
+    "ReplayDetail", "ReplayFilter", "ReplayResult", "RouteMatch", "TargetHealth",
+    "Verification", "encode_cursor",
+]  # fmt: skip
 
-T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 EVENT_STATUSES = ("dead", "pending", "delivered")
@@ -52,162 +68,17 @@ DELIVERY_STATUSES = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a list, newest first; `next_cursor` fetches the next (None: the last)."""
-
-    items: tuple[T, ...]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """Bytes as text when they are UTF-8, else base64; `size` in bytes either way."""
-
-    text: str | None
-    base64: str | None
-    size: int
-
-    @classmethod
-    def of(cls, data: bytes | None) -> Body:
-        data = data or b""
-        try:
-            return cls(data.decode("utf-8"), None, len(data))
-        except UnicodeDecodeError:
-            return cls(None, base64.b64encode(data).decode(), len(data))
-
-    def raw(self) -> bytes:
-        return self.text.encode() if self.text is not None else base64.b64decode(self.base64 or "")
-
-
-@dataclass(frozen=True, slots=True)
-class RawRequest:
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]  # in order, credentials redacted
-    body: Body
-    peer: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    scheme: str | None  # the source's verify type now; None: the source verifies nothing
-    verified: bool  # stored events passed it; refused requests are in the rejected log
-
-
-@dataclass(frozen=True, slots=True)
-class RouteMatch:
-    index: int  # into the config's routes
-    targets: tuple[str, ...]  # as the config has them now (empty if the route is gone)
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    attempt: int
-    worker: str
-    started_at: dt.datetime
-    duration_ms: float | None
-    outcome: str | None
-    status_code: int | None
-    response_headers: tuple[tuple[str, str], ...]
-    response: Body
-    error: str | None
-    replay_id: UUID | None  # the replay this attempt came after, if any
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: UUID  # also its idempotency key (webhook-id, Nats-Msg-Id, message_id)
-    target: str
-    status: str
-    attempts: int
-    budget_from: int  # attempts before its last replay: the retry schedule counts after
-    due_at: dt.datetime
-    last_outcome: str | None
-    last_error: str | None
-    ordering_key: str | None
-    released_key: str | None
-    route: int | None
-    history: tuple[Attempt, ...]
-    replays: tuple[ReplayMark, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class EventDetail:
-    id: UUID
-    source: str
-    event_type: str | None
-    received_at: dt.datetime
-    request: RawRequest
-    verification: Verification
-    matched_routes: tuple[RouteMatch, ...]
-    unmatched_routes: tuple[RouteMatch, ...]
-    deliveries: tuple[Delivery, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    id: int
-    source: str
-    received_at: dt.datetime
-    status: int
-    reason: str
-    request: RawRequest
-
-
-@dataclass(frozen=True, slots=True)
-class TargetHealth:
-    stats: TargetStats
-    breaker: str  # closed | open | half-open
-    success_ratio: float | None  # over the last hour's finished attempts
-    blocks_on_dead: bool  # FIFO with on_dead: block: dead_keys are holding deliveries back
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayDetail:
-    replay: ReplayRecord
-    affected: Page[ReplayedRow]
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    id: UUID
-    dry_run: bool
-    counts: ReplayCounts
-
-
-def encode_cursor(value: UUID | int) -> str:
-    return base64.urlsafe_b64encode(str(value).encode()).rstrip(b"=").decode()
-
-
-def decode_uuid_cursor(cursor: str | None) -> UUID | None:
-    if not cursor:
-        return None
-    try:
-        return UUID(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise AdminError("cursor: not a cursor this API gave out") from exc
-
-
-def decode_int_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise AdminError("cursor: not a cursor this API gave out") from exc
-
-
-def _page(rows: Sequence[T], limit: int, key: UUID | int | None) -> Page[T]:
-    more = len(rows) > limit
-    return Page(tuple(rows[:limit]), encode_cursor(key) if more and key is not None else None)
-
-
 class AdminModel:
     """Reads and actions of the admin surface, over the store, the config and a clock."""
 
-    def __init__(self, store: Store, config: Config, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Clock,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self.on_queued = on_queued  # a bulk replay queued deliveries: wake the feeder
         self.store = AdminStore(store.pool)
         self.replays = Replays(store.pool)
         self.gateway_store = store
@@ -223,7 +94,7 @@ class AdminModel:
             raise AdminError(f"status: expected one of {', '.join(EVENT_STATUSES)}")
         limit = _limit(limit)
         rows = await self.store.events(f, decode_uuid_cursor(cursor), limit + 1)
-        return _page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+        return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
 
     async def event(self, event_id: UUID) -> EventDetail:
         stored = await self.store.event(event_id)
@@ -259,7 +130,7 @@ class AdminModel:
         rows = await self.store.deliveries(
             status, target, since, decode_uuid_cursor(cursor), limit + 1
         )
-        return _page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+        return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
 
     async def rejected(
         self,
@@ -271,7 +142,7 @@ class AdminModel:
         limit = _limit(limit)
         rows = await self.store.rejected(source, since, decode_int_cursor(cursor), limit + 1)
         items = [self._rejected(row) for row in rows]
-        return _page(items, limit, rows[limit - 1].id if len(rows) > limit else None)
+        return page_of(items, limit, rows[limit - 1].id if len(rows) > limit else None)
 
     async def targets(self) -> tuple[TargetHealth, ...]:
         now = self.clock.now()
@@ -296,7 +167,7 @@ class AdminModel:
     ) -> Page[ReplayRecord]:
         limit = _limit(limit)
         rows = await self.store.replays(decode_uuid_cursor(cursor), limit + 1)
-        return _page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+        return page_of(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
 
     async def replay_detail(
         self, replay_id: UUID, cursor: str | None = None, limit: int = DEFAULT_LIMIT
@@ -307,7 +178,7 @@ class AdminModel:
         limit = _limit(limit)
         rows = await self.store.replayed(replay_id, decode_uuid_cursor(cursor), limit + 1)
         key = rows[limit - 1].delivery_id if len(rows) > limit else None
-        return ReplayDetail(record, _page(rows, limit, key))
+        return ReplayDetail(record, page_of(rows, limit, key))
 
     # -- acting --------------------------------------------------------------------------
 
@@ -339,6 +210,8 @@ class AdminModel:
             self._target_config(name, status=422, where="targets")
         request = self._request_for(by, new_key, dry_run)
         counts = await self.replays.replay_matching(request, f)
+        if not dry_run and counts.deliveries and self.on_queued is not None:
+            self.on_queued()
         return ReplayResult(request.id, dry_run, counts)
 
     async def cancel(self, delivery: UUID, by: str) -> None:

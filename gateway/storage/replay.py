@@ -93,6 +93,7 @@ class Replays:
             transaction = conn.transaction()
             await transaction.start()
             try:
+                await conn.execute(SQL["replay_settings"])
                 await conn.execute(SQL["insert_replay"], *audit)
                 counts = _counts(await work(conn))
             except BaseException:
