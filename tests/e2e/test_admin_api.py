@@ -10,6 +10,8 @@ import uuid
 import jsonschema
 from conftest import make_config
 
+from gateway import keys
+
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -171,3 +173,15 @@ async def test_the_stream_sends_new_events_and_attempts(database_url, target, ga
     for kind, name in (("event", "StreamEvent"), ("attempt", "StreamAttempt")):
         schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
         jsonschema.validate(kinds[kind], schema)
+
+
+async def test_the_database_down_is_a_503_with_retry_after(database_url, gateway):
+    client = await gateway(
+        make_config(database_url, config_text("http://127.0.0.1:9/x") + "relay: {enabled: false}\n")
+    )
+    await client.app[keys.STORE].pool.close()
+    for method, path in (("GET", "/admin/api/events"), ("POST", "/admin/api/replays")):
+        response = await client.request(method, path, headers=AUTH, json={})
+        assert response.status == 503, path
+        assert response.headers["Retry-After"] == "5"
+        assert "retry later" in (await response.json())["error"]
