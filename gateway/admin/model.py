@@ -186,9 +186,9 @@ class AdminModel:
         self, event: UUID, by: str, targets: Sequence[str] | None = None, new_key: bool = False
     ) -> ReplayResult:
         """Re-queue one event to `targets` (default: every target it had), due now."""
-        had = {d.target for d in await self.store.deliveries_of(event)}
         if await self.store.event(event) is None:
             raise AdminError("no event with this id", 404)
+        had = {d.target for d in await self.store.deliveries_of(event)}
         wanted = list(dict.fromkeys(targets)) if targets is not None else sorted(had)
         for name in wanted:
             if name not in had:
