@@ -6,6 +6,8 @@ import base64
 import socket
 
 import aiohttp
+import structlog
+import structlog.testing
 from conftest import make_config
 
 from gateway.admin.auth import COOKIE, is_public
@@ -49,7 +51,12 @@ async def test_every_admin_route_needs_auth(database_url, gateway):
 
 
 async def test_without_a_token_there_is_no_admin_route(database_url, gateway):
-    client = await gateway(make_config(database_url, "relay: {enabled: false}\n"))
+    with structlog.testing.capture_logs() as logs:
+        client = await gateway(make_config(database_url, "relay: {enabled: false}\n"))
+    assert [e for e in logs if e["event"] == "admin_disabled"] == [
+        {"event": "admin_disabled", "log_level": "info",
+         "reason": "no admin token configured (admin.tokens)"}
+    ]  # fmt: skip
     assert not [r for r in client.app.router.resources() if r.canonical.startswith("/admin")]
     assert (await client.get("/admin/api/events", headers=AUTH)).status == 404
 
