@@ -64,10 +64,16 @@ def setup(app: web.Application, config: Config, access: Access | None) -> None:
         return
     app[keys.ADMIN_ACCESS] = access
     app.cleanup_ctx.append(admin_model)
+    app.on_shutdown.append(_end_streams)
     if config.admin.port is None:
         add_routes(app.router)
     else:
         app.cleanup_ctx.append(admin_listener)
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open /admin/api/stream answers end when shutdown starts, not after its timeout."""
+    await app[keys.ADMIN_STREAM].close()
 
 
 async def _say_disabled(app: web.Application) -> None:

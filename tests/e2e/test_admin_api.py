@@ -168,6 +168,9 @@ async def test_the_stream_sends_new_events_and_attempts(database_url, target, ga
                     kinds[kind] = json.loads(line[6:])
                 if {"event", "attempt"} <= set(kinds):
                     break
+        await client.app[keys.ADMIN_STREAM].close()  # what shutdown does: the answer ends
+        async with asyncio.timeout(10):
+            assert [line async for line in stream.content if line.startswith(b"data: ")] == []
     assert kinds["event"]["id"] == event_id
     assert (kinds["attempt"]["event_id"], kinds["attempt"]["outcome"]) == (event_id, "HTTP_2XX")
     for kind, name in (("event", "StreamEvent"), ("attempt", "StreamAttempt")):
