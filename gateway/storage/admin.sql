@@ -213,8 +213,8 @@ UPDATE hookgate.replays SET deliveries = $2, by_target = $3, sample = $4 WHERE i
 -- time, only while their target has room, so a fresh delivery waits behind a handful of
 -- replayed ones at most. In-flight deliveries are left alone; rows a claim holds are
 -- skipped. A fresh retry budget: the schedule counts attempts after budget_from; the
--- attempts themselves stay. new_key mints an id (keeping the first 64 bits, its time);
--- attempts follow it (ON UPDATE CASCADE). A dry run is this statement rolled back.
+-- attempts themselves stay. new_key mints an id (keeping the first 64 bits, its time)
+-- and moves the delivery's attempts to it. A dry run is this statement rolled back.
 WITH matched AS (
     SELECT d.id, d.target, d.status, d.attempts
     FROM hookgate.deliveries AS d
@@ -243,6 +243,13 @@ WITH matched AS (
     FROM matched AS m
     WHERE d.id = m.id
     RETURNING d.id, m.id AS previous_id, m.target, m.status AS previous_status, m.attempts
+), moved AS (
+    -- new_key: the attempts go with the new id (the foreign key is checked at the end
+    -- of the statement, when both have moved).
+    UPDATE hookgate.attempts AS a
+    SET delivery_id = r.id
+    FROM requeued AS r
+    WHERE $3 AND a.delivery_id = r.previous_id
 ), audit AS (
     INSERT INTO hookgate.replayed
         (replay_id, delivery_id, previous_id, previous_status, attempts_before)
@@ -307,6 +314,11 @@ WITH chosen AS (
     FROM chosen AS c
     WHERE d.id = c.id
     RETURNING d.id, c.id AS previous_id, c.target, c.status AS previous_status, c.attempts
+), moved AS (
+    UPDATE hookgate.attempts AS a
+    SET delivery_id = r.id
+    FROM requeued AS r
+    WHERE $3 AND a.delivery_id = r.previous_id
 ), audit AS (
     INSERT INTO hookgate.replayed
         (replay_id, delivery_id, previous_id, previous_status, attempts_before)

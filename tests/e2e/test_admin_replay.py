@@ -242,3 +242,27 @@ async def test_a_blocked_fifo_key_is_released(database_url, target, gateway, clo
         "/admin/api/targets/billing/release", headers=AUTH, json={"key": "cus_1"}
     )
     assert again.status == 404
+
+
+async def test_a_bulk_replay_with_new_key_moves_the_history_to_the_new_ids(
+    database_url, target, gateway, clock
+):
+    billing = await target()
+    billing.recorder.script = [(400, {}, b"bad")] * 2
+    client = await gateway(make_config(database_url, config_text(billing.url)))
+    ids = [await ingest(client, b'{"type": "k%d"}' % n) for n in range(2)]
+    before = [await until_status(client, event_id, "billing", "dead", clock) for event_id in ids]
+
+    body = {"filter": {"status": "dead"}, "dry_run": False, "new_key": True}
+    assert (await client.post("/admin/api/replays", headers=AUTH, json=body)).status == 201
+    after = [
+        await until_status(client, event_id, "billing", "delivered", clock) for event_id in ids
+    ]
+    for old, new in zip(before, after, strict=True):
+        assert new["id"] != old["id"] and new["replays"][0]["previous_id"] == old["id"]
+        assert [a["attempt"] for a in new["history"]] == [1, 2]
+    orphans = await fetch(database_url, "SELECT count(*) AS n FROM hookgate.attempts WHERE delivery_id = ANY($1::uuid[])",
+                          [d["id"] for d in before])  # fmt: skip
+    assert orphans[0]["n"] == 0
+    sent = [h["Idempotency-Key"] for h, _ in billing.recorder.requests]
+    assert sorted(sent[2:]) == sorted(d["id"] for d in after)

@@ -45,12 +45,6 @@ ALTER TABLE hookgate.deliveries ADD CONSTRAINT deliveries_status_check
                       'queued'));
 CREATE INDEX deliveries_queued_idx ON hookgate.deliveries (target, seq) WHERE status = 'queued';
 
--- `new_key: true` gives a delivery a new id (its idempotency key): its attempts follow.
-ALTER TABLE hookgate.attempts DROP CONSTRAINT attempts_delivery_id_fkey;
-ALTER TABLE hookgate.attempts ADD CONSTRAINT attempts_delivery_id_fkey
-    FOREIGN KEY (delivery_id) REFERENCES hookgate.deliveries (id)
-    ON UPDATE CASCADE ON DELETE CASCADE;
-
 -- Per-target latency and success over the last hour, and the live attempt stream, read
 -- attempts by start time; appends land at the index's right edge.
 CREATE INDEX attempts_started_at_idx ON hookgate.attempts (started_at);
