@@ -43,8 +43,8 @@ def redact_headers(
 def _redact_value(lower: str, value: str, secrets: Secrets) -> str:
     if lower not in ALWAYS and lower not in secrets.headers:
         return value
-    if value == REDACTED or value.endswith(" " + REDACTED):
-        return value  # stored redacted already
+    if REDACTED in value:
+        return value  # stored redacted already (at ingest), in its own shape
     scheme, space, rest = value.partition(" ")
     if lower in _SCHEMED and space and rest and scheme.isalpha():
         return f"{scheme} {REDACTED}"
