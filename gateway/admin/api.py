@@ -84,7 +84,17 @@ def _uuid(request: web.Request, key: str = "id") -> UUID:
         raise AdminError(f"{key}: not an id", 404) from exc
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def _body(request: web.Request, allowed: frozenset[str]) -> dict[str, Any]:
+    """The JSON object posted; an unknown key is an error (a typo must not change what a
+    replay does)."""
+    data = await _json_object(request)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise AdminError(f"{unknown[0]}: unknown key")
+    return data
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
@@ -159,7 +169,7 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 async def replay_event(request: web.Request) -> web.Response:
-    data = await _body(request)
+    data = await _body(request, frozenset({"targets", "new_key"}))
     result = await _model(request).replay_event(
         _uuid(request), identity(request).name, _targets(data), _flag(data, "new_key", False)
     )
@@ -209,7 +219,7 @@ async def get_target(request: web.Request) -> web.Response:
 
 
 async def pause_target(request: web.Request) -> web.Response:
-    data = await _body(request)
+    data = await _body(request, frozenset({"reason"}))
     reason = data.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise AdminError("reason: expected a string")
@@ -231,7 +241,7 @@ async def blocked_keys(request: web.Request) -> web.Response:
 
 
 async def release_key(request: web.Request) -> web.Response:
-    data = await _body(request)
+    data = await _body(request, frozenset({"key"}))
     key = data.get("key")
     if not isinstance(key, str) or not key:
         raise AdminError("key: expected the FIFO key to release")
@@ -252,7 +262,7 @@ async def get_replay(request: web.Request) -> web.Response:
 
 async def create_replay(request: web.Request) -> web.Response:
     model = _model(request)
-    data = await _body(request)
+    data = await _body(request, frozenset({"filter", "targets", "dry_run", "new_key"}))
     result = await model.replay_matching(
         replay_filter(data, model.clock.now()),
         identity(request).name,

@@ -219,6 +219,10 @@ async def test_cancel_pause_resume_and_bad_requests(database_url, target, gatewa
         "/admin/api/replays", headers=AUTH, json={"filter": {"colour": "x"}}
     )
     assert (await bad_filter.json()) == {"error": "filter.colour: unknown key"}
+    typo = await client.post(
+        f"/admin/api/events/{event_id}/replay", headers=AUTH, json={"target": ["x"]}
+    )
+    assert typo.status == 400 and (await typo.json()) == {"error": "target: unknown key"}
 
 
 async def test_a_blocked_fifo_key_is_released(database_url, target, gateway, clock):
