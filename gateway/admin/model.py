@@ -29,11 +29,13 @@ from gateway.admin.records import (
     encode_cursor,
     page_of,
 )
-from gateway.admin.redact import Secrets, redact_headers, redact_query, secrets_of
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import AdminError
 from gateway.ids import delivery_id, event_id
+from gateway.ingress.guard import redaction_for
+from gateway.ingress.redact import DEFAULT_HEADERS, Redaction
+from gateway.plugins import Registry, load_registry
 from gateway.storage.admin import (
     AdminStore,
     AttemptRow,
@@ -77,6 +79,7 @@ class AdminModel:
         config: Config,
         clock: Clock,
         on_queued: Callable[[], None] | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.on_queued = on_queued  # a bulk replay queued deliveries: wake the feeder
         self.store = AdminStore(store.pool)
@@ -84,6 +87,12 @@ class AdminModel:
         self.gateway_store = store
         self.config = config
         self.clock = clock
+        # Requests are stored redacted (gateway/ingress/redact.py); shown redacted again,
+        # the default credential headers always, for rows stored before that or by a
+        # source whose redact_headers leaves one out.
+        registry = registry or load_registry()
+        self._redactions = {name: redaction_for(source, registry, DEFAULT_HEADERS)
+                            for name, source in config.sources.items()}  # fmt: skip
 
     # -- reading -------------------------------------------------------------------------
 
@@ -246,18 +255,13 @@ class AdminModel:
         if name not in self.config.targets:
             raise AdminError(f"{where}: no target named {name!r}", status)
 
-    def _secrets(self, source: str) -> Secrets:
-        config = self.config.sources.get(source)
-        verify = config.verify if config is not None else None
-        return secrets_of(verify.type if verify else None, verify.options if verify else None)
-
     def _request(self, source: str, row: StoredEvent | RejectedRow) -> RawRequest:
-        secrets = self._secrets(source)
+        redaction = self._redactions.get(source) or Redaction.of(DEFAULT_HEADERS)
         return RawRequest(
             method=row.method,
             path=row.path,
-            query=redact_query(row.query, secrets),
-            headers=redact_headers(row.headers, secrets),
+            query=redaction.redact_query(row.query),
+            headers=tuple(redaction.redact_headers(row.headers)),
             body=Body.of(row.body),
             peer=row.peer,
         )

@@ -83,7 +83,9 @@ async def _say_disabled(app: web.Application) -> None:
 async def admin_model(app: web.Application) -> AsyncIterator[None]:
     """The model over the gateway's store, and the live stream's poller."""
     feeder = app[keys.REPLAY_FEEDER]
-    model = AdminModel(app[keys.STORE], app[keys.CONFIG], app[keys.CLOCK], feeder.wake)
+    model = AdminModel(
+        app[keys.STORE], app[keys.CONFIG], app[keys.CLOCK], feeder.wake, app[keys.REGISTRY]
+    )
     app[keys.ADMIN_MODEL] = model
     app[keys.ADMIN_STREAM] = Stream(model.store, app[keys.CLOCK])
     yield

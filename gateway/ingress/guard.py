@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -45,16 +46,26 @@ def build_guards(config: Config, registry: Registry, resources: Resources) -> di
 
 def _guard(source: SourceConfig, registry: Registry, resources: Resources, reads: bool) -> Guard:
     verifier = None
-    credentials = Credentials()
     if source.verify is not None:
         plugin = registry.verifier(source.verify.type)
         assert plugin is not None  # the config named an installed verifier
         verifier = plugin.create(source.verify.options, resources)
+    limiter = Limiter(source.rate_limit, source.peer_rate_limit)
+    return Guard(limiter, verifier, reads, redaction_for(source, registry))
+
+
+def redaction_for(
+    source: SourceConfig, registry: Registry, always: Iterable[str] = ()
+) -> Redaction:
+    """What of the source's requests is a credential: its redact_headers, what its verifier
+    declares, and `always` (the admin surface adds the default headers whatever the list)."""
+    credentials = Credentials()
+    plugin = registry.verifier(source.verify.type) if source.verify is not None else None
+    if plugin is not None and source.verify is not None:
         declared = getattr(plugin, "credentials", None)  # optional for third-party verifiers
         credentials = declared(source.verify.options) if declared else credentials
-    redaction = Redaction.of((*source.redact_headers, *credentials.headers), credentials.query)
-    limiter = Limiter(source.rate_limit, source.peer_rate_limit)
-    return Guard(limiter, verifier, reads, redaction)
+    headers = (*source.redact_headers, *credentials.headers, *always)
+    return Redaction.of(headers, credentials.query)
 
 
 def reads_body(config: Config, source: SourceConfig) -> bool:

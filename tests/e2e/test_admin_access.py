@@ -11,6 +11,8 @@ import structlog.testing
 from conftest import make_config
 
 from gateway.admin.auth import COOKIE, is_public
+from gateway.ids import event_id
+from gateway.storage.store import EventRecord
 
 TOKEN = "access-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -112,7 +114,7 @@ async def test_hostile_payloads_come_back_as_data(database_url, gateway):
         "request"
     ]
     assert other["query"] == "key=[redacted]&x=%3Cb%3E"
-    assert ["Cookie", "[redacted]"] in other["headers"]
+    assert ["Cookie", "session=[redacted]"] in other["headers"]
     found = await (
         await client.get("/admin/api/events", params={"q": "<script>"}, headers=AUTH)
     ).json()
@@ -138,3 +140,22 @@ async def test_the_admin_surface_can_have_its_own_listener(database_url, gateway
         async with session.get(url) as response:
             assert response.status == 401
     assert COOKIE
+
+
+async def test_requests_stored_before_redaction_are_shown_redacted(
+    database_url, gateway, store, clock
+):
+    client = await gateway(make_config(database_url, CONFIG))
+    new_id = event_id(clock.now())
+    headers = [("Authorization", "Basic dXNlcjpwYXNz"), ("Cookie", "s=1"), ("X-Other", "v")]
+    await store.insert_events([EventRecord(new_id, "keyed", None, clock.now(), "POST", "/in/keyed",
+                                           "key=k3y&x=1", headers, b"{}", None, [])])  # fmt: skip
+    request = (await (await client.get(f"/admin/api/events/{new_id}", headers=AUTH)).json())[
+        "request"
+    ]
+    assert request["query"] == "key=[redacted]&x=1"
+    assert request["headers"] == [
+        ["Authorization", "Basic [redacted]"],
+        ["Cookie", "s=[redacted]"],
+        ["X-Other", "v"],
+    ]
