@@ -22,7 +22,9 @@ from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
 from gateway.clock import Clock
 from gateway.config import Config
-from gateway.middleware import handle_errors
+from gateway.errors import HookgateError
+from gateway.middleware import handle_errors, identify
+from gateway.server import GatewayRunner
 from gateway.storage.replay import Replays
 
 log = structlog.get_logger("hookgate.admin")
@@ -107,8 +109,10 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     access = app[keys.ADMIN_ACCESS]
     admin_app = web.Application(
-        middlewares=[handle_errors, admin_guard(access, config.server.trusted_proxies)]
+        middlewares=[handle_errors, admin_guard(access, config.server.trusted_proxies)],
+        handler_args={"max_field_size": 16384, "lingering_time": 1.0},
     )
+    admin_app.on_response_prepare.append(identify)
     admin_app[keys.CONFIG] = config
     admin_app[keys.CLOCK] = app[keys.CLOCK]
     admin_app[keys.STORE] = app[keys.STORE]
@@ -117,10 +121,16 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     admin_app[keys.ADMIN_STREAM] = app[keys.ADMIN_STREAM]
     admin_app[keys.REPLAY_FEEDER] = app[keys.REPLAY_FEEDER]
     add_routes(admin_app.router)
-    runner = web.AppRunner(admin_app, access_log=None)
+    # The public listener's protections (connection cap, slow-client timeouts) apply here too.
+    runner = GatewayRunner(admin_app, config.server, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.admin.host, config.admin.port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, config.admin.host, config.admin.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        where = f"{config.admin.host}:{config.admin.port}"
+        reason = (exc.strerror or str(exc)).lower()
+        raise HookgateError(f"cannot listen on {where} (admin.port): {reason}") from None
     log.info("admin_listening", host=config.admin.host, port=config.admin.port)
     yield
     await runner.cleanup()

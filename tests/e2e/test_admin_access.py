@@ -6,11 +6,15 @@ import base64
 import socket
 
 import aiohttp
+import pytest
 import structlog
 import structlog.testing
+from aiohttp import web
 from conftest import make_config
 
 from gateway.admin.auth import COOKIE, is_public
+from gateway.app import create_app
+from gateway.errors import HookgateError
 from gateway.ids import event_id
 from gateway.storage.store import EventRecord
 
@@ -159,3 +163,19 @@ async def test_requests_stored_before_redaction_are_shown_redacted(
         ["Cookie", "s=[redacted]"],
         ["X-Other", "v"],
     ]
+
+
+async def test_an_admin_port_in_use_is_one_clear_error(database_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config(database_url, CONFIG.replace("login_attempts: 3", f"port: {port}"))
+        runner = web.AppRunner(create_app(config))
+        try:
+            with pytest.raises(
+                HookgateError, match=rf"cannot listen on 127.0.0.1:{port} \(admin.port\)"
+            ):
+                await runner.setup()
+        finally:
+            await runner.cleanup()
