@@ -74,58 +74,78 @@ class Client:
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help=f"hookgate's URL (HOOKGATE_URL, {DEFAULT_URL})")
-    parser.add_argument("--token", default=None, help="an admin token (HOOKGATE_ADMIN_TOKEN)")
-    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help=f"the running hookgate (default: $HOOKGATE_URL, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--token", default=None, help="an admin token (default: $HOOKGATE_ADMIN_TOKEN)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the API's JSON as it is")
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source")
-    parser.add_argument("--type", help="event type; * is a wildcard")
-    parser.add_argument("--status", help="events: dead | pending | delivered")
-    parser.add_argument("--target")
-    parser.add_argument("--since", help="ISO time or a duration like 1h")
-    parser.add_argument("--until")
-    parser.add_argument("-q", "--query", dest="q", help="text in the body or a header value")
+    for flag, text in [
+        ("--source", "only this source"),
+        ("--type", "only this event type; * is a wildcard"),
+        ("--status", "dead (any dead), pending (any pending) or delivered (all delivered)"),
+        ("--target", "only events with a delivery to this target"),
+        ("--since", "from this ISO 8601 time, or a duration like 1h meaning that long ago"),
+        ("--until", "up to this time (the same forms as --since)"),
+    ]:
+        parser.add_argument(flag, help=f"{text} (default: any)")
+    parser.add_argument(
+        "-q", "--query", dest="q", help="text in the body or a header value (default: any)"
+    )
+
+
+def _command(commands: Any, name: str, run: Command, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=text, description=text)
+    _connection(parser)
+    parser.set_defaults(run=sync(run), arun=run)
+    return parser
 
 
 def register(commands: Any) -> None:
     """Add the admin API commands to `hookgate`'s subcommands."""
-    events = commands.add_parser("events", help="list received events, newest first")
-    _connection(events)
+    events = _command(commands, "events", list_events, "list received events, newest first")
     _filters(events)
-    events.add_argument("--limit", type=int, default=20)
-    _set(events, list_events)
-    show = commands.add_parser("show", help="one event: request, deliveries, attempts")
-    _connection(show)
-    show.add_argument("id")
-    _set(show, show_event)
-    replay = commands.add_parser(
-        "replay", help="replay one event, or every delivery matching a filter"
-    )
-    _connection(replay)
+    events.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+    show = _command(commands, "show", show_event,
+                    "one event: its request, deliveries, attempts and replays")  # fmt: skip
+    show.add_argument("id", help="the event's id (the 202's id)")
+    replay = _command(commands, "replay", replay_command,
+                      "replay one event, or every delivery matching --filter")  # fmt: skip
     replay.add_argument("id", nargs="?", help="an event id (or use --filter)")
-    replay.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                        help="source, type, status, target, outcome, since, until, q")  # fmt: skip
     replay.add_argument(
-        "--target", action="append", dest="targets", help="only/also to this target"
-    )
+        "--filter", action="append", default=[], metavar="KEY=VALUE",
+        help="source, type, status, target, outcome, since, until or q; repeatable "
+             "(default: none, replay the event given)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--target", action="append", dest="targets",
+        help="only (bulk) or also (one event) to this target; repeatable "
+             "(default: the targets it had)",
+    )  # fmt: skip
     replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
-    replay.add_argument("--new-key", action="store_true", help="mint a new idempotency key")
-    _set(replay, replay_command)
+    replay.add_argument(
+        "--new-key", action="store_true", help="mint a new idempotency key for each delivery"
+    )
     for name, run, text in [
         ("tail", tail, "follow new events and attempts live"),
-        ("listen", listen, "forward each new event to a local URL"),
+        ("listen", listen, "forward each new event, as received, to a local URL"),
     ]:
-        command = commands.add_parser(name, help=text)
-        _connection(command)
-        command.add_argument("--source")
-        command.add_argument("--count", type=int, help="stop after this many events")
+        command = _command(commands, name, run, text)
+        command.add_argument("--source", help="only this source (default: every source)")
+        command.add_argument(
+            "--count", type=int, help="stop after this many events (default: run until Ctrl-C)"
+        )
         if name == "listen":
             command.add_argument(
-                "--forward", required=True, help="e.g. http://localhost:3000/hooks"
-            )
-        _set(command, run)
+                "--forward", required=True,
+                help="where to send them, e.g. http://localhost:3000/hooks (no default)",
+            )  # fmt: skip
 
 
 def add_targets_options(parser: argparse.ArgumentParser) -> None:
@@ -137,10 +157,6 @@ def add_targets_options(parser: argparse.ArgumentParser) -> None:
 def wants_api(args: argparse.Namespace) -> bool:
     """`--url`, or HOOKGATE_URL without `--config`: ask the API rather than the database."""
     return bool(args.url or (os.environ.get("HOOKGATE_URL") and args.config is None))
-
-
-def _set(parser: argparse.ArgumentParser, run: Command) -> None:
-    parser.set_defaults(run=sync(run), arun=run)
 
 
 def sync(run: Command) -> Callable[[argparse.Namespace], int]:
