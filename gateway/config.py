@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from gateway.admin.settings import AdminConfig, parse_admin
+from gateway.admin_settings import AdminConfig, parse_admin
 from gateway.errors import ConfigError
 from gateway.filters import Filter, parse_filter
 from gateway.paths import check_paths

@@ -1,6 +1,7 @@
 """The ``admin:`` section of hookgate.yaml: named tokens and an optional own listener.
 
-Kept apart from gateway/config.py so that it depends on nothing but `Section`.
+Kept apart from gateway/config.py so that it depends on nothing but `Section`, and
+outside gateway/admin/ so that reading the config never imports the admin surface.
 """
 
 from __future__ import annotations
