@@ -72,3 +72,9 @@ def legacy_delivery_id(event: uuid.UUID, target: str) -> uuid.UUID:
     digest = hashlib.sha256(event.bytes + target.encode()).digest()
     low = int.from_bytes(digest[:8], "big") & _LOW_62
     return uuid.UUID(int=(event.int >> 64 << 64) | (0b10 << 62) | low)
+
+
+def first_id_at(at: dt.datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `at`'s millisecond: ids below it were made before `at`."""
+    millis = max(0, int(at.timestamp() * 1000)) & ((1 << 48) - 1)
+    return uuid.UUID(int=millis << 80)
