@@ -19,10 +19,10 @@ from gateway import keys
 from gateway.admin import setup as admin
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
-from gateway.errors import StorageError
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
 from gateway.ingress.passthrough import PassThrough
+from gateway.lifecycle import purge_forever
 from gateway.logging import quiet_libraries
 from gateway.middleware import handle_errors, identify
 from gateway.plugins import Registry, Resources, load_registry
@@ -34,6 +34,8 @@ from gateway.storage.connect import open_pool
 from gateway.storage.embedded import embedded_postgres
 from gateway.storage.migrate import migrate
 from gateway.storage.notify import Notifier
+from gateway.storage.purge import Purger
+from gateway.storage.sealing import Sealer, check_keys
 from gateway.storage.store import ProxyAnswer, Store, translated
 
 log = structlog.get_logger("hookgate.app")
@@ -93,10 +95,13 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             dsn = await stack.enter_async_context(embedded_postgres(config.data_dir))
         pool = await open_pool(dsn, config.pool_size, config.connect_timeout)
         stack.push_async_callback(pool.close)
+        encryption = app[keys.CONFIG].encryption
+        sealer = Sealer(encryption.keys, encryption.active)
         async with translated(), pool.acquire() as conn:
             await migrate(conn)
+            await check_keys(conn, sealer, dt.datetime.now(dt.UTC))
         app[keys.DSN] = dsn
-        app[keys.STORE] = Store(pool)
+        app[keys.STORE] = Store(pool, sealer)
         yield
 
 
@@ -155,26 +160,15 @@ def _proxy_answers(store: Store) -> GroupCommit[ProxyAnswer, None]:
 
 
 async def housekeeping(app: web.Application) -> AsyncIterator[None]:
-    """Purge refused requests past their retention and dedupe keys past their window."""
-    task = asyncio.create_task(_purge_forever(app), name="housekeeping")
+    """Retention: events, refused requests and dedupe keys past their time."""
+    purger = Purger(app[keys.STORE].pool, app[keys.STORE].reveal)
+    actor = f"retention:{worker_name()}"
+    task = asyncio.create_task(
+        purge_forever(purger, app[keys.CONFIG], app[keys.CLOCK], actor), name="housekeeping"
+    )
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-async def _purge_forever(app: web.Application, every: float = 600.0) -> None:
-    store, config, clock = app[keys.STORE], app[keys.CONFIG], app[keys.CLOCK]
-    while True:
-        now = clock.now()
-        try:
-            rejected, keys_ = await store.purge(
-                now - dt.timedelta(seconds=config.rejected.retention), now
-            )
-            if rejected or keys_:
-                log.info("purged", rejected=rejected, dedupe_keys=keys_)
-        except StorageError as exc:
-            log.warning("purge_failed", error=exc.message)
-        await asyncio.sleep(every)
 
 
 async def relay(app: web.Application) -> AsyncIterator[None]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway import keys, serving
+from gateway import keys, lifecycle_cli, serving
 from gateway import logging as hg_logging
 from gateway.admin import cli as admin_cli
 from gateway.app import database
@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the config file (default: {DEFAULT_CONFIG})",
     )
     _config_option(check, default=None)
+    lifecycle_cli.register(commands, DEFAULT_CONFIG)
     return parser
 
 

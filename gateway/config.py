@@ -16,10 +16,12 @@ from typing import Any
 import yaml
 
 from gateway.admin_settings import AdminConfig, parse_admin
+from gateway.encryption import EncryptionConfig, parse_encryption
 from gateway.errors import ConfigError
 from gateway.filters import Filter, parse_filter
 from gateway.paths import check_paths
 from gateway.plugins import PluginSpec, Registry, load_registry
+from gateway.retention import RetentionConfig, parse_retention
 from gateway.section import Section, show
 from gateway.sources import IPNetwork, SourceConfig, networks, parse_source
 from gateway.targets import TargetConfig, parse_middleware, parse_target
@@ -58,7 +60,7 @@ class RejectedConfig:
     """The log of refused requests, bounded so a flood cannot fill the disk."""
 
     max_per_minute: int = 60  # per source
-    retention: float = 7 * 86400.0
+    retention: float | None = None  # deprecated: see retention.rejected (gateway/retention.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,8 @@ class Config:
     routes: tuple[RouteConfig, ...] = ()
     rejected: RejectedConfig = field(default_factory=RejectedConfig)
     upstream: UpstreamConfig | None = None  # the app behind hookgate (reverse-proxy front)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
 
     def route(
         self,
@@ -242,6 +246,8 @@ def _build(top: Section, registry: Registry) -> Config:
     admin = parse_admin(top.section("admin"))
     rejected = _rejected(top.section("rejected"))
     upstream = parse_upstream(top.section("upstream"))
+    retention = parse_retention(top, rejected.retention)
+    encryption = parse_encryption(top.section("encryption"))
     sources = _named(top.section("sources"), lambda s, n: parse_source(s, n, registry))
     check_paths({name: source.path for name, source in sources.items()}, top.problems)
     written = with_builtin_target(
@@ -260,7 +266,18 @@ def _build(top: Section, registry: Registry) -> Config:
             )
     top.done()
     return Config(
-        database, server, ingest, relay, admin, sources, targets, routes, rejected, upstream
+        database,
+        server,
+        ingest,
+        relay,
+        admin,
+        sources,
+        targets,
+        routes,
+        rejected,
+        upstream,
+        retention,
+        encryption,
     )
 
 
@@ -341,7 +358,7 @@ def _named(s: Section, build: Any) -> dict[str, Any]:
 def _rejected(s: Section) -> RejectedConfig:
     config = RejectedConfig(
         max_per_minute=s.integer("max_per_minute", 60, minimum=0),
-        retention=s.duration("retention", 7 * 86400.0),
+        retention=s.duration("retention", None),
     )
     s.done()
     return config

@@ -6,7 +6,8 @@
     ├── FetchError             a plugin's GET through `Resources.fetch` got no usable answer
     ├── StorageError           the database failed us
     │   ├── StorageUnavailable     it cannot be reached or timed out: retry later (503)
-    │   └── SchemaTooNew           the database was migrated by a newer hookgate
+    │   ├── SchemaTooNew           the database was migrated by a newer hookgate
+    │   └── EncryptionKeyMissing   rows are encrypted with a key this config does not have
     └── IngressError           a request we answer with a 4xx; carries its status
         ├── BadRequest             400: a body that does not decode as its Content-Encoding
         │   └── ClientDisconnected     the client hung up before its body was read
@@ -71,6 +72,10 @@ class StorageUnavailable(StorageError):
 
 class SchemaTooNew(StorageError):
     """The database schema is newer than this hookgate; upgrade hookgate."""
+
+
+class EncryptionKeyMissing(StorageError):
+    """Rows are encrypted with a key that is not in encryption.keys."""
 
 
 class IngressError(HookgateError):

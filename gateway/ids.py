@@ -74,7 +74,7 @@ def legacy_delivery_id(event: uuid.UUID, target: str) -> uuid.UUID:
     return uuid.UUID(int=(event.int >> 64 << 64) | (0b10 << 62) | low)
 
 
-def time_bound(moment: dt.datetime) -> uuid.UUID:
-    """The smallest UUIDv7 of `moment`'s millisecond: ids >= it were made at or after it."""
-    millis = int(moment.timestamp() * 1000) & ((1 << 48) - 1)
+def first_id_at(at: dt.datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `at`'s millisecond: ids below it were made before `at`."""
+    millis = max(0, int(at.timestamp() * 1000)) & ((1 << 48) - 1)
     return uuid.UUID(int=millis << 80)

@@ -120,6 +120,7 @@ def parse_source(s: Section, name: str, registry: Registry) -> SourceConfig:
         ),
         path=s.get("path", SourcePath.parse, None),
     )
+    s.get("retention", lambda value: value, None)  # parsed by gateway.retention
     s.done()
     return config
 

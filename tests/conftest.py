@@ -119,6 +119,10 @@ def template_db(server_dsn: str) -> Iterator[str]:
         conn = await asyncpg.connect(with_database(server_dsn, name))
         try:
             await migrate(conn)
+            # The day partitions around FrozenClock's start, as the gateway's housekeeping
+            # would make them: each test's app then finds them made instead of attaching
+            # partitions while the test writes.
+            await conn.execute("SELECT hookgate.ensure_partitions('2025-12-31', '2026-01-10')")
         finally:
             await conn.close()
 

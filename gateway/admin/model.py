@@ -82,7 +82,7 @@ class AdminModel:
         registry: Registry | None = None,
     ) -> None:
         self.on_queued = on_queued  # a bulk replay queued deliveries: wake the feeder
-        self.store = AdminStore(store.pool)
+        self.store = AdminStore(store.pool, store.sealer)
         self.replays = Replays(store.pool)
         self.gateway_store = store
         self.config = config

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Hashable
 
 from gateway.clock import Clock
-from gateway.ids import time_bound
+from gateway.ids import first_id_at
 from gateway.storage.admin import AdminStore, StreamAttempt, StreamEvent
 
 BATCH = 500
@@ -87,7 +87,7 @@ class Stream:
         self, start: dt.datetime, now: dt.datetime, source: str | None
     ) -> list[StreamEvent]:
         floor = max(start, now - dt.timedelta(seconds=self.lookback))
-        return await self.store.events_after(time_bound(floor), source, BATCH)
+        return await self.store.events_after(first_id_at(floor), source, BATCH)
 
     async def _attempts(
         self, start: dt.datetime, now: dt.datetime, source: str | None

@@ -17,8 +17,9 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from gateway.ids import time_bound
+from gateway.ids import first_id_at
 from gateway.storage.queries import load
+from gateway.storage.sealing import Sealer, event_row, rejected_row
 from gateway.storage.store import ACQUIRE_TIMEOUT, translated
 
 SQL = load(files("gateway.storage").joinpath("admin.sql").read_text(encoding="utf-8"))
@@ -287,20 +288,32 @@ def _decode(name: str, value: Any) -> Any:
     return value
 
 
-def _rows(cls: type[T], rows: Sequence[asyncpg.Record]) -> list[T]:
+def _rows(cls: type[T], rows: Sequence[Mapping[str, Any]]) -> list[T]:
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     return [cls(**{n: _decode(n, row[n]) for n in names}) for row in rows]
 
 
 def _bound(moment: dt.datetime | None) -> UUID | None:
-    return time_bound(moment) if moment is not None else None
+    return first_id_at(moment) if moment is not None else None
 
 
 class AdminStore:
-    """The admin queries over the gateway's pool."""
+    """The admin queries over the gateway's pool; stored requests come back decrypted
+    (with `sealer`, when encryption at rest is on)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer | None = None) -> None:
         self.pool = pool
+        self.sealer = sealer or Sealer()
+
+    def _opened(self, rows: Sequence[asyncpg.Record], row_of: Any) -> list[dict[str, Any]]:
+        """Rows with `headers` and `body` in plaintext (headers as JSON pairs, as if stored so)."""
+        opened = []
+        for row in rows:
+            headers, body = self.sealer.open(
+                row_of(row), row["key_id"], row["headers"], row["body"]
+            )
+            opened.append({**row, "headers": orjson.dumps(headers).decode(), "body": body})
+        return opened
 
     async def _fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
@@ -315,7 +328,8 @@ class AdminStore:
         return _rows(EventRow, rows)
 
     async def event(self, event_id: UUID) -> StoredEvent | None:
-        found = _rows(StoredEvent, await self._fetch("get_event", event_id))
+        rows = await self._fetch("get_event", event_id)
+        found = _rows(StoredEvent, self._opened(rows, lambda row: event_row(row["id"])))
         return found[0] if found else None
 
     async def deliveries_of(self, event_id: UUID) -> list[DeliveryRow]:
@@ -341,7 +355,8 @@ class AdminStore:
     async def rejected(
         self, source: str | None, since: dt.datetime | None, cursor: int | None, limit: int
     ) -> list[RejectedRow]:
-        return _rows(RejectedRow, await self._fetch("list_rejected", source, since, cursor, limit))
+        rows = await self._fetch("list_rejected", source, since, cursor, limit)
+        return _rows(RejectedRow, self._opened(rows, lambda row: rejected_row(row["source"])))
 
     async def target_stats(self, names: Sequence[str], now: dt.datetime) -> list[TargetStats]:
         hour_ago = now - dt.timedelta(hours=1)
@@ -353,7 +368,7 @@ class AdminStore:
     async def series(self, now: dt.datetime, minutes: int = 60) -> list[MinuteCounts]:
         last = now.replace(second=0, microsecond=0)
         first = last - dt.timedelta(minutes=minutes - 1)
-        rows = await self._fetch("dashboard_series", first, last, time_bound(first))
+        rows = await self._fetch("dashboard_series", first, last, first_id_at(first))
         return _rows(MinuteCounts, rows)
 
     async def replays(self, cursor: UUID | None, limit: int) -> list[ReplayRecord]:

@@ -47,7 +47,8 @@ ORDER BY e.id DESC
 LIMIT $9;
 
 -- name: get_event
-SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes
+SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
+       key_id
 FROM hookgate.events
 WHERE id = $1;
 
@@ -91,7 +92,8 @@ LIMIT $5;
 
 -- name: list_rejected
 -- The rejected-request log: $1 source, $2 since, $3 cursor (an id), $4 page size.
-SELECT id, source, received_at, status, reason, method, path, query, headers, body, peer
+SELECT id, source, received_at, status, reason, method, path, query, headers, body, peer,
+       key_id
 FROM hookgate.rejected
 WHERE ($1::text IS NULL OR source = $1)
   AND ($2::timestamptz IS NULL OR received_at >= $2)

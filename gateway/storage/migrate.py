@@ -47,17 +47,18 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Bring the schema up to date; returns the versions applied now."""
+async def migrate(conn: asyncpg.Connection, until: int | None = None) -> list[int]:
+    """Bring the schema up to date (or to version `until`, for upgrade tests); returns
+    the versions applied now."""
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
     try:
         await conn.execute(_BOOTSTRAP)
-        return await _apply_missing(conn)
+        return await _apply_missing(conn, until)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_ID)
 
 
-async def _apply_missing(conn: asyncpg.Connection) -> list[int]:
+async def _apply_missing(conn: asyncpg.Connection, until: int | None) -> list[int]:
     current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM hookgate.migrations")
     known = available()
     if current > (known[-1].version if known else 0):
@@ -65,7 +66,7 @@ async def _apply_missing(conn: asyncpg.Connection) -> list[int]:
                            f"{known[-1].version}: upgrade hookgate")  # fmt: skip
     applied = []
     for migration in known:
-        if migration.version <= current:
+        if migration.version <= current or (until is not None and migration.version > until):
             continue
         async with conn.transaction():
             await conn.execute(migration.sql)

@@ -1,4 +1,5 @@
-"""The named SQL blocks of ``queries.sql``, loaded once at import."""
+"""The named SQL blocks of every ``.sql`` file of this package (``queries.sql``,
+``purge.sql``, ...), loaded once at import; a name is defined once across them."""
 
 from __future__ import annotations
 
@@ -14,4 +15,16 @@ def load(text: str) -> dict[str, str]:
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
-QUERIES = load(files("gateway.storage").joinpath("queries.sql").read_text(encoding="utf-8"))
+def load_all() -> dict[str, str]:
+    """Every block of every ``.sql`` file here (migrations live in their own package)."""
+    found: dict[str, str] = {}
+    for entry in sorted(files("gateway.storage").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            blocks = load(entry.read_text(encoding="utf-8"))
+            if clash := found.keys() & blocks.keys():
+                raise RuntimeError(f"{entry.name}: query names defined twice: {sorted(clash)}")
+            found.update(blocks)
+    return found
+
+
+QUERIES = load_all()

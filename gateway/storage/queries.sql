@@ -11,9 +11,9 @@ WITH incoming AS (
     FROM unnest(
         $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
         $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[],
-        $15::text[], $16::timestamptz[], $18::jsonb[])
+        $15::text[], $16::timestamptz[], $18::jsonb[], $21::text[])
         AS i (id, source, event_type, received_at, method, path, query, headers, body, peer,
-              dedupe_key, dedupe_until, routes)
+              dedupe_key, dedupe_until, routes, key_id)
 ), keys AS (
     INSERT INTO hookgate.dedupe AS k (source, key, event_id, expires_at)
     SELECT source, dedupe_key, id, dedupe_until FROM incoming WHERE dedupe_key IS NOT NULL
@@ -26,8 +26,10 @@ WITH incoming AS (
     WHERE dedupe_key IS NULL OR id IN (SELECT event_id FROM keys)
 ), new_events AS (
     INSERT INTO hookgate.events
-        (id, source, event_type, received_at, method, path, query, headers, body, peer, routes)
-    SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes
+        (id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
+         key_id)
+    SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
+           key_id
     FROM accepted
 ), new_deliveries AS (
     INSERT INTO hookgate.deliveries
@@ -49,10 +51,12 @@ WHERE i.id NOT IN (SELECT id FROM accepted);
 -- event's received_at as due time ($4 by the event's position $14, 1-based).
 WITH new_events AS (
     INSERT INTO hookgate.events
-        (id, source, event_type, received_at, method, path, query, headers, body, peer, routes)
+        (id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
+         key_id)
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-                $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[], $11::jsonb[])
+                $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[], $11::jsonb[],
+                $17::text[])
 )
 INSERT INTO hookgate.deliveries
     (id, event_id, target, due_at, created_at, updated_at, ordering_key, route)
@@ -71,19 +75,10 @@ JOIN unnest($1::text[], $2::text[]) AS k (source, key)
 
 -- name: insert_rejected
 INSERT INTO hookgate.rejected
-    (source, received_at, status, reason, method, path, query, headers, body, peer)
+    (source, received_at, status, reason, method, path, query, headers, body, peer, key_id)
 SELECT * FROM unnest(
     $1::text[], $2::timestamptz[], $3::integer[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::jsonb[], $9::bytea[], $10::text[]);
-
--- name: purge_expired
--- Retention: refused requests older than $1, dedupe keys whose window ended before $2.
-WITH rejected AS (
-    DELETE FROM hookgate.rejected WHERE received_at < $1 RETURNING 1
-), keys AS (
-    DELETE FROM hookgate.dedupe WHERE expires_at < $2 RETURNING 1
-)
-SELECT (SELECT count(*) FROM rejected) AS rejected, (SELECT count(*) FROM keys) AS keys;
+    $7::text[], $8::jsonb[], $9::bytea[], $10::text[], $11::text[]);
 
 -- name: notify_deliveries
 -- Wakes every listening relay; sent after commits, never inside them. Its own implicit
@@ -159,12 +154,14 @@ WITH allowance AS (
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
               d.budget_from, w.previous_status, w.previous_worker, w.previous_start
 ), expired AS (
-    INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at, outcome, error)
-    SELECT id, attempts - 1, coalesce(previous_worker, 'unknown'), previous_start,
+    INSERT INTO hookgate.attempts
+        (delivery_id, event_id, attempt, worker, started_at, outcome, error)
+    SELECT id, event_id, attempts - 1, coalesce(previous_worker, 'unknown'), previous_start,
            'LEASE_EXPIRED', 'the worker holding the lease stopped answering'
     FROM claimed
     WHERE previous_status = 'in_flight'
-    ON CONFLICT (delivery_id, attempt) DO NOTHING  -- its worker wrote it after all
+    -- Its worker wrote it after all. The key includes event_id, the partition key (0017).
+    ON CONFLICT (delivery_id, attempt, event_id) DO NOTHING
 ), spent AS (
     -- Rate-limited and probing targets: their tokens and probe, in the claims' own table
     -- (never in hookgate.targets, which results write). Only claims holding the
@@ -187,17 +184,17 @@ WITH allowance AS (
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, c.budget_from,
        e.source, e.event_type, e.received_at, e.headers, e.body, e.method, e.path, e.query,
-       NULL::timestamptz AS next_due
+       e.key_id, NULL::timestamptz AS next_due
 FROM claimed AS c
 CROSS JOIN LATERAL (
     SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body, ev.method, ev.path,
-           ev.query
+           ev.query, ev.key_id
     FROM hookgate.events AS ev
     WHERE ev.id = c.event_id
     OFFSET 0
 ) AS e
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        least((SELECT min(a.next_at) FROM allowance AS a),
              (SELECT min(f.due_at)
               FROM allowance AS a
@@ -233,14 +230,15 @@ WITH released AS (
     SET status = 'pending', due_at = $2, worker = NULL, updated_at = $2,
         interruptions = d.interruptions + 1
     FROM hookgate.deliveries AS old
-    WHERE old.id = d.id
+    WHERE old.id = d.id AND old.event_id = d.event_id
       AND d.id = ANY($1::uuid[]) AND d.worker = $3 AND d.status = 'in_flight'
-    RETURNING d.id, d.attempts, old.updated_at AS claimed_at
+    RETURNING d.id, d.event_id, d.attempts, old.updated_at AS claimed_at
 )
-INSERT INTO hookgate.attempts (delivery_id, attempt, worker, started_at, outcome, error)
-SELECT id, attempts, $3, claimed_at, 'RELEASED', 'released unfinished at shutdown'
+INSERT INTO hookgate.attempts
+    (delivery_id, event_id, attempt, worker, started_at, outcome, error)
+SELECT id, event_id, attempts, $3, claimed_at, 'RELEASED', 'released unfinished at shutdown'
 FROM released
-ON CONFLICT (delivery_id, attempt) DO NOTHING;
+ON CONFLICT (delivery_id, attempt, event_id) DO NOTHING;  -- event_id: the partition key (0017)
 
 -- name: set_target_paused
 -- Pause or resume a target for every relay; $2 true pauses. Resuming wakes the relays.
@@ -281,19 +279,20 @@ WITH answer AS (
          created_at, updated_at)
     SELECT id, event_id, target, status, 1, finished_at, outcome, error, started_at, finished_at
     FROM answer
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT (id, event_id) DO NOTHING  -- the key includes event_id, the partition key
     RETURNING id
 )
 INSERT INTO hookgate.attempts
-    (delivery_id, attempt, worker, started_at, duration_ms, outcome, status_code,
+    (delivery_id, event_id, attempt, worker, started_at, duration_ms, outcome, status_code,
      response_headers, response_body, error)
-SELECT a.id, 1, $13, a.started_at, a.duration_ms, a.outcome, a.status_code,
+SELECT a.id, a.event_id, 1, $13, a.started_at, a.duration_ms, a.outcome, a.status_code,
        a.response_headers, a.response_body, a.error
 FROM answer AS a
 WHERE a.id IN (SELECT id FROM delivery);
 
 -- name: get_event
-SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes
+SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
+       key_id
 FROM hookgate.events
 WHERE id = $1;
 

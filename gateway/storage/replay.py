@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from gateway.ids import time_bound
+from gateway.ids import first_id_at
 from gateway.storage.admin import SQL, ReplayCounts, ReplayFilter
 from gateway.storage.store import ACQUIRE_TIMEOUT, translated
 
@@ -129,7 +129,7 @@ def _counts(rows: Sequence[asyncpg.Record]) -> ReplayCounts:
 
 
 def _bound(moment: dt.datetime | None) -> UUID | None:
-    return time_bound(moment) if moment is not None else None
+    return first_id_at(moment) if moment is not None else None
 
 
 def _filter_json(f: ReplayFilter) -> str:

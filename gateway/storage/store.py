@@ -15,6 +15,7 @@ import orjson
 from gateway.errors import StorageError, StorageUnavailable
 from gateway.storage.limits import Health, TargetLimits, health_columns, limit_columns
 from gateway.storage.queries import QUERIES
+from gateway.storage.sealing import Headers, Sealer, event_row, rejected_row
 
 ACQUIRE_TIMEOUT = 5.0
 # hookgate's statements are small and reach rows by index: JIT compiling them (which
@@ -168,8 +169,9 @@ async def translated() -> AsyncIterator[None]:
 class Store:
     """The queries hookgate runs, over one asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer | None = None) -> None:
         self.pool = pool
+        self.sealer = sealer or Sealer()  # encryption at rest; off by default
         self._ensured: set[str] = set()
 
     async def _execute(self, name: str, *args: Any) -> list[asyncpg.Record]:
@@ -188,6 +190,7 @@ class Store:
             return set()
         deliveries = [(d_id, r.id, target, r.received_at)
                       for r in records for d_id, target in r.deliveries]  # fmt: skip
+        sealed = [self.sealer.seal(event_row(r.id), r.headers, r.body) for r in records]
         rows = await self._execute(
             "insert_events",
             [r.id for r in records],
@@ -197,8 +200,8 @@ class Store:
             [r.method for r in records],
             [r.path for r in records],
             [r.query for r in records],
-            [orjson.dumps(r.headers).decode() for r in records],
-            [r.body for r in records],
+            [headers for _, headers, _ in sealed],
+            [body for _, _, body in sealed],
             [r.peer for r in records],
             *(list(column) for column in zip(*deliveries, strict=True)) if deliveries
             else ([], [], [], []),
@@ -208,12 +211,14 @@ class Store:
             [orjson.dumps(r.routes).decode() if r.routes is not None else None for r in records],
             [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
             [(r.delivery_routes or {}).get(target) for r in records for _, target in r.deliveries],
+            [key_id for key_id, _, _ in sealed],
         )  # fmt: skip
         return {row["id"] for row in rows}
 
     async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
         """Events without dedupe keys and their deliveries, in one statement."""
         dumps = orjson.dumps
+        sealed = [self.sealer.seal(event_row(r.id), r.headers, r.body) for r in records]
         await self._execute(
             "insert_events_plain",
             [r.id for r in records],
@@ -223,8 +228,8 @@ class Store:
             [r.method for r in records],
             [r.path for r in records],
             [r.query for r in records],
-            [dumps(r.headers).decode() for r in records],
-            [r.body for r in records],
+            [headers for _, headers, _ in sealed],
+            [body for _, _, body in sealed],
             [r.peer for r in records],
             [dumps(r.routes).decode() if r.routes is not None else None for r in records],
             [d_id for r in records for d_id, _ in r.deliveries],
@@ -232,6 +237,7 @@ class Store:
             [n for n, r in enumerate(records, 1) for _ in r.deliveries],
             [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
             [(r.delivery_routes or {}).get(t) for r in records for _, t in r.deliveries],
+            [key_id for key_id, _, _ in sealed],
         )
 
     async def dedupe_originals(
@@ -264,6 +270,7 @@ class Store:
         )
 
     async def insert_rejected(self, rows: Sequence[RejectedRecord]) -> None:
+        sealed = [self.sealer.seal(rejected_row(r.source), r.headers, r.body) for r in rows]
         await self._execute(
             "insert_rejected",
             [r.source for r in rows],
@@ -273,9 +280,10 @@ class Store:
             [r.method for r in rows],
             [r.path for r in rows],
             [r.query for r in rows],
-            [orjson.dumps(r.headers).decode() for r in rows],
-            [r.body for r in rows],
+            [headers for _, headers, _ in sealed],
+            [body for _, _, body in sealed],
             [r.peer for r in rows],
+            [key_id for key_id, _, _ in sealed],
         )
 
     async def purge(
@@ -321,7 +329,7 @@ class Store:
                 QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now, lease,
                 worker, blocks, concurrency, rate, burst, breaker,
             )  # fmt: skip
-        claimed = [_claimed(row, now) for row in rows if row["id"] is not None]
+        claimed = [self._claimed(row, now) for row in rows if row["id"] is not None]
         return ClaimBatch(claimed, next(r["next_due"] for r in rows if r["id"] is None))
 
     async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
@@ -358,7 +366,7 @@ class Store:
 
     async def event(self, event_id: UUID) -> dict[str, Any] | None:
         rows = await self._execute("get_event", event_id)
-        return _event(rows[0]) if rows else None
+        return self._event(rows[0]) if rows else None
 
     async def deliveries(self, event_id: UUID) -> list[dict[str, Any]]:
         return [dict(row) for row in await self._execute("deliveries_for_event", event_id)]
@@ -366,6 +374,40 @@ class Store:
     async def attempts(self, delivery_id: UUID) -> list[dict[str, Any]]:
         rows = await self._execute("attempts_for_delivery", delivery_id)
         return [{**row, "response_headers": _pairs(row["response_headers"])} for row in rows]
+
+    def reveal(self, row: asyncpg.Record) -> tuple[Headers, bytes]:
+        """An event row's plaintext headers and body (`id`, `key_id`, `headers`, `body`)."""
+        return self.sealer.open(event_row(row["id"]), row["key_id"], row["headers"], row["body"])
+
+    def _claimed(self, row: asyncpg.Record, now: dt.datetime | None = None) -> Claimed:
+        headers, body = self.sealer.open(
+            event_row(row["event_id"]), row["key_id"], row["headers"], row["body"]
+        )
+        return Claimed(
+            id=row["id"],
+            event_id=row["event_id"],
+            target=row["target"],
+            attempt=row["attempts"],
+            interruptions=row["interruptions"],
+            source=row["source"],
+            event_type=row["event_type"],
+            received_at=row["received_at"],
+            headers=headers,
+            body=body,
+            route=row["route"],
+            claimed_at=now,
+            method=row["method"],
+            path=row["path"],
+            query=row["query"],
+            budget_from=row["budget_from"],
+        )
+
+    def _event(self, row: asyncpg.Record) -> dict[str, Any]:
+        routes = orjson.loads(row["routes"]) if row["routes"] else None
+        headers, body = self.reveal(row)
+        event = {**row, "headers": headers, "body": body, "routes": routes}
+        del event["key_id"]
+        return event
 
 
 def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:
@@ -388,29 +430,3 @@ def _result_columns(results: Sequence[AttemptResult]) -> list[list[Any]]:
         [r.worker for r in results],
         [r.started_at for r in results],
     ]
-
-
-def _claimed(row: asyncpg.Record, now: dt.datetime | None = None) -> Claimed:
-    return Claimed(
-        id=row["id"],
-        event_id=row["event_id"],
-        target=row["target"],
-        attempt=row["attempts"],
-        interruptions=row["interruptions"],
-        source=row["source"],
-        event_type=row["event_type"],
-        received_at=row["received_at"],
-        headers=_pairs(row["headers"]),
-        body=row["body"],
-        route=row["route"],
-        claimed_at=now,
-        method=row["method"],
-        path=row["path"],
-        query=row["query"],
-        budget_from=row["budget_from"],
-    )
-
-
-def _event(row: asyncpg.Record) -> dict[str, Any]:
-    routes = orjson.loads(row["routes"]) if row["routes"] else None
-    return {**row, "headers": _pairs(row["headers"]), "routes": routes}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -190,14 +191,31 @@ async def test_the_claim_reaches_events_by_primary_key_whatever_the_history(stor
             list(quotas), list(quotas.values()), SystemClock().now(), 60.0, "w",
             blocks, concurrency, rate, burst, breaker,
         )  # fmt: skip
+        # Day partitions (migration 0017) the planner knows to be small (today's, holding
+        # the test's 200 events) may be scanned sequentially; the history must not be.
+        empty = {r["relname"] for r in await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'hookgate'::regnamespace"
+            " AND relkind = 'r' AND reltuples < 1000")}  # fmt: skip
     (explained,) = orjson.loads(row[0])
     nodes = plan_nodes(explained["Plan"])
-    on_events = [node for node in nodes if node.get("Relation Name") == "events"]
+    on_events = [node for node in nodes if table(node) == "events" and full(node, empty)]
     assert on_events
-    assert {node["Node Type"] for node in on_events} <= {"Index Scan", "Index Only Scan"}
-    assert {node["Index Name"] for node in on_events} == {"events_pkey"}
+    assert {node["Node Type"] for node in on_events} <= {"Index Scan", "Index Only Scan"}, [
+        (n["Node Type"], n["Relation Name"]) for n in on_events
+    ]
+    assert {node["Index Name"].rsplit("_", 1)[-1] for node in on_events} == {"pkey"}
     for join in (node for node in nodes if node["Node Type"] in ("Hash Join", "Merge Join")):
-        assert "events" not in {node.get("Relation Name") for node in plan_nodes(join)}
-    scans = {node.get("Relation Name") for node in nodes if node["Node Type"] == "Seq Scan"}
+        assert "events" not in {table(node) for node in plan_nodes(join) if full(node, empty)}
+    scans = {table(n) for n in nodes if n["Node Type"] == "Seq Scan" and full(n, empty)}
     assert not scans & {"events", "deliveries", "attempts"}, scans  # all reached by index
     assert "JIT" not in explained
+
+
+def table(node: dict) -> str | None:
+    """The table a plan node reads, its day partitions counted as the table."""
+    name = node.get("Relation Name")
+    return re.sub(r"_(p\d{8}|default)$", "", name) if name else None
+
+
+def full(node: dict, empty: set[str]) -> bool:
+    return node.get("Relation Name") not in empty
