@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from importlib.resources import files
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -18,11 +17,12 @@ import asyncpg
 import orjson
 
 from gateway.ids import first_id_at
-from gateway.storage.queries import load
+from gateway.storage.queries import QUERIES
 from gateway.storage.sealing import Sealer, event_row, rejected_row
 from gateway.storage.store import ACQUIRE_TIMEOUT, translated
 
-SQL = load(files("gateway.storage").joinpath("admin.sql").read_text(encoding="utf-8"))
+# admin.sql's blocks, with every other file's (notify_deliveries is queries.sql's).
+SQL = QUERIES
 Headers = tuple[tuple[str, str], ...]
 T = TypeVar("T")
 
@@ -328,7 +328,7 @@ class AdminStore:
         return _rows(EventRow, rows)
 
     async def event(self, event_id: UUID) -> StoredEvent | None:
-        rows = await self._fetch("get_event", event_id)
+        rows = await self._fetch("admin_event", event_id)
         found = _rows(StoredEvent, self._opened(rows, lambda row: event_row(row["id"])))
         return found[0] if found else None
 

@@ -46,7 +46,7 @@ WHERE ($1::text IS NULL OR e.source = $1)
 ORDER BY e.id DESC
 LIMIT $9;
 
--- name: get_event
+-- name: admin_event
 SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
        key_id
 FROM hookgate.events
@@ -421,6 +421,3 @@ WHERE a.started_at > $1 AND a.outcome IS NOT NULL AND ($2::text IS NULL OR e.sou
 ORDER BY a.started_at DESC
 LIMIT $3;
 
--- name: notify_deliveries
--- Wakes every listening relay after a replay committed.
-SELECT pg_notify('hookgate_deliveries', '');
