@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import uuid
@@ -188,3 +189,19 @@ async def test_the_database_down_is_a_503_with_retry_after(database_url, gateway
         assert response.status == 503, path
         assert response.headers["Retry-After"] == "5"
         assert "retry later" in (await response.json())["error"]
+
+
+async def test_with_encryption_on_the_api_shows_stored_requests_decrypted(
+    database_url, target, gateway
+):
+    key = base64.b64encode(bytes(range(32))).decode()
+    billing = await target()
+    extra = f"encryption: {{keys: {{k1: '{key}'}}, active: k1}}"
+    client = await gateway(make_config(database_url, config_text(billing.url, extra)))
+    event_id = await ingest(client, b'{"type": "order.paid", "email": "ann@example.com"}',
+                            **{"X-Customer": "ann"})  # fmt: skip
+    await billing.recorder.wait_for(1)
+
+    detail = await (await client.get(f"/admin/api/events/{event_id}", headers=AUTH)).json()
+    assert detail["request"]["body"]["text"] == '{"type": "order.paid", "email": "ann@example.com"}'
+    assert ["X-Customer", "ann"] in detail["request"]["headers"]
