@@ -1,4 +1,4 @@
-# hookgate: non-root, with the broker extras (redis, nats, rabbitmq). With no DATABASE_URL
+# hookgate: non-root, with the broker extras (redis, nats, rabbitmq; brotli for br bodies). With no DATABASE_URL
 # it runs an embedded PostgreSQL in /data, reaped by tini (PID 1).
 #
 #   docker build -t hookgate .
@@ -25,7 +25,7 @@ RUN --mount=type=secret,id=pip-cert \
     if [ -s /run/secrets/pip-cert ]; then export PIP_CERT=/run/secrets/pip-cert; fi \
  && python3 -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; \
 extras = p['optional-dependencies']; \
-print('\n'.join(p['dependencies'] + extras['redis'] + extras['nats'] + extras['rabbitmq']))" \
+print('\n'.join(p['dependencies'] + extras['redis'] + extras['nats'] + extras['rabbitmq'] + extras['br']))" \
     > /src/requirements.txt \
  && pip install -r /src/requirements.txt
 
