@@ -21,6 +21,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
+from gateway.ingress.live import Live, Snapshot
 from gateway.ingress.passthrough import PassThrough
 from gateway.lifecycle import purge_forever
 from gateway.logging import quiet_libraries
@@ -139,7 +140,8 @@ def _resources(app: web.Application) -> Resources:
 async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     """Source guards, group commit, the relay wake-ups, and the rejected-request log."""
     config = app[keys.CONFIG]
-    app[keys.GUARDS] = build_guards(config, app[keys.REGISTRY], _resources(app))
+    guards = build_guards(config, app[keys.REGISTRY], _resources(app))
+    app[keys.LIVE] = Live(Snapshot(config, guards))
     notifier = Notifier(app[keys.STORE])
     rejections = Rejections(app[keys.STORE], config.rejected, app[keys.CLOCK])
     writer = GroupCommit.for_ingest(app[keys.STORE], config.ingest, notifier)

@@ -12,7 +12,8 @@ from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
 from gateway.clock import Clock
 from gateway.config import Config
-from gateway.ingress.guard import Guard, Rejections
+from gateway.ingress.guard import Rejections
+from gateway.ingress.live import Live
 from gateway.ingress.passthrough import PassThrough
 from gateway.plugins import Registry
 from gateway.relay.worker import Relay
@@ -27,7 +28,7 @@ STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", GroupCommit[EventRecord, Stored])
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 RELAY = web.AppKey("relay", Relay)
-GUARDS = web.AppKey("guards", dict[str, Guard])
+LIVE = web.AppKey("live", Live)  # what ingress serves under: swapped by a reload
 REJECTIONS = web.AppKey("rejections", Rejections)
 PROXY_ANSWERS = web.AppKey("proxy_answers", GroupCommit[ProxyAnswer, None])
 UPSTREAM = web.AppKey("upstream", PassThrough)  # only with an upstream: section

@@ -103,6 +103,10 @@ class Relay:
         """Look for due deliveries now (a NOTIFY arrived, a slot freed up, a key unblocked)."""
         self._wake.set()
 
+    def alive(self) -> bool:
+        """The claim loop runs (or has yet to start); False once it ended or is stopping."""
+        return not self._stopping and (self._loop is None or not self._loop.done())
+
     def quotas(self) -> dict[str, int]:
         """How many each target may take now: its free concurrency, at most a batch."""
         free = {

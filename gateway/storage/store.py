@@ -182,6 +182,11 @@ class Store:
     async def ping(self) -> None:
         await self._execute("ping")
 
+    async def schema_version(self) -> int:
+        """The newest migration applied to the database."""
+        (row,) = await self._execute("schema_version")
+        return int(row["version"])
+
     async def insert_events(self, records: Sequence[EventRecord]) -> set[UUID]:
         """Write events and their deliveries in one transaction; the ids not stored because
         their dedupe key is taken. Two records in one call must not share a dedupe key."""
