@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.ingress.guard import Rejections
 from gateway.ingress.live import Live
 from gateway.ingress.passthrough import PassThrough
+from gateway.metrics import Metrics
 from gateway.plugins import Registry
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
@@ -37,3 +38,4 @@ ADMIN_MODEL = web.AppKey("admin_model", AdminModel)
 ADMIN_STREAM = web.AppKey("admin_stream", Stream)
 REPLAY_FEEDER = web.AppKey("replay_feeder", ReplayFeeder)
 LOGIN_FORM = web.AppKey("login_form", LoginForm)
+METRICS = web.AppKey("metrics", Metrics)  # this app's own registry, read at /metrics

@@ -15,8 +15,14 @@ from aiohttp.typedefs import Handler
 
 from gateway import keys
 from gateway.config import Config
-from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
-from gateway.ingress import proxy
+from gateway.errors import (
+    Forbidden,
+    IngressError,
+    MethodNotAllowed,
+    UnknownSource,
+    VerificationError,
+)
+from gateway.ingress import proxy, scrape
 from gateway.ingress.encoding import inflate
 from gateway.ingress.guard import Guard
 from gateway.ingress.live import Snapshot
@@ -109,6 +115,8 @@ async def _admitted(
         inbound = _inbound(request, body, now, config.server.trusted_proxies)
         return body, await guard.verifier.verify(inbound)
     except IngressError as exc:
+        if isinstance(exc, VerificationError):
+            request.app[keys.METRICS].verification_failed(source.name, exc.message)
         if exc.status in (401, 403, 429):
             reason, redaction = exc.message, guard.redaction
             row = to_rejected(
@@ -201,6 +209,7 @@ def setup(app: web.Application) -> None:
     app.router.add_route("*", "/in/{source}", ingest, expect_handler=expect_continue)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    scrape.setup(app)
     for source in app[keys.CONFIG].sources.values():
         if source.path is not None:
             handler, expect = captured(source)

@@ -182,6 +182,10 @@ class Store:
     async def ping(self) -> None:
         await self._execute("ping")
 
+    async def queue_gauges(self, targets: Sequence[str], now: dt.datetime) -> list[dict[str, Any]]:
+        """Per target: pending, due, in_flight, dead, oldest_due_age, breaker_open, paused."""
+        return [dict(row) for row in await self._execute("queue_gauges", now, list(targets))]
+
     async def schema_version(self) -> int:
         """The newest migration applied to the database."""
         (row,) = await self._execute("schema_version")
