@@ -11,7 +11,7 @@ the listener, database and upstream settings, a source's own path (routes are fi
 once serving), and the relay's targets (a target added, removed or changed is
 relayed as before until a restart). Deliveries pending for a target the new config
 no longer names stay pending, never dropped: each such target is logged with its
-backlog, and `hookgate targets` lists it.
+backlog.
 """
 
 from __future__ import annotations
