@@ -3,7 +3,7 @@
 The hot paths (an ingest request, a delivery attempt) touch pre-bound label children
 kept in a dict, not `labels()` (a lock and a tuple of strings per call). Queue depths
 are not counted in process: N workers share a database, so `/metrics` reads them from
-it, with one query, at scrape time (`Store.queue_gauges`).
+it, with one query, at scrape time (`gateway.storage.stats.queue_gauges`).
 
 Names (all prefixed `hookgate_`) are listed in README "Operations"; the dashboard in
 docs/grafana-dashboard.json and the rules in docs/prometheus-alerts.yaml use them.
@@ -158,7 +158,7 @@ class Metrics:
         self._child(self.dead, target).inc()
 
     def set_queue(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """The gauges from `Store.queue_gauges` rows (one per configured target)."""
+        """The gauges from `gateway.storage.stats.queue_gauges` rows (one per configured target)."""
         for row in rows:
             name = str(row["name"])
             for state in ("pending", "due", "in_flight", "dead"):

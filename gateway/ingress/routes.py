@@ -33,6 +33,7 @@ from gateway.middleware import error_response, log_fields
 from gateway.paths import reserved
 from gateway.sources import IPNetwork, SourceConfig
 from gateway.storage.migrate import latest_version
+from gateway.storage.stats import schema_version
 
 
 def source_for(request: web.Request, live: Snapshot, name: str | None = None) -> SourceConfig:
@@ -160,7 +161,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the database answers at the schema this hookgate knows and, where this
     process relays, its relay loop runs; a StorageError becomes 503 in the error middleware."""
-    schema = await request.app[keys.STORE].schema_version()
+    schema = await schema_version(request.app[keys.STORE])
     if schema != latest_version():
         return _unready(f"the database is at schema {schema}, not {latest_version()}")
     relay = request.app.get(keys.RELAY)

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway import keys
+from gateway.storage.stats import queue_gauges
 
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="hookgate"'}
 
@@ -30,7 +31,7 @@ async def metrics(request: web.Request) -> web.Response:
         )
     live = app.get(keys.LIVE)
     config = live.current.config if live is not None else app[keys.CONFIG]
-    rows = await app[keys.STORE].queue_gauges(list(config.targets), app[keys.CLOCK].now())
+    rows = await queue_gauges(app[keys.STORE], list(config.targets), app[keys.CLOCK].now())
     app[keys.METRICS].set_queue(rows)
     body = app[keys.METRICS].exposition()
     response = web.Response(body=body)

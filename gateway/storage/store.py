@@ -182,15 +182,6 @@ class Store:
     async def ping(self) -> None:
         await self._execute("ping")
 
-    async def queue_gauges(self, targets: Sequence[str], now: dt.datetime) -> list[dict[str, Any]]:
-        """Per target: pending, due, in_flight, dead, oldest_due_age, breaker_open, paused."""
-        return [dict(row) for row in await self._execute("queue_gauges", now, list(targets))]
-
-    async def schema_version(self) -> int:
-        """The newest migration applied to the database."""
-        (row,) = await self._execute("schema_version")
-        return int(row["version"])
-
     async def insert_events(self, records: Sequence[EventRecord]) -> set[UUID]:
         """Write events and their deliveries in one transaction; the ids not stored because
         their dedupe key is taken. Two records in one call must not share a dedupe key."""
