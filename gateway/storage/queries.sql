@@ -318,7 +318,7 @@ SELECT coalesce(max(version), 0) AS version FROM hookgate.migrations;
 
 -- name: queue_gauges
 -- Every scrape, from every replica: the backlog is read through the claim index (partial
--- on pending and in_flight) and dead letters through their own partial index, so the
+-- on pending and in_flight) and dead letters through deliveries_dead_idx (0011), so the
 -- cost follows the backlog and dead letters, never the delivered history. One row per
 -- configured target ($2), zeros included, so a series does not vanish when it empties.
 WITH backlog AS (
