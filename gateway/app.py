@@ -21,9 +21,11 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
+from gateway.ingress.live import Live, Snapshot
 from gateway.ingress.passthrough import PassThrough
 from gateway.lifecycle import purge_forever
 from gateway.logging import quiet_libraries
+from gateway.metrics import Metrics
 from gateway.middleware import handle_errors, identify
 from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
@@ -69,6 +71,7 @@ def create_app(
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock
     app[keys.REGISTRY] = registry or load_registry()
+    app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(http_client)
     if ingress:
@@ -139,10 +142,13 @@ def _resources(app: web.Application) -> Resources:
 async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     """Source guards, group commit, the relay wake-ups, and the rejected-request log."""
     config = app[keys.CONFIG]
-    app[keys.GUARDS] = build_guards(config, app[keys.REGISTRY], _resources(app))
+    guards = build_guards(config, app[keys.REGISTRY], _resources(app))
+    app[keys.LIVE] = Live(Snapshot(config, guards))
     notifier = Notifier(app[keys.STORE])
     rejections = Rejections(app[keys.STORE], config.rejected, app[keys.CLOCK])
-    writer = GroupCommit.for_ingest(app[keys.STORE], config.ingest, notifier)
+    writer = GroupCommit.for_ingest(
+        app[keys.STORE], config.ingest, notifier, app[keys.METRICS].committed
+    )
     answers = _proxy_answers(app[keys.STORE])
     for part in (notifier, rejections, writer, answers):
         part.start()
@@ -175,7 +181,7 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     """The relay loop and its LISTEN connection."""
     config = app[keys.CONFIG]
     lanes = build_lanes(config, app[keys.REGISTRY], _resources(app))
-    worker = Relay(app[keys.STORE], lanes, config.relay, app[keys.CLOCK])
+    worker = Relay(app[keys.STORE], lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS])
     app[keys.RELAY] = worker
     tasks = [
         asyncio.create_task(worker.run(), name="relay"),

@@ -1,4 +1,5 @@
-"""The `hookgate` command line: serve, worker, migrate, check, send, pause, resume, targets."""
+"""The `hookgate` command line: serve, worker, migrate, reload, check, send, pause, resume,
+targets."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gateway.app import database
 from gateway.clock import SystemClock
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, HookgateError
+from gateway.reload import signal_server
 from gateway.storage.store import Store
 
 DEFAULT_CONFIG = "hookgate.yaml"
@@ -150,6 +152,14 @@ def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         commands, "migrate", _migrate, "bring the database schema up to date, then exit"
     )
     _config_option(migrate)
+    reload = _command(
+        commands,
+        "reload",
+        _reload,
+        "check the config, then have the running `hookgate serve` (found by its pid file "
+        "under database.data_dir) reload it without a restart, as SIGHUP does",
+    )
+    _config_option(reload)
 
 
 def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -250,11 +260,19 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    return serving.serve(config, serving.Listen(host, port))
+    return serving.serve(config, serving.Listen(host, port), path=args.config)
 
 
 def _worker(args: argparse.Namespace) -> int:
-    return serving.work(load_config(args.config))
+    return serving.work(load_config(args.config), path=args.config)
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """Check the file first: an invalid one is reported here, and nothing is signalled."""
+    config = load_config(args.config)
+    pid = signal_server(config)
+    print(f"hookgate: asked process {pid} to reload {args.config} (its log says how it went)")
+    return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -12,8 +12,10 @@ from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
 from gateway.clock import Clock
 from gateway.config import Config
-from gateway.ingress.guard import Guard, Rejections
+from gateway.ingress.guard import Rejections
+from gateway.ingress.live import Live
 from gateway.ingress.passthrough import PassThrough
+from gateway.metrics import Metrics
 from gateway.plugins import Registry
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
@@ -27,7 +29,7 @@ STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", GroupCommit[EventRecord, Stored])
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 RELAY = web.AppKey("relay", Relay)
-GUARDS = web.AppKey("guards", dict[str, Guard])
+LIVE = web.AppKey("live", Live)  # what ingress serves under: swapped by a reload
 REJECTIONS = web.AppKey("rejections", Rejections)
 PROXY_ANSWERS = web.AppKey("proxy_answers", GroupCommit[ProxyAnswer, None])
 UPSTREAM = web.AppKey("upstream", PassThrough)  # only with an upstream: section
@@ -36,3 +38,4 @@ ADMIN_MODEL = web.AppKey("admin_model", AdminModel)
 ADMIN_STREAM = web.AppKey("admin_stream", Stream)
 REPLAY_FEEDER = web.AppKey("replay_feeder", ReplayFeeder)
 LOGIN_FORM = web.AppKey("login_form", LoginForm)
+METRICS = web.AppKey("metrics", Metrics)  # this app's own registry, read at /metrics

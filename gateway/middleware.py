@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 
 from gateway import keys
 from gateway.errors import ClientDisconnected, IngressError, RateLimited, StorageError
+from gateway.metrics import UNKNOWN_SOURCE
 from gateway.server import SERVER
 
 log = structlog.get_logger("hookgate.http")
@@ -95,13 +96,28 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except Exception:
         log.exception("request_crashed", method=request.method, path=request.path, **fields)
         response = web.json_response({"error": "internal error", "request_id": rid}, status=500)
+    seconds = time.perf_counter() - started
+    _count(request, fields, response.status, seconds)
     log.info(
         event,
         method=request.method,
         path=request.path,
         status=response.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=round(seconds * 1000, 2),
         peer=request.remote,
         **fields,
     )
     return response
+
+
+def _count(request: web.Request, fields: dict[str, object], status: int, seconds: float) -> None:
+    """A request to a source, in the ingest metrics (other paths are not counted)."""
+    source = fields.get("source")
+    if source is None:
+        if status != 404 or not request.path.startswith("/in/"):
+            return
+        source = UNKNOWN_SOURCE
+    metrics = request.app.get(keys.METRICS)
+    if metrics is not None:
+        result = "duplicate" if fields.get("duplicate") else str(status)
+        metrics.request(str(source), result, seconds)

@@ -1,4 +1,4 @@
-"""Running `hookgate serve` and `hookgate worker` until SIGTERM or SIGINT.
+"""Running `hookgate serve` and `hookgate worker` until SIGTERM or SIGINT (SIGHUP reloads).
 
 `serve` binds its listening sockets before anything else starts, so a port in use is
 one clear line (and exit 1) rather than a traceback after the database came up. Once
@@ -12,19 +12,25 @@ import asyncio
 import contextlib
 import errno
 import gc
+import os
 import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Config
 from gateway.errors import HookgateError
+from gateway.reload import pid_file, reload
 from gateway.server import GatewayRunner
 from gateway.storage.connect import describe
+
+log = structlog.get_logger("hookgate.serving")
 
 ADMIN_ROUTE = "admin"  # the name of the admin UI's entry route, when the app has one
 
@@ -35,21 +41,42 @@ class Listen:
     port: int
 
 
-def serve(config: Config, listen: Listen, announce: Callable[[str], None] | None = None) -> int:
-    """Ingress (and, if `relay.enabled`, the relay) on `listen`, until a signal."""
+def serve(
+    config: Config,
+    listen: Listen,
+    announce: Callable[[str], None] | None = None,
+    path: Path | None = None,
+) -> int:
+    """Ingress (and, if `relay.enabled`, the relay) on `listen`, until SIGTERM or SIGINT;
+    SIGHUP reloads the config from `path`."""
     sockets = bind(listen)
     app = create_app(config)
     _install_uvloop()
-    asyncio.run(run(_production(app), config, sockets, announce or _print))
+    with _pid_file(config):
+        asyncio.run(run(_production(app), config, sockets, announce or _print, path))
     return 0
 
 
-def work(config: Config, announce: Callable[[str], None] | None = None) -> int:
+def work(
+    config: Config, announce: Callable[[str], None] | None = None, path: Path | None = None
+) -> int:
     """The relay alone, whatever `relay.enabled` says (that governs `serve`), until a signal."""
     app = create_app(config, ingress=False)
     _install_uvloop()
-    asyncio.run(run(_production(app), config, [], announce or _print))
+    asyncio.run(run(_production(app), config, [], announce or _print, path))
     return 0
+
+
+@contextlib.contextmanager
+def _pid_file(config: Config) -> Iterator[None]:
+    """`hookgate reload` finds this process by it; removed on the way out."""
+    target = pid_file(config)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"{os.getpid()}\n", encoding="ascii")
+    try:
+        yield
+    finally:
+        target.unlink(missing_ok=True)
 
 
 def bind(listen: Listen) -> list[socket.socket]:
@@ -99,12 +126,19 @@ async def run(
     config: Config,
     sockets: Sequence[socket.socket],
     announce: Callable[[str], None],
+    path: Path | None = None,
 ) -> None:
-    """Start the app's resources and a site per socket, announce them, stop on a signal."""
+    """Start the app's resources and a site per socket, announce them, stop on a signal.
+
+    SIGHUP reloads the config from `path`; without one (or before the app started) it is
+    logged and ignored, never the default action (which would kill the process).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+    loop.add_signal_handler(signal.SIGHUP, _on_hangup, app, path, reloads)
     runner = GatewayRunner(
         app,
         config.server,
@@ -125,6 +159,17 @@ async def run(
         await runner.cleanup()
         for sock in sockets:
             sock.close()
+
+
+def _on_hangup(app: web.Application, path: Path | None, reloads: set[asyncio.Task[bool]]) -> None:
+    if path is None or not app.frozen:
+        log.warning(
+            "config_reload_skipped", reason="no config file" if path is None else "starting"
+        )
+        return
+    task = asyncio.get_running_loop().create_task(reload(app, path), name="reload")
+    reloads.add(task)  # a reference until it ends, so it is not collected mid-way
+    task.add_done_callback(reloads.discard)
 
 
 def startup_lines(

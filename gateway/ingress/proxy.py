@@ -52,6 +52,7 @@ from gateway import keys, outbound
 from gateway.contract.message import Message, Send, SendResult
 from gateway.contract.outcome import DELIVERED, Outcome
 from gateway.ids import delivery_id
+from gateway.ingress.live import Snapshot
 from gateway.ingress.request import to_record
 from gateway.middleware import log_fields
 from gateway.outbound import attempt_result, build_message
@@ -71,6 +72,7 @@ _LOGGED_HEADERS = frozenset({"content-type", "location", "retry-after", "x-reque
 
 async def answer(
     request: web.Request,
+    live: Snapshot,
     source: SourceConfig,
     proxy: ProxyConfig,
     body: bytes,
@@ -79,13 +81,13 @@ async def answer(
 ) -> web.Response:
     """Store the verified request, forward it, and answer with what the target answered."""
     app = request.app
-    config = app[keys.CONFIG]
+    config = live.config
     target = config.targets[proxy.target]
     record = to_record(request, source, body, now, config, caller, relay=False)
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))
     # Stored redacted; forwarded now as received (the target gets what it is sent).
-    stored = await app[keys.INGEST].write(app[keys.GUARDS][source.name].redaction.apply(record))
+    stored = await app[keys.INGEST].write(live.guards[source.name].redaction.apply(record))
     fields.update(event_id=str(stored.event_id), deliveries=0, duplicate=False)
     resources = Resources(app[keys.HTTP], app[keys.CLOCK])
     send = chain(target, app[keys.REGISTRY], resources, config.server.max_body)

@@ -14,21 +14,31 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
-from gateway.errors import Forbidden, IngressError, MethodNotAllowed, UnknownSource
-from gateway.ingress import proxy
+from gateway.config import Config
+from gateway.errors import (
+    Forbidden,
+    IngressError,
+    MethodNotAllowed,
+    UnknownSource,
+    VerificationError,
+)
+from gateway.ingress import proxy, scrape
 from gateway.ingress.encoding import inflate
 from gateway.ingress.guard import Guard
+from gateway.ingress.live import Snapshot
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
 from gateway.ingress.verify import Inbound, Reply
 from gateway.middleware import error_response, log_fields
 from gateway.paths import reserved
 from gateway.sources import IPNetwork, SourceConfig
+from gateway.storage.migrate import latest_version
+from gateway.storage.stats import schema_version
 
 
-def source_for(request: web.Request, app: web.Application, name: str | None = None) -> SourceConfig:
+def source_for(request: web.Request, live: Snapshot, name: str | None = None) -> SourceConfig:
     """The source this request is for (by `name`, else ``/in/<source>``), if it takes the method."""
-    source = app[keys.CONFIG].sources.get(name or request.match_info["source"])
+    source = live.config.sources.get(name or request.match_info["source"])
     if source is None:
         raise UnknownSource()
     if request.method not in source.methods:
@@ -40,9 +50,10 @@ async def expect_continue(
     request: web.Request, name: str | None = None
 ) -> web.StreamResponse | None:
     """Answer ``Expect: 100-continue`` with 404/405/413 before the client sends the body."""
-    config = request.app[keys.CONFIG]
+    live = request.app[keys.LIVE].current
+    config = live.config
     try:
-        source_for(request, request.app, name)
+        source_for(request, live, name)
         check_length(request, config.server.max_body)
     except IngressError as exc:
         return error_response(exc, config.ingest.retry_after)
@@ -57,14 +68,16 @@ async def expect_continue(
 async def ingest(request: web.Request, name: str | None = None) -> web.Response:
     """Check, verify and store the request; 202 only once it is committed."""
     app = request.app
-    source = source_for(request, app, name)
-    config = app[keys.CONFIG]
+    live = app[keys.LIVE].current  # this request's config to the end, whatever a reload does
+    source = source_for(request, live, name)
+    log_fields(request)["source"] = source.name
+    config = live.config
     now = app[keys.CLOCK].now()
     caller = client_address(request, config.server.trusted_proxies)
-    guard = app[keys.GUARDS][source.name]
-    body, reply = await _admitted(request, source, guard, now, caller)
+    guard = live.guards[source.name]
+    body, reply = await _admitted(request, config, source, guard, now, caller)
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
-        return await proxy.answer(request, source, source.proxy, body, now, caller)
+        return await proxy.answer(request, live, source, source.proxy, body, now, caller)
     content = _routable(request, guard, body, config.server.max_body)
     relay = reply is None
     record = to_record(request, source, body, now, config, caller, relay, content, guard.redaction)
@@ -83,11 +96,15 @@ async def ingest(request: web.Request, name: str | None = None) -> web.Response:
 
 
 async def _admitted(
-    request: web.Request, source: SourceConfig, guard: Guard, now: dt.datetime, caller: str | None
+    request: web.Request,
+    config: Config,
+    source: SourceConfig,
+    guard: Guard,
+    now: dt.datetime,
+    caller: str | None,
 ) -> tuple[bytes, Reply | None]:
     """The body, once the request passed the source's checks and verifier (with the
     handshake reply, if it is one); a refused request is recorded, then re-raised."""
-    config = request.app[keys.CONFIG]
     body = b""
     try:
         if source.ip_allowlist and not is_in(caller, source.ip_allowlist):
@@ -99,6 +116,8 @@ async def _admitted(
         inbound = _inbound(request, body, now, config.server.trusted_proxies)
         return body, await guard.verifier.verify(inbound)
     except IngressError as exc:
+        if isinstance(exc, VerificationError):
+            request.app[keys.METRICS].verification_failed(source.name, exc.message)
         if exc.status in (401, 403, 429):
             reason, redaction = exc.message, guard.redaction
             row = to_rejected(
@@ -140,9 +159,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers; a StorageError becomes 503 in the error middleware."""
-    await request.app[keys.STORE].ping()
+    """Ready when the database answers at the schema this hookgate knows and, where this
+    process relays, its relay loop runs; a StorageError becomes 503 in the error middleware."""
+    schema = await schema_version(request.app[keys.STORE])
+    if schema != latest_version():
+        return _unready(f"the database is at schema {schema}, not {latest_version()}")
+    relay = request.app.get(keys.RELAY)
+    if relay is not None and not relay.alive():
+        return _unready("the relay loop has stopped")
     return web.json_response({"status": "ready"})
+
+
+def _unready(error: str) -> web.Response:
+    return web.json_response({"status": "unready", "error": error}, status=503)
 
 
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -181,6 +210,7 @@ def setup(app: web.Application) -> None:
     app.router.add_route("*", "/in/{source}", ingest, expect_handler=expect_continue)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    scrape.setup(app)
     for source in app[keys.CONFIG].sources.values():
         if source.path is not None:
             handler, expect = captured(source)

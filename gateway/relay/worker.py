@@ -34,6 +34,7 @@ from gateway.clock import Clock
 from gateway.config import RelayConfig
 from gateway.errors import StorageError
 from gateway.logging import Sampled
+from gateway.metrics import Metrics
 from gateway.outbound import attempt_result
 from gateway.relay.lanes import Lane, build_message
 from gateway.relay.message import SendResult
@@ -68,8 +69,10 @@ class Relay:
         clock: Clock,
         worker: str | None = None,
         rand: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()  # a private registry when nobody scrapes
         self.lanes = lanes
         self.config = config
         self.clock = clock
@@ -102,6 +105,10 @@ class Relay:
     def wake(self) -> None:
         """Look for due deliveries now (a NOTIFY arrived, a slot freed up, a key unblocked)."""
         self._wake.set()
+
+    def alive(self) -> bool:
+        """The claim loop runs (or has yet to start); False once it ended or is stopping."""
+        return not self._stopping and (self._loop is None or not self._loop.done())
 
     def quotas(self) -> dict[str, int]:
         """How many each target may take now: its free concurrency, at most a batch."""
@@ -268,6 +275,7 @@ class Relay:
         if result.outcome is Outcome.GONE:
             await self._pause_gone(claimed.target, result, now)
         status, due = self._next_step(lane, claimed, result, now)
+        self._measure(claimed, result, status, duration_ms, now)
         attempt = attempt_result(claimed, result, duration_ms, status, due, self.worker)
         try:
             kept = await self._results.write(attempt)
@@ -276,6 +284,15 @@ class Relay:
             log.error("delivery_record_failed", error=exc.message)
             return
         _log_attempt(result, status, due, now, duration_ms, kept)
+
+    def _measure(
+        self, claimed: Claimed, result: SendResult, status: str, ms: float, now: dt.datetime
+    ) -> None:
+        self.metrics.attempt(claimed.target, result.outcome.value, ms / 1000)
+        if status == "delivered":
+            self.metrics.delivered(claimed.target, claimed.received_at, now)
+        elif status == "dead":
+            self.metrics.went_dead(claimed.target)
 
     async def _send(self, lane: Lane, claimed: Claimed) -> SendResult:
         message = build_message(claimed, lane.config, self.clock.now())

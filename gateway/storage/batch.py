@@ -81,12 +81,21 @@ class GroupCommit(Generic[T, R]):
 
     @classmethod
     def for_ingest(
-        cls, store: Store, config: IngestConfig, notifier: Notifier | None = None
+        cls,
+        store: Store,
+        config: IngestConfig,
+        notifier: Notifier | None = None,
+        observe: Callable[[int, float], None] | None = None,
     ) -> GroupCommit[EventRecord, Stored]:
-        """Events and their deliveries; the relays are woken after each commit."""
+        """Events and their deliveries; the relays are woken after each commit. `observe`
+        is told each committed batch's rows and seconds (the metrics)."""
 
         async def write_many(records: list[EventRecord]) -> list[Stored]:
-            return await _insert_deduplicated(store, records)
+            started = time.perf_counter()
+            stored = await _insert_deduplicated(store, records)
+            if observe is not None:
+                observe(len(records), time.perf_counter() - started)
+            return stored
 
         def committed(records: list[EventRecord]) -> None:
             if notifier is not None and any(record.deliveries for record in records):

@@ -7,6 +7,7 @@ migrated by a newer hookgate is refused rather than used with a schema we do not
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from importlib.resources import files
@@ -45,6 +46,13 @@ def available() -> list[Migration]:
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     return sorted(found, key=lambda m: m.version)
+
+
+@functools.cache
+def latest_version() -> int:
+    """The schema version this hookgate's migrations bring a database to."""
+    known = available()
+    return known[-1].version if known else 0
 
 
 async def migrate(conn: asyncpg.Connection, until: int | None = None) -> list[int]:

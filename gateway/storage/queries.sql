@@ -311,3 +311,39 @@ ORDER BY attempt;
 
 -- name: ping
 SELECT 1;
+
+-- name: schema_version
+-- The primary key's last entry: one index probe, cheap enough for every /readyz.
+SELECT coalesce(max(version), 0) AS version FROM hookgate.migrations;
+
+-- name: queue_gauges
+-- Every scrape, from every replica: the backlog is read through the claim index (partial
+-- on pending and in_flight) and dead letters through deliveries_dead_idx (0011), so the
+-- cost follows the backlog and dead letters, never the delivered history. One row per
+-- configured target ($2), zeros included, so a series does not vanish when it empties.
+WITH backlog AS (
+    SELECT target,
+           count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'pending' AND due_at <= $1) AS due,
+           count(*) FILTER (WHERE status = 'in_flight') AS in_flight,
+           min(due_at) FILTER (WHERE status = 'pending' AND due_at <= $1) AS oldest_due
+    FROM hookgate.deliveries
+    WHERE status IN ('pending', 'in_flight') AND target = ANY($2::text[])
+    GROUP BY target
+), dead AS (
+    SELECT target, count(*) AS dead
+    FROM hookgate.deliveries
+    WHERE status = 'dead' AND target = ANY($2::text[])
+    GROUP BY target
+)
+SELECT t.name,
+       coalesce(b.pending, 0) AS pending, coalesce(b.due, 0) AS due,
+       coalesce(b.in_flight, 0) AS in_flight, coalesce(x.dead, 0) AS dead,
+       extract(epoch FROM $1 - b.oldest_due)::double precision AS oldest_due_age,
+       coalesce(s.breaker_until > $1, false) AS breaker_open,
+       coalesce(s.paused, false) AS paused
+FROM unnest($2::text[]) AS t (name)
+LEFT JOIN backlog AS b ON b.target = t.name
+LEFT JOIN dead AS x ON x.target = t.name
+LEFT JOIN hookgate.targets AS s ON s.name = t.name
+ORDER BY t.name;

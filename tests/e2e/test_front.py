@@ -222,10 +222,11 @@ async def test_a_method_the_source_does_not_take_at_its_path_goes_to_the_app(fro
 
 async def test_hookgates_own_paths_are_never_passed_through(front):
     existing, _, client, _ = await front()
-    for path in ("/in/nope", "/admin", "/admin/x", "/metrics", "/healthz/x"):
+    for path in ("/in/nope", "/admin", "/admin/x", "/metrics/x", "/healthz/x"):
         response = await client.get(path)
         assert response.status == 404, path
     assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/metrics")).status == 403  # ours: no admin.token in this config
     assert existing.seen == [] and existing.hooks == []
 
 
