@@ -122,8 +122,10 @@ async def test_two_servers_and_two_workers_survive_a_kill_and_a_restart(
         await asyncio.gather(*(wait_ready(p) for p in ports))
         await provider.send_all(range(0, EVENTS // 3))
         await sink.recorder.wait_for(50, timeout=60)
-        await kill_while_sending(database_url, w1, sink.recorder)
+        # The rest is sent meanwhile: the first third may all be delivered already, and
+        # the worker must be holding leases when it is killed.
         sending = asyncio.create_task(provider.send_all(range(EVENTS // 3, EVENTS)))
+        await kill_while_sending(database_url, w1, sink.recorder)
         assert await stop(b) == 0  # restarted while the provider keeps sending
         async with process(logs / "b2.log", "serve", "--config", str(serve[1])) as b2:
             await wait_ready(ports[1])

@@ -161,9 +161,11 @@ CREATE FUNCTION hookgate_test_id(t timestamptz, n integer) RETURNS uuid LANGUAGE
             || lpad(to_hex(n), 3, '0') || '8' || substr(md5(n::text), 1, 15))::uuid
 $$;
 """
-SNAPSHOT = {  # every column 0009 had; later migrations only add (key_id, event_id)
+SNAPSHOT = {  # every column 0009 had; later migrations only add (key_id, event_id, and
+    # 0011's budget_from and released_key: a replay's fresh retry budget, a released FIFO key)
     "events": "SELECT to_jsonb(e) - 'key_id' FROM hookgate.events AS e ORDER BY id",
-    "deliveries": "SELECT to_jsonb(d) FROM hookgate.deliveries AS d ORDER BY id",
+    "deliveries": """SELECT to_jsonb(d) - 'budget_from' - 'released_key'
+                     FROM hookgate.deliveries AS d ORDER BY id""",
     "attempts": """SELECT to_jsonb(a) - 'event_id' FROM hookgate.attempts AS a
                    ORDER BY delivery_id, attempt""",
     "dedupe": "SELECT to_jsonb(k) FROM hookgate.dedupe AS k ORDER BY source, key",
