@@ -190,37 +190,42 @@ class Store:
             return set()
         deliveries = [(d_id, r.id, target, r.received_at)
                       for r in records for d_id, target in r.deliveries]  # fmt: skip
-        sealed = [self.sealer.seal(event_row(r.id), r.headers, r.body) for r in records]
+        request, key_ids = self._request_columns(records)
         rows = await self._execute(
             "insert_events",
-            [r.id for r in records],
-            [r.source for r in records],
-            [r.event_type for r in records],
-            [r.received_at for r in records],
-            [r.method for r in records],
-            [r.path for r in records],
-            [r.query for r in records],
-            [headers for _, headers, _ in sealed],
-            [body for _, _, body in sealed],
-            [r.peer for r in records],
+            *request,
             *(list(column) for column in zip(*deliveries, strict=True)) if deliveries
             else ([], [], [], []),
             [r.dedupe_key for r in records],
             [r.dedupe_until for r in records],
             max((r.received_at for r in records), default=None),
-            [orjson.dumps(r.routes).decode() if r.routes is not None else None for r in records],
-            [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
-            [(r.delivery_routes or {}).get(target) for r in records for _, target in r.deliveries],
-            [key_id for key_id, _, _ in sealed],
+            _routes_column(records),
+            *_delivery_columns(records),
+            key_ids,
         )  # fmt: skip
         return {row["id"] for row in rows}
 
     async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
         """Events without dedupe keys and their deliveries, in one statement."""
-        dumps = orjson.dumps
-        sealed = [self.sealer.seal(event_row(r.id), r.headers, r.body) for r in records]
+        request, key_ids = self._request_columns(records)
         await self._execute(
             "insert_events_plain",
+            *request,
+            _routes_column(records),
+            [d_id for r in records for d_id, _ in r.deliveries],
+            [target for r in records for _, target in r.deliveries],
+            [n for n, r in enumerate(records, 1) for _ in r.deliveries],
+            *_delivery_columns(records),
+            key_ids,
+        )
+
+    def _request_columns(
+        self, records: Sequence[EventRecord]
+    ) -> tuple[list[list[Any]], list[str | None]]:
+        """The stored request of each event as the inserts' first ten arrays (id .. peer,
+        headers and body sealed when encryption is on), and each row's key id."""
+        sealed = [self.sealer.seal(event_row(r.id), r.headers, r.body) for r in records]
+        columns: list[list[Any]] = [
             [r.id for r in records],
             [r.source for r in records],
             [r.event_type for r in records],
@@ -231,14 +236,8 @@ class Store:
             [headers for _, headers, _ in sealed],
             [body for _, _, body in sealed],
             [r.peer for r in records],
-            [dumps(r.routes).decode() if r.routes is not None else None for r in records],
-            [d_id for r in records for d_id, _ in r.deliveries],
-            [target for r in records for _, target in r.deliveries],
-            [n for n, r in enumerate(records, 1) for _ in r.deliveries],
-            [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
-            [(r.delivery_routes or {}).get(t) for r in records for _, t in r.deliveries],
-            [key_id for key_id, _, _ in sealed],
-        )
+        ]
+        return columns, [key_id for key_id, _, _ in sealed]
 
     async def dedupe_originals(
         self, keys: Sequence[tuple[str, str]]
@@ -408,6 +407,18 @@ class Store:
         event = {**row, "headers": headers, "body": body, "routes": routes}
         del event["key_id"]
         return event
+
+
+def _routes_column(records: Sequence[EventRecord]) -> list[str | None]:
+    return [orjson.dumps(r.routes).decode() if r.routes is not None else None for r in records]
+
+
+def _delivery_columns(records: Sequence[EventRecord]) -> tuple[list[Any], list[Any]]:
+    """Each delivery's ordering key and the route that made it, in delivery order."""
+    return (
+        [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
+        [(r.delivery_routes or {}).get(target) for r in records for _, target in r.deliveries],
+    )
 
 
 def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:
