@@ -228,7 +228,9 @@ def _loud(line: str) -> bool:
     try:
         level = json.loads(line).get("level")
     except ValueError:
-        return bool(line.strip())  # not a log line: a traceback or a crash
+        # Not a log line: a traceback or a crash, unless it is one of the start-up lines
+        # `serve` and `worker` print on stdout (gateway/serving.py).
+        return bool(line.strip()) and not line.startswith("hookgate: ")
     return level in ("warning", "error", "critical")
 
 
