@@ -25,7 +25,9 @@ What a running process cannot change is said, never silently ignored: the listen
 (`server`), `database`, `upstream`, `ingest` (its writers), `admin`, `rejected`,
 `retention`, `encryption`, `relay.enabled`, and a source's own path (routes are fixed
 once serving). A worker only reads `database`, `encryption` and
-`server.shutdown_timeout` of those.
+`server.shutdown_timeout` of those. (The built-in ``upstream`` target is a target: it
+follows a new `upstream.url` at once; the pass-through keeps the old one.) The admin
+surface keeps the source and target lists it started with.
 """
 
 from __future__ import annotations
