@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 from conftest import GatewayTestServer
+from probe_target import Probe
 from relay_events import shop_events
 from structlog.testing import capture_logs
 from test_embedding import example_module
@@ -19,7 +20,6 @@ from test_lifecycle import hookgate, stop
 from gateway import keys
 from gateway.app import create_app
 from gateway.config import load_config
-from gateway.plugin import Message, Outcome, SendResult
 from gateway.plugins import load_registry
 from gateway.reload import reload
 from gateway.storage.store import Store
@@ -205,44 +205,6 @@ async def test_an_invalid_reload_keeps_the_old_targets_relaying(
     assert (await client.post("/in/shop", data=b"{}")).status == 202
     await billing.recorder.wait_for(1)
     assert sorted(client.app[keys.RELAY].lanes) == ["billing"]
-
-
-class Probe:
-    """A target plugin that records what it creates, sends and closes; sends to a label
-    in `held` wait until it is released."""
-
-    kind = "target"
-    name = "probe"
-
-    def __init__(self) -> None:
-        self.created: list[str] = []
-        self.closed: list[str] = []
-        self.sent: list[tuple[str, str]] = []  # (label, event id)
-        self.held: dict[str, asyncio.Event] = {}
-
-    def parse(self, section: Any) -> tuple[str, bool]:
-        return section.text("label"), section.flag("fail", False)
-
-    def create(self, options: tuple[str, bool], resources: Any) -> ProbeTarget:
-        label, fail = options
-        if fail:
-            raise RuntimeError(f"{label} cannot connect")
-        self.created.append(label)
-        return ProbeTarget(self, label)
-
-
-class ProbeTarget:
-    def __init__(self, plugin: Probe, label: str) -> None:
-        self.plugin, self.label = plugin, label
-
-    async def __call__(self, message: Message) -> SendResult:
-        self.plugin.sent.append((self.label, str(message.event_id)))
-        if self.label in self.plugin.held:
-            await self.plugin.held[self.label].wait()
-        return SendResult(Outcome.ACKED)
-
-    async def aclose(self) -> None:
-        self.plugin.closed.append(self.label)
 
 
 def probes(routes: str, **labels: str) -> str:
