@@ -193,5 +193,4 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    for lane in lanes.values():
-        await lane.close()
+    await worker.close_lanes()  # those a reload swapped in, and any it replaced

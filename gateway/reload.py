@@ -1,23 +1,40 @@
 """Reloading the config without a restart: SIGHUP and `hookgate reload`.
 
 `reload(app, path)` reads and validates the file; an invalid one changes nothing
-(every problem is logged, the old config keeps serving). A valid one is swapped in
-whole (`gateway.ingress.live`): sources served at ``/in/<source>``, their secrets,
-verifiers and limits, and the routes take effect with the next request, while
-requests in flight finish under the config they started with.
+(every problem is logged, the old config keeps serving and relaying). A valid one is
+swapped in whole, for ingress and relay at once (no await between the two swaps, so a
+route never names a target this process's relay does not know):
 
-What a reload cannot change in a running process is said, never silently ignored:
-the listener, database and upstream settings, a source's own path (routes are fixed
-once serving), and the relay's targets (a target added, removed or changed is
-relayed as before until a restart). Deliveries pending for a target the new config
-no longer names stay pending, never dropped: each such target is logged with its
-backlog.
+- ingress (`gateway.ingress.live`): sources served at ``/in/<source>``, their secrets,
+  verifiers and limits, and the routes take effect with the next request, while
+  requests in flight finish under the config they started with;
+- the relay (`Relay.swap`, in `serve` and in `hookgate worker`): a new target is
+  claimed at once; a changed one (url, headers, signing, timeout, retries, rate limit,
+  concurrency, breaker, middleware) applies from the next claimed attempt, while
+  attempts in flight finish under the lane they started with, whose resources are
+  closed once they end; unchanged targets keep their lanes (and open connections).
+  A removed target is no longer claimed: its deliveries stay pending, never dropped,
+  and each such target is logged with its backlog. Its row in hookgate.targets (pause,
+  breaker) stays; a new target gets its row with its first claim, as at start-up.
+  `relay.lease`, `poll_interval` and `batch_size` apply from the next claim.
+
+It is all or nothing: if a target's plugin fails to start, the reload fails (logged,
+naming the target) and the old config keeps serving and relaying, every target of it.
+
+What a running process cannot change is said, never silently ignored: the listener
+(`server`), `database`, `upstream`, `ingest` (its writers), `admin`, `rejected`,
+`retention`, `encryption`, `relay.enabled`, and a source's own path (routes are fixed
+once serving). A worker only reads `database`, `encryption` and
+`server.shutdown_timeout` of those. (The built-in ``upstream`` target is a target: it
+follows a new `upstream.url` at once; the pass-through keeps the old one.) The admin
+surface keeps the source and target lists it started with.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
@@ -29,71 +46,101 @@ from gateway.errors import ConfigError, HookgateError, PluginError, StorageError
 from gateway.ingress.guard import build_guards
 from gateway.ingress.live import Snapshot
 from gateway.plugins import Resources
+from gateway.relay.lanes import Lane, rebuild_lanes
 
 log = structlog.get_logger("hookgate.reload")
 
 PID_FILE = "hookgate.pid"  # under database.data_dir: where `hookgate reload` finds the server
+# Key paths a running process keeps as it started with, with ingress and without (a worker).
+RESTART_ONLY = (
+    "server", "database", "upstream", "ingest", "admin", "rejected", "retention",
+    "encryption", "relay.enabled",
+)  # fmt: skip
+RESTART_ONLY_WORKER = ("database", "encryption", "server.shutdown_timeout")
 
 
 async def reload(app: web.Application, path: Path) -> bool:
-    """Swap in the config at `path` if it is valid; whether it was."""
+    """Swap in the config at `path` if it is valid and its targets start; whether it was."""
     try:
         config = load_config(path, app[keys.REGISTRY])
-    except ConfigError as exc:
-        log.error("config_reload_failed", file=str(path), errors=exc.lines())
-        return False
-    if keys.LIVE not in app:  # a worker: only targets, which need a restart
-        _report_restart_only(app[keys.CONFIG], config, relay_only=True)
-        return True
-    live = app[keys.LIVE]
-    try:
-        guards = build_guards(
-            config, app[keys.REGISTRY], Resources(app[keys.HTTP], app[keys.CLOCK])
-        )
+        snapshot, lanes = await _prepare(app, config)
     except (ConfigError, PluginError) as exc:
-        log.error("config_reload_failed", file=str(path), errors=[exc.message])
+        errors = exc.lines() if isinstance(exc, ConfigError) else [exc.message]
+        log.error("config_reload_failed", file=str(path), errors=errors)
         return False
-    previous = live.swap(Snapshot(config, guards)).config
-    log.info("config_reloaded", file=str(path), **_changes(previous, config))
-    _report_restart_only(previous, config, relay_only=False)
-    await _report_removed_targets(app, previous, config)
+    # No await from here to both swaps: ingress never routes to a target the relay lacks.
+    live, relay = app.get(keys.LIVE), app.get(keys.RELAY)
+    previous = live.swap(snapshot).config if live is not None and snapshot is not None else None
+    old_targets = _targets(relay.lanes) if relay is not None else _config_targets(previous)
+    if relay is not None and lanes is not None:
+        relay.swap(lanes, config.relay)
+    changes = _diff("targets", old_targets, config.targets)
+    if previous is not None:
+        changes = {**_diff("sources", previous.sources, config.sources), **changes}
+    log.info("config_reloaded", file=str(path), **changes)
+    _report_restart_only(app[keys.CONFIG], config, worker=live is None)
+    await _report_removed_targets(app, changes["targets_removed"])
     return True
 
 
-def _changes(old: Config, new: Config) -> dict[str, list[str]]:
+async def _prepare(
+    app: web.Application, config: Config
+) -> tuple[Snapshot | None, dict[str, Lane] | None]:
+    """What ingress (if this process has it) and the relay (if it runs) will swap in;
+    `ConfigError` or `PluginError` if a source or a target cannot start."""
+    resources = Resources(app[keys.HTTP], app[keys.CLOCK])
+    snapshot = None
+    if keys.LIVE in app:
+        snapshot = Snapshot(config, build_guards(config, app[keys.REGISTRY], resources))
+    relay = app.get(keys.RELAY)
+    if relay is None or not relay.alive():  # none here, or shutting down
+        return snapshot, None
+    return snapshot, await rebuild_lanes(relay.lanes, config, app[keys.REGISTRY], resources)
+
+
+def _targets(lanes: Mapping[str, Lane]) -> dict[str, object]:
+    return {name: lane.config for name, lane in lanes.items()}
+
+
+def _config_targets(config: Config | None) -> Mapping[str, object]:
+    return config.targets if config is not None else {}
+
+
+def _diff(what: str, old: Mapping[str, object], new: Mapping[str, object]) -> dict[str, list[str]]:
     return {
-        "sources_added": sorted(set(new.sources) - set(old.sources)),
-        "sources_removed": sorted(set(old.sources) - set(new.sources)),
-        "sources_changed": sorted(
-            name
-            for name in set(old.sources) & set(new.sources)
-            if old.sources[name] != new.sources[name]
-        ),
-        "targets_added": sorted(set(new.targets) - set(old.targets)),
-        "targets_removed": sorted(set(old.targets) - set(new.targets)),
+        f"{what}_added": sorted(set(new) - set(old)),
+        f"{what}_removed": sorted(set(old) - set(new)),
+        f"{what}_changed": sorted(name for name in set(old) & set(new) if old[name] != new[name]),
     }
 
 
-def _report_restart_only(old: Config, new: Config, *, relay_only: bool) -> None:
-    """Log each changed setting the running process keeps until it restarts."""
-    sections = (
-        ["targets", "relay"]
-        if relay_only
-        else ["server", "database", "upstream", "targets", "relay"]
-    )
-    kept = [name for name in sections if getattr(old, name) != getattr(new, name)]
+def _report_restart_only(started: Config, new: Config, *, worker: bool) -> None:
+    """Log each setting that differs from what this process started with and that it
+    keeps until it restarts."""
+    kept = [
+        key
+        for key in (RESTART_ONLY_WORKER if worker else RESTART_ONLY)
+        if _setting(started, key) != _setting(new, key)
+    ]
     paths = sorted(
         name
         for name, source in new.sources.items()
-        if source.path is not None
-        and (name not in old.sources or old.sources[name].path != source.path)
+        if not worker
+        and source.path is not None
+        and (name not in started.sources or started.sources[name].path != source.path)
     )
     if kept or paths:
         log.warning("config_reload_needs_restart", sections=kept, source_paths=paths)
 
 
-async def _report_removed_targets(app: web.Application, old: Config, new: Config) -> None:
-    removed = sorted(set(old.targets) - set(new.targets))
+def _setting(config: Config, key: str) -> object:
+    value: object = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+async def _report_removed_targets(app: web.Application, removed: list[str]) -> None:
     if not removed:
         return
     try:

@@ -22,7 +22,9 @@ class TargetPlugin(Protocol):
     """Creates the `Send` that delivers a message (HTTP, a broker, ...).
 
     What `create` returns may also have ``async def aclose()``: hookgate calls it once
-    at shutdown (close connections there).
+    (close connections there), at shutdown or, when a reload changed or removed the
+    target, after the last attempt through it ended. A reload calls `create` again for a
+    changed target, while the old object may still be sending.
     """
 
     kind: Literal["target"]

@@ -13,6 +13,10 @@ not once per finished delivery. The poll interval is the fallback.
 
 Results are written in batches (`GroupCommit`), each with what it says about its
 targets' health, in one transaction: `_write_results` is the one place an attempt ends.
+
+A reload swaps the lanes (`swap`): the next claim asks for the new set of targets under
+their new limits, while each attempt finishes through the lane it was claimed with; a
+lane replaced or removed is closed once its last attempt has ended.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class Relay:
         self._claim_failures = Sampled(log, "relay_claim_failed", level="warning")
         self.worker = worker or worker_name()
         self.rand = rand
-        self._busy = dict.fromkeys(lanes, 0)
+        self._busy = dict.fromkeys(lanes, 0)  # in flight per target (removed ones until done)
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._more = False
@@ -89,10 +93,13 @@ class Relay:
         self._limits = {name: _limits(lane) for name, lane in lanes.items()}
         self._open_breakers: set[str] = set()
         self._saturated: set[str] = set()  # lanes whose last claim left deliveries waiting
-        self._gather = {
-            name: max(1, min(config.batch_size, lane.config.concurrency) // 2)
-            for name, lane in lanes.items()
-        }
+        self._gather = _gather(lanes, config)
+        # Lanes a reload replaced, by id, closed once no attempt uses them (nor a claim
+        # under way, which may yet start attempts through them).
+        self._users: dict[int, int] = {}  # id(lane) -> attempts in flight through it
+        self._retired: dict[int, Lane] = {}
+        self._claiming = False
+        self._closing: set[asyncio.Task[None]] = set()
         self._soon: asyncio.TimerHandle | None = None
         self._next_due: dt.datetime | None = None
         # Attempt results share transactions, like ingest: one commit per batch, not per
@@ -106,6 +113,28 @@ class Relay:
         """Look for due deliveries now (a NOTIFY arrived, a slot freed up, a key unblocked)."""
         self._wake.set()
 
+    def swap(self, lanes: Mapping[str, Lane], config: RelayConfig) -> None:
+        """Relay to `lanes` under `config` from the next claim on (a reload). Attempts in
+        flight finish through the lane they were claimed with; a lane not in `lanes` is
+        closed once the last of them has ended. A target no longer named is not claimed:
+        its deliveries stay pending."""
+        previous, self.lanes, self.config = self.lanes, lanes, config
+        self._limits = {name: _limits(lane) for name, lane in lanes.items()}
+        self._gather = _gather(lanes, config)
+        self._saturated &= set(lanes)
+        for name, lane in previous.items():
+            if lanes.get(name) is not lane:
+                self._retired[id(lane)] = lane
+        self._close_idle()
+        self.wake()  # a new target's deliveries are claimed at once
+
+    async def close_lanes(self) -> None:
+        """After `stop`: close every lane's resources, current and replaced."""
+        for lane in self.lanes.values():
+            self._retired[id(lane)] = lane
+        self._close_idle()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
     def alive(self) -> bool:
         """The claim loop runs (or has yet to start); False once it ended or is stopping."""
         return not self._stopping and (self._loop is None or not self._loop.done())
@@ -113,7 +142,8 @@ class Relay:
     def quotas(self) -> dict[str, int]:
         """How many each target may take now: its free concurrency, at most a batch."""
         free = {
-            name: lane.config.concurrency - self._busy[name] for name, lane in self.lanes.items()
+            name: lane.config.concurrency - self._busy.get(name, 0)
+            for name, lane in self.lanes.items()
         }
         return {name: min(n, self.config.batch_size) for name, n in free.items() if n > 0}
 
@@ -132,6 +162,20 @@ class Relay:
             self._more = False  # every lane is full: wait for a slot to free (it wakes us)
             return 0
         now = self.clock.now()
+        self._claiming = True  # a lane a reload replaces meanwhile stays open for what it takes
+        try:
+            counts = await self._claim(quotas, now)
+        finally:
+            self._claiming = False
+            self._close_idle()
+        full = {name for name, quota in quotas.items() if counts[name] == quota}
+        self._saturated = (self._saturated - set(quotas)) | full
+        self._more = any(name in self.quotas() for name in full)  # a batch's worth, not all
+        return sum(counts.values())
+
+    async def _claim(self, quotas: dict[str, int], now: dt.datetime) -> dict[str, int]:
+        """Claim up to `quotas` and start each delivery taken; how many per target."""
+        lanes = self.lanes  # those this claim asks for, whatever a reload swaps in meanwhile
         batch = await self.store.claim_batch(
             quotas, now, self.config.lease, self.worker, self._limits
         )
@@ -142,11 +186,9 @@ class Relay:
         counts = dict.fromkeys(quotas, 0)
         for item in batch.claimed:
             counts[item.target] += 1
-            self._start(item)
-        full = {name for name, quota in quotas.items() if counts[name] == quota}
-        self._saturated = (self._saturated - set(quotas)) | full
-        self._more = any(name in self.quotas() for name in full)  # a batch's worth, not all
-        return len(batch.claimed)
+            # Reloaded during the claim: the new lane, or the old one if the target is gone.
+            self._start(item, self.lanes.get(item.target, lanes[item.target]))
+        return counts
 
     async def run(self) -> None:
         """Claim and send until stopped."""
@@ -212,7 +254,7 @@ class Relay:
                 if self._next_due is None or result.next_due < self._next_due:
                     self._next_due = result.next_due
                     self.wake()  # the loop's sleep was set for a later time
-            elif result.next_status != "pending" and self.lanes[result.target].config.ordering:
+            elif result.next_status != "pending" and _ordered(self.lanes.get(result.target)):
                 self.wake()
 
     def _log_breakers(
@@ -230,21 +272,31 @@ class Relay:
                 log.info("breaker_closed", target=name)
             (self._open_breakers.add if is_open else self._open_breakers.discard)(name)
 
-    def _start(self, claimed: Claimed) -> None:
+    def _start(self, claimed: Claimed, lane: Lane) -> None:
         if not self._results_started:
             self._results.start()
             self._results_started = True
-        self._busy[claimed.target] += 1
-        task = asyncio.create_task(self._deliver(claimed))
+        self._busy[claimed.target] = self._busy.get(claimed.target, 0) + 1
+        self._users[id(lane)] = self._users.get(id(lane), 0) + 1
+        task = asyncio.create_task(self._deliver(claimed, lane))
         self._tasks[claimed.id] = task
-        task.add_done_callback(lambda _: self._finished(claimed))
+        task.add_done_callback(lambda _: self._finished(claimed, lane))
 
-    def _finished(self, claimed: Claimed) -> None:
+    def _finished(self, claimed: Claimed, lane: Lane) -> None:
         self._tasks.pop(claimed.id, None)
         self._busy[claimed.target] -= 1
+        self._users[id(lane)] -= 1
+        if not self._users[id(lane)]:
+            del self._users[id(lane)]
+            self._close_idle()
+        current = self.lanes.get(claimed.target)
+        if current is None:  # removed by a reload: nothing more to claim for it
+            if not self._busy[claimed.target]:
+                del self._busy[claimed.target]
+            return
         if claimed.target not in self._saturated:
             return  # it took all that was due: new work comes with a NOTIFY or a due time
-        free = self.lanes[claimed.target].config.concurrency - self._busy[claimed.target]
+        free = current.config.concurrency - self._busy[claimed.target]
         if free >= self._gather[claimed.target]:
             self.wake()
         elif self._soon is None:
@@ -254,14 +306,24 @@ class Relay:
         self._soon = None
         self.wake()
 
-    async def _deliver(self, claimed: Claimed) -> None:
+    def _close_idle(self) -> None:
+        """Close the replaced lanes no attempt uses any more (not while a claim runs)."""
+        if self._claiming:
+            return
+        for key, lane in list(self._retired.items()):
+            if key not in self._users:
+                del self._retired[key]
+                task = asyncio.create_task(_close(lane), name=f"close-lane-{lane.config.name}")
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+    async def _deliver(self, claimed: Claimed, lane: Lane) -> None:
         structlog.contextvars.bind_contextvars(
             event_id=str(claimed.event_id),
             delivery_id=str(claimed.id),
             attempt=claimed.attempt,
             target=claimed.target,
         )
-        lane = self.lanes[claimed.target]
         started = time.perf_counter()
         if claimed.interruptions >= MAX_INTERRUPTIONS:
             result = SendResult(
@@ -333,6 +395,26 @@ class Relay:
         if delay is None:
             return "dead", now
         return "pending", now + dt.timedelta(seconds=delay)
+
+
+def _gather(lanes: Mapping[str, Lane], config: RelayConfig) -> dict[str, int]:
+    return {
+        name: max(1, min(config.batch_size, lane.config.concurrency) // 2)
+        for name, lane in lanes.items()
+    }
+
+
+def _ordered(lane: Lane | None) -> bool:
+    return lane is not None and lane.config.ordering is not None
+
+
+async def _close(lane: Lane) -> None:
+    try:
+        await lane.close()
+    except Exception:  # a plugin's own: logged, and the other lanes still close
+        log.exception("target_close_failed", target=lane.config.name)
+    else:
+        log.debug("target_closed", target=lane.config.name)
 
 
 def _limits(lane: Lane) -> TargetLimits:

@@ -90,7 +90,22 @@ async def test_removed_target_keeps_its_pending_deliveries_and_is_reported(
         assert await reload(client.app, path)
     (line,) = [line for line in logs if line["event"] == "removed_target_has_pending"]
     assert (line["target"], line["backlog"]) == ("billing", 1)
-    assert any(line["event"] == "config_reload_needs_restart" for line in logs)
+    # Targets are live: removing one needs no restart.
+    assert not any(line["event"] == "config_reload_needs_restart" for line in logs)
+
+
+async def test_a_reload_applies_relay_settings_and_reports_only_what_needs_a_restart(
+    tmp_path, database_url, gateway
+):
+    client = await gateway(load_config(write(tmp_path / "h.yaml", database_url, SHOP_ONLY)))
+    extra = "server: {port: 9999}\ningest: {writers: 2}\nrelay: {enabled: false, batch_size: 7}\n"
+    path = write(tmp_path / "h.yaml", database_url, SHOP_AND_CRM, extra)
+    with capture_logs() as logs:
+        assert await reload(client.app, path)
+    (line,) = [line for line in logs if line["event"] == "config_reload_needs_restart"]
+    assert line["sections"] == ["server", "ingest", "relay.enabled"]
+    assert client.app[keys.RELAY].config.batch_size == 7  # from the next claim
+    assert client.app[keys.RELAY].alive()  # relay.enabled: false waits for a restart
 
 
 async def test_readyz_is_503_when_the_schema_is_not_current(tmp_path, database_url, gateway):
