@@ -77,9 +77,9 @@ def _changes(old: Config, new: Config) -> dict[str, list[str]]:
 def _report_restart_only(old: Config, new: Config, *, relay_only: bool) -> None:
     """Log each changed setting the running process keeps until it restarts."""
     sections = (
-        ["targets", "relay"]
+        ["targets", "relay", "alerts"]
         if relay_only
-        else ["server", "database", "upstream", "targets", "relay"]
+        else ["server", "database", "upstream", "targets", "relay", "alerts"]
     )
     kept = [name for name in sections if getattr(old, name) != getattr(new, name)]
     paths = sorted(
