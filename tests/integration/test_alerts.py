@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from conftest import Recorder, make_config
 from multidict import CIMultiDict
+from test_pause import run_cli
 from test_relay import deliver_due, shop_event
 
 from gateway.alerting import Alerting
@@ -368,3 +369,23 @@ async def test_no_alerts_section_means_no_alert_events(database_url, store, cloc
     async with alerting_relay(store, config, clock) as relay:
         assert await deliver_due(relay) == 1
     assert await alert_events(store) == []
+
+
+async def test_hookgate_pause_from_the_command_line_writes_an_alert(tmp_path, database_url, store):
+    path = tmp_path / "h.yaml"
+    path.write_text(
+        f'database: {{url: "{database_url}"}}\n'
+        "targets: {billing: {url: 'http://127.0.0.1:9/x'}}\n"
+        "alerts: {targets: {ops: {url: 'http://127.0.0.1:9/alerts'}}}\n"
+    )
+    assert (await run_cli("pause", "billing", "--config", str(path), "--reason", "deploy"))[0] == 0
+    (alert,) = await alert_events(store)
+    assert (alert["event_type"], alert["target"], alert["status"]) == (
+        "target.paused", "_alerts.ops", "pending",
+    )  # fmt: skip
+    event = await store.event(alert["id"])
+    assert event is not None
+    body = json.loads(event["body"])
+    assert body["reason"]["error"] == "deploy" and body["by"].startswith("cli ")
+    assert (await run_cli("resume", "billing", "--config", str(path)))[0] == 0
+    assert len(await alert_events(store)) == 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.alerting import inspector_base
-from gateway.config import parse_config
+from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -111,3 +113,9 @@ def test_a_route_cannot_name_an_alert_target():
         "routes: [{source: shop, targets: [_alerts.ops]}]"
     )
     assert found == ['routes[0].targets: no target named "_alerts.ops"']
+
+
+def test_the_alerts_example_config_loads():
+    config = load_config(Path(__file__).parents[2] / "config" / "alerts.yaml")
+    assert set(config.alerts.targets) == {"_alerts.ops"}
+    assert (config.alerts.backlog, config.alerts.oldest_due) == (1000, 900)
