@@ -54,8 +54,20 @@ def events(now: dt.datetime, n: int) -> list[EventRecord]:
 
 def results(records: list[EventRecord], now: dt.datetime, dead: bool) -> list[AttemptResult]:
     made = [
-        AttemptResult(r.deliveries[0][0], 1, 5.0, "HTTP_5XX", 500, [], b"down", None, "pending",
-                      now + dt.timedelta(seconds=5), target="t", event_id=r.id)  # fmt: skip
+        AttemptResult(
+            r.deliveries[0][0],
+            1,
+            5.0,
+            "HTTP_5XX",
+            500,
+            [],
+            b"down",
+            None,
+            "pending",
+            now + dt.timedelta(seconds=5),
+            target="t",
+            event_id=r.id,
+        )  # fmt: skip
         for r in records
     ]
     if dead:
@@ -73,7 +85,9 @@ async def main(batches: int, size: int) -> None:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-            await conn.execute("INSERT INTO hookgate.targets (name, changed_at) VALUES ('t', now())")
+            await conn.execute(
+                "INSERT INTO hookgate.targets (name, changed_at) VALUES ('t', now())"
+            )
         store, now = Store(pool), dt.datetime.now(dt.UTC)
         config = parse_config(CONFIG, env={})
         alerting = Alerting(config.alerts, config.server, store, Metrics())

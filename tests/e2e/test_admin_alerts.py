@@ -4,6 +4,7 @@ API shows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from conftest import make_config
@@ -66,5 +67,24 @@ alerts:
     scraped = samples(await (await client.get("/metrics", headers=AUTH)).text())
     key = ("hookgate_alerts_total", (("kind", "target.paused"), ("result", "sent")))
     assert scraped[key] == 1
+    detail = await delivered(client, event["id"])
+    (delivery,) = detail["deliveries"]
+    assert (delivery["target"], delivery["status"]) == ("_alerts.pager", "delivered")
+    assert json.loads(detail["request"]["body"]["text"]) == alert
+
     await client.post("/admin/api/targets/billing/resume", headers=AUTH)
     assert len(ops.recorder.requests) == 1  # resuming is not an alert
+    replayed = await client.post(f"/admin/api/events/{event['id']}/replay", json={}, headers=AUTH)
+    assert replayed.status == 201, await replayed.text()
+    await ops.recorder.wait_for(2)  # replay works for an alert like for any event
+    assert ops.recorder.requests[1][1] == body
+
+
+async def delivered(client, event: str) -> dict:
+    """The event's detail once its delivery's attempt is written (after the sink saw it)."""
+    for _ in range(200):
+        detail = await (await client.get(f"/admin/api/events/{event}", headers=AUTH)).json()
+        if all(d["status"] == "delivered" for d in detail["deliveries"]):
+            return detail
+        await asyncio.sleep(0.05)
+    raise AssertionError("not delivered")
