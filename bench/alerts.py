@@ -53,23 +53,14 @@ def events(now: dt.datetime, n: int) -> list[EventRecord]:
 
 
 def results(records: list[EventRecord], now: dt.datetime, dead: bool) -> list[AttemptResult]:
+    retry = now + dt.timedelta(seconds=5)
     made = [
-        AttemptResult(
-            r.deliveries[0][0],
-            1,
-            5.0,
-            "HTTP_5XX",
-            500,
-            [],
-            b"down",
-            None,
-            "pending",
-            now + dt.timedelta(seconds=5),
-            target="t",
-            event_id=r.id,
-        )  # fmt: skip
+        AttemptResult(delivery_id=r.deliveries[0][0], attempt=1, duration_ms=5.0,
+                      outcome="HTTP_5XX", status_code=500, response_headers=[],
+                      response_body=b"down", error=None, next_status="pending", next_due=retry,
+                      target="t", event_id=r.id)
         for r in records
-    ]
+    ]  # fmt: skip
     if dead:
         made[0] = replace(made[0], next_status="dead")
     return made
