@@ -108,7 +108,9 @@ class AlertStore:
         self, conn: asyncpg.Connection, alerts: Sequence[Alert], now: dt.datetime
     ) -> list[Raised]:
         groups: dict[tuple[str, str], list[Alert]] = {}
-        for alert in alerts:
+        # In one order (by key) in every transaction, so two relays' upserts never wait
+        # for each other's rows in a cycle; each transaction locks these rows last.
+        for alert in sorted(alerts, key=lambda a: (a.about, a.kind)):
             groups.setdefault((alert.about, alert.kind), []).append(alert)
         if not groups:
             return []

@@ -10,6 +10,7 @@
 INSERT INTO hookgate.alert_state AS s (target, kind, last_at, sent, suppressed, reported)
 SELECT w.target, w.kind, $5, true, w.n - 1, 0
 FROM unnest($1::text[], $2::text[], $3::integer[]) AS w (target, kind, n)
+ORDER BY w.target, w.kind  -- rows locked in one order by every relay: no deadlock
 ON CONFLICT (target, kind) DO UPDATE
     SET last_at = CASE WHEN s.last_at <= $5 - make_interval(secs => $4) THEN $5
                        ELSE s.last_at END,
