@@ -78,10 +78,17 @@ class Alerting:
         health: Sequence[Health],
         changes: Callable[[Finished], Sequence[BreakerChange]],
     ) -> Finished:
-        """Record the results with the alerts they call for (dead deliveries, breakers)."""
-        done, raised = await self.store.finish(
-            results, now, health, lambda done: self.for_results(results, done, changes(done), now)
-        )
+        """Record the results with the alerts they call for (dead deliveries, breakers).
+        Alerts never stand in the way of results: if that write fails, the results are
+        written alone (and fail too if the database is the trouble)."""
+        try:
+            done, raised = await self.store.finish(
+                results, now, health,
+                lambda done: self.for_results(results, done, changes(done), now),
+            )  # fmt: skip
+        except StorageError as exc:
+            log.error("alert_write_failed", error=exc.message)
+            return await self.store.store.finish_many(results, now, health)
         await self._report(raised)
         return done
 
@@ -94,7 +101,13 @@ class Alerting:
             "target.paused", target, _reason("GONE" if status == 410 else None, status, reason),
             now, {"by": by}, f"{self.base}/admin/targets",
         )  # fmt: skip
-        await self._report(await self.store.set_paused(target, reason, now, by, alert))
+        try:
+            raised = await self.store.set_paused(target, reason, now, by, alert)
+        except StorageError as exc:
+            log.error("alert_write_failed", error=exc.message)
+            await self.store.store.set_paused(target, True, reason, now, by)
+            return
+        await self._report(raised)
 
     def for_results(
         self,

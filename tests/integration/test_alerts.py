@@ -389,3 +389,22 @@ async def test_hookgate_pause_from_the_command_line_writes_an_alert(tmp_path, da
     assert body["reason"]["error"] == "deploy" and body["by"].startswith("cli ")
     assert (await run_cli("resume", "billing", "--config", str(path)))[0] == 0
     assert len(await alert_events(store)) == 1
+
+
+async def test_when_an_alert_cannot_be_written_the_results_and_the_pause_still_are(
+    database_url, store, clock, target
+):
+    t, ops = await target(), await target()
+    t.recorder.script.extend([(422, {}, b""), (410, {}, b"gone")])
+    async with store.pool.acquire() as conn:  # the alerts' table is gone: every claim fails
+        await conn.execute("DROP TABLE hookgate.alert_state")
+    first, second = shop_event(clock), shop_event(clock)
+    await store.insert_events([first])
+
+    async with alerting_relay(store, alert_config(database_url, t.url, ops.url), clock) as relay:
+        assert await deliver_due(relay) == 1
+        await store.insert_events([second])
+        assert await deliver_due(relay) == 1
+    assert (await store.deliveries(first.id))[0]["status"] == "dead"  # recorded, unalerted
+    assert (await store.target_states(["t"]))[0]["paused"]  # the 410 paused it all the same
+    assert await alert_events(store) == []
