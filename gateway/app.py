@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.admin import setup as admin
+from gateway.alerting import Alerting
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.ingress import routes
@@ -181,12 +182,23 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     """The relay loop and its LISTEN connection."""
     config = app[keys.CONFIG]
     lanes = build_lanes(config, app[keys.REGISTRY], _resources(app))
-    worker = Relay(app[keys.STORE], lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS])
+    alerting = (
+        Alerting(config.alerts, config.server, app[keys.STORE], app[keys.METRICS])
+        if config.alerts.targets
+        else None
+    )
+    worker = Relay(
+        app[keys.STORE], lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS],
+        alerting=alerting,
+    )  # fmt: skip
     app[keys.RELAY] = worker
     tasks = [
         asyncio.create_task(worker.run(), name="relay"),
         asyncio.create_task(listen(app[keys.DSN], worker.wake), name="relay-listener"),
     ]
+    if alerting is not None:  # backlog thresholds, and breakers other relays opened
+        watch = alerting.watch(sorted(lanes), app[keys.CLOCK], worker.saw_open_breakers)
+        tasks.append(asyncio.create_task(watch, name="relay-alert-check"))
     log.info("relay_started", worker=worker.worker, targets=sorted(lanes))
     yield
     await worker.stop(config.server.shutdown_timeout)

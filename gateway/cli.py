@@ -18,10 +18,12 @@ from aiohttp import web
 from gateway import keys, lifecycle_cli, serving
 from gateway import logging as hg_logging
 from gateway.admin import cli as admin_cli
+from gateway.alerting import Alerting
 from gateway.app import database
 from gateway.clock import SystemClock
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, HookgateError
+from gateway.metrics import Metrics
 from gateway.reload import signal_server
 from gateway.storage.store import Store
 
@@ -305,7 +307,15 @@ def _set_paused(args: argparse.Namespace, paused: bool) -> int:
     reason = args.reason if paused else None
     by = f"cli {getpass.getuser()}@{socket.gethostname()}"
     now = SystemClock().now()
-    asyncio.run(_with_store(config, lambda s: s.set_paused(args.target, paused, reason, now, by)))
+
+    async def write(store: Store) -> None:
+        if paused and config.alerts.targets:  # the relays send the alert it writes
+            alerting = Alerting(config.alerts, config.server, store, Metrics())
+            await alerting.pause(args.target, reason, now, by)
+        else:
+            await store.set_paused(args.target, paused, reason, now, by)
+
+    asyncio.run(_with_store(config, write))
     print(f"hookgate: {args.target} {'paused' if paused else 'resumed'}")
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from gateway.admin_settings import AdminConfig, parse_admin
+from gateway.alerts import AlertsConfig, alert_target, parse_alerts
 from gateway.encryption import EncryptionConfig, parse_encryption
 from gateway.errors import ConfigError
 from gateway.filters import Filter, parse_filter
@@ -109,6 +110,7 @@ class Config:
     upstream: UpstreamConfig | None = None  # the app behind hookgate (reverse-proxy front)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)  # its targets are in `targets`
 
     def route(
         self,
@@ -264,6 +266,12 @@ def _build(top: Section, registry: Registry) -> Config:
                 f"targets.{name}.timeout: must be shorter than relay.lease ({relay.lease:g}s), "
                 f"or a slow answer would be sent again by another worker"
             )
+    alerts = parse_alerts(
+        top.section("alerts"),
+        lambda s: _named(s, lambda t, n: parse_target(t, alert_target(n), registry)),
+        relay.lease,
+    )
+    targets = {**targets, **alerts.targets}
     top.done()
     return Config(
         database,
@@ -278,6 +286,7 @@ def _build(top: Section, registry: Registry) -> Config:
         upstream,
         retention,
         encryption,
+        alerts,
     )
 
 

@@ -106,6 +106,9 @@ class Metrics:
         self.dead = Counter(
             "hookgate_relay_dead", "Deliveries that went dead", ["target"], registry=r
         )
+        self.alerts = Counter(
+            "hookgate_alerts", "Failure alerts, sent or suppressed", ["kind", "result"], registry=r
+        )
 
     def _queue_metrics(self) -> None:
         r = self.registry
@@ -156,6 +159,10 @@ class Metrics:
 
     def went_dead(self, target: str) -> None:
         self._child(self.dead, target).inc()
+
+    def alerted(self, kind: str, result: str) -> None:
+        """An alert of type `kind` was `sent` or `suppressed` (by its minimum interval)."""
+        self._child(self.alerts, kind, result).inc()
 
     def set_queue(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """The gauges from `gateway.storage.stats.queue_gauges` rows (one per configured target)."""

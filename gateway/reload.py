@@ -54,9 +54,9 @@ PID_FILE = "hookgate.pid"  # under database.data_dir: where `hookgate reload` fi
 # Key paths a running process keeps as it started with, with ingress and without (a worker).
 RESTART_ONLY = (
     "server", "database", "upstream", "ingest", "admin", "rejected", "retention",
-    "encryption", "relay.enabled",
+    "encryption", "relay.enabled", "alerts",
 )  # fmt: skip
-RESTART_ONLY_WORKER = ("database", "encryption", "server.shutdown_timeout")
+RESTART_ONLY_WORKER = ("database", "encryption", "server.shutdown_timeout", "alerts")
 
 
 async def reload(app: web.Application, path: Path) -> bool:

@@ -29,6 +29,7 @@ from gateway.admin.records import (
     encode_cursor,
     page_of,
 )
+from gateway.alerting import Alerting
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import AdminError
@@ -80,7 +81,9 @@ class AdminModel:
         clock: Clock,
         on_queued: Callable[[], None] | None = None,
         registry: Registry | None = None,
+        alerting: Alerting | None = None,
     ) -> None:
+        self.alerting = alerting  # a pause by hand alerts, like one for a 410
         self.on_queued = on_queued  # a bulk replay queued deliveries: wake the feeder
         self.store = AdminStore(store.pool, store.sealer)
         self.replays = Replays(store.pool)
@@ -241,6 +244,9 @@ class AdminModel:
 
     async def set_paused(self, target: str, paused: bool, reason: str | None, by: str) -> None:
         self._target_config(target)
+        if paused and self.alerting is not None:
+            await self.alerting.pause(target, reason, self.clock.now(), by)
+            return
         await self.gateway_store.set_paused(
             target, paused, reason if paused else None, self.clock.now(), by
         )

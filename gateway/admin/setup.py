@@ -20,6 +20,7 @@ from gateway.admin.auth import Access, admin_guard
 from gateway.admin.feeder import ReplayFeeder
 from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
+from gateway.alerting import Alerting
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import HookgateError
@@ -85,8 +86,14 @@ async def _say_disabled(app: web.Application) -> None:
 async def admin_model(app: web.Application) -> AsyncIterator[None]:
     """The model over the gateway's store, and the live stream's poller."""
     feeder = app[keys.REPLAY_FEEDER]
+    config = app[keys.CONFIG]
+    alerting = (
+        Alerting(config.alerts, config.server, app[keys.STORE], app[keys.METRICS])
+        if config.alerts.targets
+        else None
+    )
     model = AdminModel(
-        app[keys.STORE], app[keys.CONFIG], app[keys.CLOCK], feeder.wake, app[keys.REGISTRY]
+        app[keys.STORE], config, app[keys.CLOCK], feeder.wake, app[keys.REGISTRY], alerting
     )
     app[keys.ADMIN_MODEL] = model
     app[keys.ADMIN_STREAM] = Stream(model.store, app[keys.CLOCK])

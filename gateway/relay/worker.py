@@ -34,6 +34,7 @@ from dataclasses import replace
 
 import structlog
 
+from gateway.alerting import Alerting, BreakerChange
 from gateway.clock import Clock
 from gateway.config import RelayConfig
 from gateway.errors import StorageError
@@ -74,8 +75,10 @@ class Relay:
         worker: str | None = None,
         rand: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
+        alerting: Alerting | None = None,
     ) -> None:
         self.store = store
+        self.alerting = alerting  # failure alerts, written with what caused them
         self.metrics = metrics or Metrics()  # a private registry when nobody scrapes
         self.lanes = lanes
         self.config = config
@@ -242,7 +245,12 @@ class Relay:
         in one transaction: a claim that sees a slot freed sees the breaker it opened."""
         now = self.clock.now()
         health = _health(results, self._limits)
-        finished = await self.store.finish_many(results, now, health)
+        if self.alerting and self.alerting.may_alert(results, health, self._open_breakers):
+            finished = await self.alerting.finish(
+                results, now, health, lambda done: self._breaker_changes(done.breakers, health, now)
+            )
+        else:
+            finished = await self.store.finish_many(results, now, health)
         self._log_breakers(finished.breakers, health, now)
         self._after_results(results)
         return finished.kept
@@ -260,17 +268,38 @@ class Relay:
     def _log_breakers(
         self, rows: list[dict[str, object]], health: list[Health], now: dt.datetime
     ) -> None:
+        changed = dict(self._breaker_changes(rows, health, now))
+        for row in rows:
+            name, until = str(row["name"]), row["breaker_until"]
+            if changed.get(name) is True:
+                log.warning(
+                    "breaker_opened", target=name, until=str(until), reason=row["breaker_reason"]
+                )
+            elif changed.get(name) is False:
+                log.info("breaker_closed", target=name)
+            is_open = isinstance(until, dt.datetime) and until > now
+            (self._open_breakers.add if is_open else self._open_breakers.discard)(name)
+
+    def _breaker_changes(
+        self, rows: list[dict[str, object]], health: list[Health], now: dt.datetime
+    ) -> list[BreakerChange]:
+        """(target, True) for each breaker these results opened, (target, False) for each
+        they closed that this relay saw open."""
         failed = {h.target: h for h in health}
+        changes = []
         for row in rows:
             name, until = str(row["name"]), row["breaker_until"]
             is_open = isinstance(until, dt.datetime) and until > now
             if is_open and failed[name].failed:
-                log.warning(
-                    "breaker_opened", target=name, until=str(until), reason=row["breaker_reason"]
-                )
+                changes.append((name, True))
             elif not is_open and name in self._open_breakers:
-                log.info("breaker_closed", target=name)
-            (self._open_breakers.add if is_open else self._open_breakers.discard)(name)
+                changes.append((name, False))
+        return changes
+
+    def saw_open_breakers(self, names: set[str]) -> None:
+        """Breakers the database says are open (another relay may have opened them): the
+        result that closes one is then known as a close here too."""
+        self._open_breakers |= names & set(self.lanes)
 
     def _start(self, claimed: Claimed, lane: Lane) -> None:
         if not self._results_started:
@@ -371,8 +400,12 @@ class Relay:
         """A 410 pauses the whole target: its deliveries wait, keeping their attempts."""
         snippet = result.body[:200].decode("utf-8", "replace")
         reason = f"the target answered 410 Gone: {snippet}".strip()
+        by = f"relay {self.worker}"
         try:
-            await self.store.set_paused(target, True, reason, now, f"relay {self.worker}")
+            if self.alerting is not None:
+                await self.alerting.pause(target, reason, now, by, result.status)
+            else:
+                await self.store.set_paused(target, True, reason, now, by)
         except StorageError as exc:
             log.error("target_pause_failed", error=exc.message)
             return

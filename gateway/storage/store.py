@@ -153,6 +153,7 @@ class AttemptResult:
     target: str = ""
     worker: str | None = None  # who made the attempt
     started_at: dt.datetime | None = None  # when it was claimed (now, if not given)
+    event_id: UUID | None = None  # its delivery's event (what an alert links to)
 
 
 @asynccontextmanager
@@ -207,9 +208,12 @@ class Store:
 
     async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
         """Events without dedupe keys and their deliveries, in one statement."""
+        await self._execute("insert_events_plain", *self.plain_args(records))
+
+    def plain_args(self, records: Sequence[EventRecord]) -> list[Any]:
+        """`insert_events_plain`'s arguments for `records` (none with a dedupe key)."""
         request, key_ids = self._request_columns(records)
-        await self._execute(
-            "insert_events_plain",
+        return [
             *request,
             _routes_column(records),
             [d_id for r in records for d_id, _ in r.deliveries],
@@ -217,7 +221,7 @@ class Store:
             [n for n, r in enumerate(records, 1) for _ in r.deliveries],
             *_delivery_columns(records),
             key_ids,
-        )
+        ]
 
     def _request_columns(
         self, records: Sequence[EventRecord]
@@ -340,16 +344,8 @@ class Store:
     ) -> Finished:
         """Record attempts and what they say about their targets' health, in one call and
         one transaction; for each attempt, whether this worker still held its delivery."""
-        rows = await self._execute(
-            "finish_attempts", now, *_result_columns(results), *health_columns(health)
-        )
-        kept = {row["out_delivery"] for row in rows if row["out_delivery"] is not None}
-        breakers = [
-            {"name": row["out_target"], "failures": row["out_failures"],
-             "breaker_until": row["out_until"], "breaker_reason": row["out_reason"]}
-            for row in rows if row["out_target"] is not None
-        ]  # fmt: skip
-        return Finished([r.delivery_id in kept for r in results], breakers)
+        rows = await self._execute("finish_attempts", *finish_args(results, now, health))
+        return finished(rows, results)
 
     async def set_paused(
         self, target: str, paused: bool, reason: str | None, now: dt.datetime, by: str | None
@@ -407,6 +403,24 @@ class Store:
         event = {**row, "headers": headers, "body": body, "routes": routes}
         del event["key_id"]
         return event
+
+
+def finish_args(
+    results: Sequence[AttemptResult], now: dt.datetime, health: Sequence[Health]
+) -> list[Any]:
+    """`finish_attempts`'s arguments."""
+    return [now, *_result_columns(results), *health_columns(health)]
+
+
+def finished(rows: Sequence[asyncpg.Record], results: Sequence[AttemptResult]) -> Finished:
+    """What `finish_attempts` answered for `results`."""
+    kept = {row["out_delivery"] for row in rows if row["out_delivery"] is not None}
+    breakers = [
+        {"name": row["out_target"], "failures": row["out_failures"],
+         "breaker_until": row["out_until"], "breaker_reason": row["out_reason"]}
+        for row in rows if row["out_target"] is not None
+    ]  # fmt: skip
+    return Finished([r.delivery_id in kept for r in results], breakers)
 
 
 def _routes_column(records: Sequence[EventRecord]) -> list[str | None]:
