@@ -19,6 +19,7 @@ from gateway import keys
 from gateway.admin import setup as admin
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
+from gateway.contract.httpclient import HttpClient
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
 from gateway.ingress.live import Live, Snapshot
@@ -109,14 +110,20 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_client(app: web.Application) -> AsyncIterator[None]:
-    """The one client session: deliveries, and verifiers that fetch keys."""
+    """The one client session (verifiers that fetch keys) and the one delivery client
+    (http targets: keep-alive pools, a fraction of a session's CPU per request)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
     # No cookie jar: a cookie one target sets must not go out with later deliveries.
     async with aiohttp.ClientSession(
         connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
+        client = HttpClient()
         app[keys.HTTP] = session
-        yield
+        app[keys.RESOURCES] = Resources(session, app[keys.CLOCK], client)
+        try:
+            yield
+        finally:
+            await client.close()
 
 
 async def upstream_client(app: web.Application) -> AsyncIterator[None]:
@@ -136,7 +143,7 @@ async def upstream_client(app: web.Application) -> AsyncIterator[None]:
 
 
 def _resources(app: web.Application) -> Resources:
-    return Resources(app[keys.HTTP], app[keys.CLOCK])
+    return app[keys.RESOURCES]
 
 
 async def ingest_writer(app: web.Application) -> AsyncIterator[None]:

@@ -28,7 +28,6 @@ from gateway.config import Config, load_config
 from gateway.errors import ConfigError, HookgateError, PluginError, StorageError
 from gateway.ingress.guard import build_guards
 from gateway.ingress.live import Snapshot
-from gateway.plugins import Resources
 
 log = structlog.get_logger("hookgate.reload")
 
@@ -47,9 +46,7 @@ async def reload(app: web.Application, path: Path) -> bool:
         return True
     live = app[keys.LIVE]
     try:
-        guards = build_guards(
-            config, app[keys.REGISTRY], Resources(app[keys.HTTP], app[keys.CLOCK])
-        )
+        guards = build_guards(config, app[keys.REGISTRY], app[keys.RESOURCES])
     except (ConfigError, PluginError) as exc:
         log.error("config_reload_failed", file=str(path), errors=[exc.message])
         return False
