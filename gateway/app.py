@@ -42,6 +42,7 @@ from gateway.storage.sealing import Sealer, check_keys
 from gateway.storage.store import ProxyAnswer, Store, translated
 
 log = structlog.get_logger("hookgate.app")
+RELAY_CONNECTIONS = 3  # claims, results, and a pause or a release now and then
 
 
 def create_app(
@@ -188,7 +189,16 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     """The relay loop and its LISTEN connection."""
     config = app[keys.CONFIG]
     lanes = build_lanes(config, app[keys.REGISTRY], _resources(app))
-    worker = Relay(app[keys.STORE], lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS])
+    # The relay's own few connections, without the pool's reset query on release: every
+    # claim and every batch of results is one statement, so one round trip, not two. By
+    # default they commit without waiting for the WAL flush (relay.synchronous_commit):
+    # the claims' advisory locks and the targets' rows are then held for the statement
+    # only, and a database crash costs a duplicate delivery, never a lost one.
+    commit = "on" if config.relay.synchronous_commit else "off"
+    pool = await open_pool(app[keys.DSN], RELAY_CONNECTIONS, config.database.connect_timeout,
+                           reset=False, settings={"synchronous_commit": commit})  # fmt: skip
+    store = Store(pool, app[keys.STORE].sealer)
+    worker = Relay(store, lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS])
     app[keys.RELAY] = worker
     tasks = [
         asyncio.create_task(worker.run(), name="relay"),
@@ -202,3 +212,4 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for lane in lanes.values():
         await lane.close()
+    await pool.close()

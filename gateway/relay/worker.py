@@ -26,7 +26,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from typing import Any
 
 import structlog
 
@@ -49,7 +49,7 @@ MAX_INTERRUPTIONS = 10
 # A lane that had more waiting than it could take claims again when half of it is free,
 # or this many seconds after its first slot freed up, whichever comes first: each claim
 # costs a round trip whatever its size, so a busy relay claims in batches.
-GATHER = 0.01
+GATHER = 0.002
 # Never sleep less than this for a due time (a frozen test clock would otherwise spin).
 MIN_SLEEP = 0.001
 
@@ -357,27 +357,30 @@ _FAILED = frozenset({Outcome.HTTP_5XX, Outcome.TIMEOUT, Outcome.CONNECT_ERROR,
 
 def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> list[Health]:
     """Per target with a breaker, in order: failures since its last answer in this batch."""
-    seen: dict[str, Health] = {}
+    # target -> [answered since, failed since its last answer, failed in all, attempts, reason]
+    seen: dict[str, list[Any]] = {}
     for result in results:
         limit = limits.get(result.target)
         if limit is None or not limit.breaker_failures:
             continue
-        current = seen.get(result.target) or Health(
-            result.target, False, 0, limit.breaker_failures, limit.breaker_cooldown, None,
-            window=limit.breaker_window, ratio=limit.breaker_ratio,
-        )  # fmt: skip
+        counts = seen.get(result.target)
+        if counts is None:
+            counts = seen[result.target] = [False, 0, 0, 0, None]
         if result.outcome in _ANSWERED:
-            current = replace(current, reset=True, failed=0, attempts=current.attempts + 1)
+            counts[0], counts[1] = True, 0
+            counts[3] += 1
         elif result.outcome in _FAILED:
-            current = replace(
-                current,
-                failed=current.failed + 1,
-                failed_total=current.failed_total + 1,
-                attempts=current.attempts + 1,
-                reason=result.error or result.outcome,
-            )
-        seen[result.target] = current
-    return list(seen.values())
+            counts[1] += 1
+            counts[2] += 1
+            counts[3] += 1
+            counts[4] = result.error or result.outcome
+    return [
+        Health(target, reset, failed, limit.breaker_failures, limit.breaker_cooldown, reason,
+               attempts=attempts, failed_total=failed_total, window=limit.breaker_window,
+               ratio=limit.breaker_ratio)
+        for target, (reset, failed, failed_total, attempts, reason) in seen.items()
+        for limit in (limits[target],)
+    ]  # fmt: skip
 
 
 def _log_attempt(
