@@ -144,7 +144,11 @@ class Relay:
             counts[item.target] += 1
             self._start(item)
         full = {name for name, quota in quotas.items() if counts[name] == quota}
-        self._saturated = (self._saturated - set(quotas)) | full
+        # Took all that the shared limits allowed, less than asked: other relays hold the
+        # rest of its concurrency, so more may be waiting; claim again as slots free up.
+        allowed = batch.allowed or {}
+        held = {name for name in quotas if 0 < counts[name] == allowed.get(name, -1)}
+        self._saturated = (self._saturated - set(quotas)) | full | held
         self._more = any(name in self.quotas() for name in full)  # a batch's worth, not all
         return len(batch.claimed)
 
