@@ -20,6 +20,7 @@ from gateway.admin import setup as admin
 from gateway.alerting import Alerting
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
+from gateway.contract.httpclient import HttpClient
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
 from gateway.ingress.live import Live, Snapshot
@@ -42,6 +43,7 @@ from gateway.storage.sealing import Sealer, check_keys
 from gateway.storage.store import ProxyAnswer, Store, translated
 
 log = structlog.get_logger("hookgate.app")
+RELAY_CONNECTIONS = 3  # claims, results, and a pause or a release now and then
 
 
 def create_app(
@@ -110,14 +112,20 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_client(app: web.Application) -> AsyncIterator[None]:
-    """The one client session: deliveries, and verifiers that fetch keys."""
+    """The one client session (verifiers that fetch keys) and the one delivery client
+    (http targets: keep-alive pools, a fraction of a session's CPU per request)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
     # No cookie jar: a cookie one target sets must not go out with later deliveries.
     async with aiohttp.ClientSession(
         connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
+        client = HttpClient()
         app[keys.HTTP] = session
-        yield
+        app[keys.RESOURCES] = Resources(session, app[keys.CLOCK], client)
+        try:
+            yield
+        finally:
+            await client.close()
 
 
 async def upstream_client(app: web.Application) -> AsyncIterator[None]:
@@ -137,7 +145,7 @@ async def upstream_client(app: web.Application) -> AsyncIterator[None]:
 
 
 def _resources(app: web.Application) -> Resources:
-    return Resources(app[keys.HTTP], app[keys.CLOCK])
+    return app[keys.RESOURCES]
 
 
 async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
@@ -182,15 +190,23 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     """The relay loop and its LISTEN connection."""
     config = app[keys.CONFIG]
     lanes = build_lanes(config, app[keys.REGISTRY], _resources(app))
+    # The relay's own few connections, without the pool's reset query on release: every
+    # claim and every batch of results is one statement, so one round trip, not two. By
+    # default they commit without waiting for the WAL flush (relay.synchronous_commit):
+    # the claims' advisory locks and the targets' rows are then held for the statement
+    # only, and a database crash costs a duplicate delivery, never a lost one.
+    commit = "on" if config.relay.synchronous_commit else "off"
+    pool = await open_pool(app[keys.DSN], RELAY_CONNECTIONS, config.database.connect_timeout,
+                           reset=False, settings={"synchronous_commit": commit})  # fmt: skip
+    store = Store(pool, app[keys.STORE].sealer)
     alerting = (
-        Alerting(config.alerts, config.server, app[keys.STORE], app[keys.METRICS])
+        Alerting(config.alerts, config.server, store, app[keys.METRICS])
         if config.alerts.targets
         else None
     )
     worker = Relay(
-        app[keys.STORE], lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS],
-        alerting=alerting,
-    )  # fmt: skip
+        store, lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS], alerting=alerting
+    )
     app[keys.RELAY] = worker
     tasks = [
         asyncio.create_task(worker.run(), name="relay"),
@@ -206,3 +222,4 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await worker.close_lanes()  # those a reload swapped in, and any it replaced
+    await pool.close()

@@ -80,6 +80,9 @@ class RelayConfig:
     lease: float = 60.0
     poll_interval: float = 1.0
     batch_size: int = 100
+    # Claims and results commit without waiting for their WAL flush: a database crash can
+    # lose the last moments of them, and those deliveries go out again (at least once).
+    synchronous_commit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +352,7 @@ def _relay(s: Section) -> RelayConfig:
         lease=s.duration("lease", RELAY_DEFAULTS.lease),
         poll_interval=s.duration("poll_interval", RELAY_DEFAULTS.poll_interval),
         batch_size=s.integer("batch_size", RELAY_DEFAULTS.batch_size, minimum=1),
+        synchronous_commit=s.flag("synchronous_commit", RELAY_DEFAULTS.synchronous_commit),
     )
     s.done()
     return config

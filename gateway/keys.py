@@ -16,7 +16,7 @@ from gateway.ingress.guard import Rejections
 from gateway.ingress.live import Live
 from gateway.ingress.passthrough import PassThrough
 from gateway.metrics import Metrics
-from gateway.plugins import Registry
+from gateway.plugins import Registry, Resources
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import EventRecord, ProxyAnswer, Store, Stored
@@ -28,6 +28,7 @@ DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", Store)
 INGEST = web.AppKey("ingest", GroupCommit[EventRecord, Stored])
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+RESOURCES = web.AppKey("resources", Resources)  # what plugins get: the session, the client
 RELAY = web.AppKey("relay", Relay)
 LIVE = web.AppKey("live", Live)  # what ingress serves under: swapped by a reload
 REJECTIONS = web.AppKey("rejections", Rejections)

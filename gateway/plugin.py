@@ -11,8 +11,10 @@ Kinds
     names: `Kind`): an object with ``kind``, ``name`` (its ``type:`` in hookgate.yaml),
     ``parse(section)`` and ``create(options, resources)``, registered under the
     ``hookgate.plugins`` entry-point group as ``<kind>.<name>``. `Resources` is what
-    hookgate lends at run time: the HTTP client session, the clock, and `Resources.fetch`
-    (a bounded GET, raising `FetchError`).
+    hookgate lends at run time: the HTTP client session, the delivery client
+    (`HttpClient`: keep-alive pools, answers read up to a limit, raising `BadAnswer`,
+    `AnswerTooLarge` or the standard library's socket errors), the clock, and
+    `Resources.fetch` (a bounded GET, raising `FetchError`).
 
 Verifiers
     `Inbound` (the raw request) in, None or a handshake `Reply` out, `VerificationError`
@@ -51,6 +53,7 @@ from gateway.contract.headers import (
     replace_headers,
     settable_header_problem,
 )
+from gateway.contract.httpclient import AnswerTooLarge, BadAnswer, HttpClient
 from gateway.contract.kinds import Kind, MiddlewarePlugin, Plugin, TargetPlugin, VerifierPlugin
 from gateway.contract.message import Headers, Message, Middleware, Send, SendResult, compose
 from gateway.contract.outcome import (
@@ -99,9 +102,12 @@ __all__ = [
     "RETRYABLE",
     "SAMPLE_BODY",
     "USER_AGENT",
+    "AnswerTooLarge",
+    "BadAnswer",
     "Credentials",
     "FetchError",
     "Headers",
+    "HttpClient",
     "Inbound",
     "Kind",
     "Message",

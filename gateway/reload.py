@@ -45,7 +45,6 @@ from gateway.config import Config, load_config
 from gateway.errors import ConfigError, HookgateError, PluginError, StorageError
 from gateway.ingress.guard import build_guards
 from gateway.ingress.live import Snapshot
-from gateway.plugins import Resources
 from gateway.relay.lanes import Lane, rebuild_lanes
 
 log = structlog.get_logger("hookgate.reload")
@@ -88,7 +87,7 @@ async def _prepare(
 ) -> tuple[Snapshot | None, dict[str, Lane] | None]:
     """What ingress (if this process has it) and the relay (if it runs) will swap in;
     `ConfigError` or `PluginError` if a source or a target cannot start."""
-    resources = Resources(app[keys.HTTP], app[keys.CLOCK])
+    resources = app[keys.RESOURCES]
     snapshot = None
     if keys.LIVE in app:
         snapshot = Snapshot(config, build_guards(config, app[keys.REGISTRY], resources))

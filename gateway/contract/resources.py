@@ -1,8 +1,9 @@
 """The long-lived things hookgate lends a plugin at run time.
 
-One client session and one clock for the whole process: targets send through the
-session, and verifiers that need a key from the network (SNS certificates) GET it with
-`Resources.fetch`, so no verifier has to know aiohttp.
+One client session, one delivery client and one clock for the whole process: the http
+targets send through `Resources.client` (keep-alive pools, see
+gateway/contract/httpclient.py), and verifiers that need a key from the network (SNS
+certificates) GET it with `Resources.fetch`, so no verifier has to know aiohttp.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.clock import Clock
+from gateway.contract.httpclient import HttpClient
 from gateway.errors import FetchError
 
 _CHUNK = 16384
@@ -23,6 +25,9 @@ class Resources:
 
     http: aiohttp.ClientSession
     clock: Clock
+    # The delivery client the process shares; None: each http target opens its own
+    # (and closes it with the target).
+    client: HttpClient | None = None
 
     async def fetch(self, url: str, *, seconds: float = 5.0, max_bytes: int = 65536) -> bytes:
         """The body of a GET of `url`, which must answer 200 within `seconds` with

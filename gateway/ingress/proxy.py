@@ -89,7 +89,7 @@ async def answer(
     # Stored redacted; forwarded now as received (the target gets what it is sent).
     stored = await app[keys.INGEST].write(live.guards[source.name].redaction.apply(record))
     fields.update(event_id=str(stored.event_id), deliveries=0, duplicate=False)
-    resources = Resources(app[keys.HTTP], app[keys.CLOCK])
+    resources = app[keys.RESOURCES]
     send = chain(target, app[keys.REGISTRY], resources, config.server.max_body)
     delivery = claimed(record, target.name)
     started_at = app[keys.CLOCK].now()

@@ -30,7 +30,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from typing import Any
 
 import structlog
 
@@ -54,7 +54,7 @@ MAX_INTERRUPTIONS = 10
 # A lane that had more waiting than it could take claims again when half of it is free,
 # or this many seconds after its first slot freed up, whichever comes first: each claim
 # costs a round trip whatever its size, so a busy relay claims in batches.
-GATHER = 0.01
+GATHER = 0.002
 # Never sleep less than this for a due time (a frozen test clock would otherwise spin).
 MIN_SLEEP = 0.001
 
@@ -167,17 +167,23 @@ class Relay:
         now = self.clock.now()
         self._claiming = True  # a lane a reload replaces meanwhile stays open for what it takes
         try:
-            counts = await self._claim(quotas, now)
+            counts, allowed = await self._claim(quotas, now)
         finally:
             self._claiming = False
             self._close_idle()
         full = {name for name, quota in quotas.items() if counts[name] == quota}
-        self._saturated = (self._saturated - set(quotas)) | full
+        # Took all that the shared limits allowed, less than asked: other relays hold the
+        # rest of its concurrency, so more may be waiting; claim again as slots free up.
+        held = {name for name in quotas if 0 < counts[name] == allowed.get(name, -1)}
+        self._saturated = (self._saturated - set(quotas)) | full | held
         self._more = any(name in self.quotas() for name in full)  # a batch's worth, not all
         return sum(counts.values())
 
-    async def _claim(self, quotas: dict[str, int], now: dt.datetime) -> dict[str, int]:
-        """Claim up to `quotas` and start each delivery taken; how many per target."""
+    async def _claim(
+        self, quotas: dict[str, int], now: dt.datetime
+    ) -> tuple[dict[str, int], Mapping[str, int]]:
+        """Claim up to `quotas` and start each delivery taken; how many per target, and
+        how many the shared limits allowed each."""
         lanes = self.lanes  # those this claim asks for, whatever a reload swaps in meanwhile
         batch = await self.store.claim_batch(
             quotas, now, self.config.lease, self.worker, self._limits
@@ -191,7 +197,7 @@ class Relay:
             counts[item.target] += 1
             # Reloaded during the claim: the new lane, or the old one if the target is gone.
             self._start(item, self.lanes.get(item.target, lanes[item.target]))
-        return counts
+        return counts, batch.allowed or {}
 
     async def run(self) -> None:
         """Claim and send until stopped."""
@@ -472,27 +478,30 @@ _FAILED = frozenset({Outcome.HTTP_5XX, Outcome.TIMEOUT, Outcome.CONNECT_ERROR,
 
 def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> list[Health]:
     """Per target with a breaker, in order: failures since its last answer in this batch."""
-    seen: dict[str, Health] = {}
+    # target -> [answered since, failed since its last answer, failed in all, attempts, reason]
+    seen: dict[str, list[Any]] = {}
     for result in results:
         limit = limits.get(result.target)
         if limit is None or not limit.breaker_failures:
             continue
-        current = seen.get(result.target) or Health(
-            result.target, False, 0, limit.breaker_failures, limit.breaker_cooldown, None,
-            window=limit.breaker_window, ratio=limit.breaker_ratio,
-        )  # fmt: skip
+        counts = seen.get(result.target)
+        if counts is None:
+            counts = seen[result.target] = [False, 0, 0, 0, None]
         if result.outcome in _ANSWERED:
-            current = replace(current, reset=True, failed=0, attempts=current.attempts + 1)
+            counts[0], counts[1] = True, 0
+            counts[3] += 1
         elif result.outcome in _FAILED:
-            current = replace(
-                current,
-                failed=current.failed + 1,
-                failed_total=current.failed_total + 1,
-                attempts=current.attempts + 1,
-                reason=result.error or result.outcome,
-            )
-        seen[result.target] = current
-    return list(seen.values())
+            counts[1] += 1
+            counts[2] += 1
+            counts[3] += 1
+            counts[4] = result.error or result.outcome
+    return [
+        Health(target, reset, failed, limit.breaker_failures, limit.breaker_cooldown, reason,
+               attempts=attempts, failed_total=failed_total, window=limit.breaker_window,
+               ratio=limit.breaker_ratio)
+        for target, (reset, failed, failed_total, attempts, reason) in seen.items()
+        for limit in (limits[target],)
+    ]  # fmt: skip
 
 
 def _log_attempt(

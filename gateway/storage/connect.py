@@ -10,6 +10,7 @@ Where the database is, is always shown as host:port/db, never with its password.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -43,8 +44,20 @@ def _port(netloc: str) -> str | None:
     return host_port.partition(":")[2] or None
 
 
-async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
-    """A pool to `dsn`, trying for up to `wait` seconds while the server cannot be reached."""
+async def open_pool(
+    dsn: str,
+    size: int,
+    wait: float = 30.0,
+    *,
+    reset: bool = True,
+    settings: Mapping[str, str] | None = None,
+) -> asyncpg.Pool:
+    """A pool to `dsn`, trying for up to `wait` seconds while the server cannot be reached.
+
+    Without `reset`, a released connection goes back as it is (no reset query, no round
+    trip): for callers that run single statements and change no session state.
+    `settings` are session settings on top of `SESSION`.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     where = describe(dsn)
@@ -52,7 +65,8 @@ async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 dsn, min_size=min(2, size), max_size=size, timeout=ACQUIRE_TIMEOUT,
-                server_settings=SESSION,
+                server_settings={**SESSION, **(settings or {})},
+                reset=None if reset else _as_it_is,
             )  # fmt: skip
             # The pool's reset on release stays: its round trip is also what finds a
             # connection the server cut off mid-answer (asyncpg then replaces it).
@@ -70,6 +84,11 @@ async def open_pool(dsn: str, size: int, wait: float = 30.0) -> asyncpg.Pool:
             await asyncio.sleep(pause)
         except asyncpg.PostgresError as exc:
             raise StorageError(f"PostgreSQL at {where} refused the connection: {exc}") from exc
+
+
+async def _as_it_is(conn: asyncpg.Connection) -> None:
+    """No reset query: asyncpg still rolls back a transaction left open, and replaces a
+    connection that closed, before it goes back to the pool."""
 
 
 def _reason(exc: BaseException) -> str:

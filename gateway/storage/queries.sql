@@ -109,7 +109,8 @@ ON CONFLICT (name) DO NOTHING;
 -- cannot be flattened, so it is a nested loop over the events' index whatever the
 -- estimates say): the cost never depends on how many events are stored.
 -- The final row (id NULL) says when the earliest delivery not claimed now comes due,
--- or what held a target back ends, so the relay can sleep until then.
+-- or what held a target back ends, so the relay can sleep until then; and how many
+-- each target was allowed.
 WITH allowance AS (
     SELECT *
     FROM hookgate.claim_allowance($1::text[], $2::integer[], $3, $7::integer[],
@@ -187,7 +188,7 @@ WITH allowance AS (
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, c.budget_from,
        e.source, e.event_type, e.received_at, e.headers, e.body, e.method, e.path, e.query,
-       e.key_id, NULL::timestamptz AS next_due
+       e.key_id, NULL::timestamptz AS next_due, NULL::integer[] AS allowed
 FROM claimed AS c
 CROSS JOIN LATERAL (
     SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body, ev.method, ev.path,
@@ -209,7 +210,14 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, N
                     AND c.due_at > $3
                   ORDER BY c.due_at
                   LIMIT 1
-              ) AS f));
+              ) AS f)),
+       -- How many each target ($1, in order) was allowed: a relay that took all it was
+       -- allowed, and less than it asked for, was held back by a limit shared with other
+       -- relays (their deliveries in flight), so it claims again as its own slots free up.
+       ARRAY(SELECT coalesce(a.allowed, 0)
+             FROM unnest($1::text[]) WITH ORDINALITY AS q (target, n)
+             LEFT JOIN allowance AS a ON a.target = q.target
+             ORDER BY q.n);
 
 -- name: finish_attempts
 -- A batch of attempt results and what they say about their targets' health, in one

@@ -124,6 +124,7 @@ class ClaimBatch:
 
     claimed: list[Claimed]
     next_due: dt.datetime | None = None
+    allowed: Mapping[str, int] | None = None  # what each target's limits let it take now
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +334,10 @@ class Store:
                 worker, blocks, concurrency, rate, burst, breaker,
             )  # fmt: skip
         claimed = [self._claimed(row, now) for row in rows if row["id"] is not None]
-        return ClaimBatch(claimed, next(r["next_due"] for r in rows if r["id"] is None))
+        last = next(row for row in rows if row["id"] is None)
+        return ClaimBatch(
+            claimed, last["next_due"], dict(zip(quotas, last["allowed"], strict=True))
+        )
 
     async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
         """Record an attempt; False when the lease was lost and another worker took over."""

@@ -1,14 +1,18 @@
-"""The `http` target: POST the event to an internal URL over the shared client session."""
+"""The `http` target: POST the event to an internal URL over the shared delivery client."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
 from yarl import URL
 
 from gateway.plugin import (
+    AnswerTooLarge,
+    BadAnswer,
+    HttpClient,
     Message,
     Outcome,
     Resources,
@@ -37,12 +41,13 @@ class HttpOptions:
 class HttpTarget:
     """Sends one message; classifies the answer or the failure."""
 
-    def __init__(self, options: HttpOptions, session: aiohttp.ClientSession) -> None:
+    def __init__(self, options: HttpOptions, client: HttpClient | None = None) -> None:
         self.options = options
-        self.session = session
+        self._own = client is None  # no shared client: this target's own, closed with it
+        self.client = client or HttpClient()
         self._url = URL(options.url)  # parsed once, not per request
 
-    def request_line(self, message: Message) -> tuple[str, str | URL]:
+    def request_line(self, message: Message) -> tuple[str, URL]:
         """The method and URL to send `message` to: the configured ones."""
         return self.options.method, self._url
 
@@ -51,69 +56,47 @@ class HttpTarget:
         return self.options.headers
 
     async def __call__(self, message: Message) -> SendResult:
-        present = {name.lower() for name, _ in message.headers}
-        # Static headers fill in; they never replace what the chain set (identity, signature).
-        headers = [
-            *message.headers,
-            *((k, v) for k, v in self.extra_headers(message) if k.lower() not in present),
-        ]
+        headers = message.headers
+        extra = self.extra_headers(message)
+        if extra:
+            present = {name.lower() for name, _ in headers}
+            # Static headers fill in; they never replace what the chain set (identity, signature).
+            headers = (*headers, *((k, v) for k, v in extra if k.lower() not in present))
         method, url = self.request_line(message)
+        limit = self.options.answer_limit
         try:
-            async with self.session.request(
-                method,
-                url,
-                data=message.body,
-                headers=headers,
-                allow_redirects=False,
-            ) as response:
-                if self.options.answer_limit is None:
-                    body = await response.content.read(SNIPPET)
-                else:
-                    whole = await _read_all(response, self.options.answer_limit)
-                    if whole is None:
-                        limit = self.options.answer_limit
-                        return SendResult(
-                            Outcome.TARGET_ERROR, error=f"the answer is over {limit} bytes"
-                        )
-                    body = whole
-                return SendResult(
-                    outcome=classify_status(response.status),
-                    status=response.status,
-                    headers=tuple(response.headers.items()),
-                    body=body,
-                    retry_after=parse_retry_after(response.headers.get("Retry-After"), message.now),
-                )
-        except aiohttp.ClientError as exc:
+            answer = await self.client.request(
+                method, url, headers, message.body, keep=SNIPPET, limit=limit
+            )
+        except AnswerTooLarge:
+            return SendResult(Outcome.TARGET_ERROR, error=f"the answer is over {limit} bytes")
+        except (OSError, BadAnswer, ValueError) as exc:
             return SendResult(classify_error(exc), error=f"{type(exc).__name__}: {exc}")
-        except TimeoutError as exc:
-            return SendResult(Outcome.TIMEOUT, error=f"{type(exc).__name__}: {exc}")
+        return SendResult(
+            outcome=classify_status(answer.status),
+            status=answer.status,
+            headers=answer.headers,
+            body=answer.body,
+            retry_after=parse_retry_after(answer.header("Retry-After"), message.now),
+        )
+
+    async def aclose(self) -> None:
+        """Close this target's own connections (a shared client is closed by its owner)."""
+        if self._own:
+            await self.client.close()
 
 
-async def _read_all(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it is over `limit` bytes."""
-    if response.content_length is not None and response.content_length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def classify_error(exc: aiohttp.ClientError) -> Outcome:
+def classify_error(exc: Exception) -> Outcome:
     """Which network failure this was; the order matters (subclasses first)."""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, socket.gaierror):
         return Outcome.DNS_ERROR
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return Outcome.TLS_ERROR
-    if isinstance(exc, aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return Outcome.TIMEOUT
-    if isinstance(exc, aiohttp.ClientConnectionError):
+    if isinstance(exc, OSError):
         return Outcome.CONNECT_ERROR
-    return Outcome.TARGET_ERROR
+    return Outcome.TARGET_ERROR  # not HTTP, or a header that cannot be sent
 
 
 class HttpPlugin:
@@ -132,7 +115,7 @@ class HttpPlugin:
         return HttpOptions(url=url, method=method, headers=static)
 
     def create(self, options: Any, resources: Resources) -> Send:
-        return HttpTarget(options, resources.http)
+        return HttpTarget(options, resources.client)
 
 
 def _url(value: object) -> str:

@@ -28,10 +28,10 @@ class UpstreamTarget(HttpTarget):
     """An http target whose method, path and query are the event's own."""
 
     def __init__(self, options: UpstreamOptions, resources: Resources) -> None:
-        super().__init__(options.http, resources.http)
+        super().__init__(options.http, resources.client)
         self.host = options.host
 
-    def request_line(self, message: Message) -> tuple[str, str | URL]:
+    def request_line(self, message: Message) -> tuple[str, URL]:
         query = f"?{message.query}" if message.query else ""
         return message.method, URL(f"{self.options.url}{message.path}{query}", encoded=True)
 

@@ -22,7 +22,7 @@ EXAMPLE_PLUGINS = ROOT / "examples" / "hookgate-plugin-example"
 PINNED = [
     "DEFAULT_TOLERANCE", "DELIVERED", "HOP_BY_HOP", "IDENTITY_HEADERS", "IDENTITY_PREFIX",
     "NO_CREDENTIALS", "PRIVATE_KEY_ONLY", "REQUIRED", "RETRYABLE", "SAMPLE_BODY", "USER_AGENT",
-    "Credentials", "FetchError", "Headers", "Inbound", "Kind", "Message", "Middleware", "MiddlewarePlugin",
+    "AnswerTooLarge", "BadAnswer", "Credentials", "FetchError", "Headers", "HttpClient", "Inbound", "Kind", "Message", "Middleware", "MiddlewarePlugin",
     "Outcome", "Plugin", "Reply", "Resources", "Section", "Send", "SendResult", "TargetPlugin",
     "VerificationError", "Verifier", "VerifierPlugin", "VerifierSpec",
     "b64", "b64decode", "check_timestamp", "classify_status", "compose", "header",
