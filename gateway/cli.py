@@ -148,6 +148,16 @@ def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "with no listener (relay.enabled is for serve); many may share a database",
     )
     _config_option(worker)
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve this worker's /metrics (its relay counters) on this port (default: none)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="the address for --metrics-port (default: 127.0.0.1)",
+    )
     migrate = _command(
         commands, "migrate", _migrate, "bring the database schema up to date, then exit"
     )
@@ -264,7 +274,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    return serving.work(load_config(args.config), path=args.config)
+    metrics = None
+    if args.metrics_port is not None:
+        metrics = serving.Listen(args.metrics_host, args.metrics_port)
+    return serving.work(load_config(args.config), path=args.config, metrics=metrics)
 
 
 def _reload(args: argparse.Namespace) -> int:
