@@ -150,7 +150,7 @@ def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _config_option(worker)
     worker.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         help="serve this worker's /metrics (its relay counters) on this port (default: none)",
     )
     worker.add_argument(
@@ -170,6 +170,14 @@ def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "under database.data_dir) reload it without a restart, as SIGHUP does",
     )
     _config_option(reload)
+
+
+def _port(text: str) -> int:
+    """A TCP port number (the socket layer would silently wrap 70000 to 4464)."""
+    port = int(text) if text.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return port
 
 
 def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import asyncpg
+import pytest
 from aiohttp import web
 from conftest import make_config
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -20,6 +21,7 @@ from test_lifecycle import free_port, stop
 from test_metrics import samples
 from test_workers import worker_config
 
+from gateway.cli import main
 from gateway.storage.store import Store
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -40,7 +42,7 @@ async def worker(*args: str, env: dict[str, str] | None = None):
             await process.wait()
 
 
-async def insert(database_url: str, config_text: str, events) -> None:
+async def insert(database_url: str, events) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         await Store(pool).insert_events(events)
@@ -65,8 +67,7 @@ async def test_a_worker_serves_its_relay_counters_on_its_metrics_port(
 ):
     sink, port = await target(), free_port()
     path = worker_config(tmp_path / "w.yaml", database_url, sink.url, "concurrency: 4")
-    await insert(database_url, path.read_text(),
-                 shop_events(make_config(database_url, path.read_text()), 5))  # fmt: skip
+    await insert(database_url, shop_events(make_config(database_url, path.read_text()), 5))
     async with worker("--config", str(path), "--metrics-port", str(port)) as process:
         await sink.recorder.wait_for(5, timeout=30)
         attempts = ("hookgate_relay_attempts_total", (("outcome", "HTTP_2XX"), ("target", "t")))
@@ -102,7 +103,7 @@ async def test_a_worker_exports_attempt_spans_over_otlp(
     started, provided = shop_events(make_config(database_url, path.read_text()), 2)
     hookgates = f"00-{'ab' * 16}-{'cd' * 8}-01"  # as ingest stores the trace it started
     provider = f"00-{TRACE}-00f067aa0ba902b7-01"
-    await insert(database_url, path.read_text(), [
+    await insert(database_url, [
         dataclasses.replace(started, traceparent=hookgates),
         dataclasses.replace(provided, headers=[("traceparent", provider)]),
     ])  # fmt: skip
@@ -137,3 +138,11 @@ async def test_a_worker_exports_attempt_spans_over_otlp(
         if attribute.key == "service.name"
     }
     assert names == {"hookgate-worker-test"}
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "x"])
+def test_a_metrics_port_out_of_range_is_refused_before_anything_starts(port, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["worker", "--metrics-port", port])
+    assert exited.value.code == 2
+    assert "expected a port number from 1 to 65535" in capsys.readouterr().err
