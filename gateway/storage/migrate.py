@@ -39,13 +39,21 @@ class Migration:
 
 
 def available() -> list[Migration]:
-    """The migrations shipped with this hookgate, in order."""
-    found = []
+    """The migrations shipped with this hookgate, in order.
+
+    Two files with one number would leave one of them unapplied on every database that
+    ran the other (a database records versions, not names), so that is refused here."""
+    found: dict[int, Migration] = {}
     for entry in files("gateway.storage.migrations").iterdir():
         match = _FILE.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    return sorted(found, key=lambda m: m.version)
+        if not match:
+            continue
+        migration = Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8"))
+        if (other := found.get(migration.version)) is not None:
+            raise RuntimeError(f"two migrations numbered {migration.version:04d}: "
+                               f"{other.name} and {migration.name}")  # fmt: skip
+        found[migration.version] = migration
+    return [found[version] for version in sorted(found)]
 
 
 @functools.cache

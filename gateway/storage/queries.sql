@@ -17,6 +17,9 @@ WITH incoming AS (
 ), keys AS (
     INSERT INTO hookgate.dedupe AS k (source, key, event_id, expires_at)
     SELECT source, dedupe_key, id, dedupe_until FROM incoming WHERE dedupe_key IS NOT NULL
+    -- In one global order: two replicas' batches sharing keys wait for each other's key
+    -- in the same order, so they queue instead of deadlocking.
+    ORDER BY source, dedupe_key
     ON CONFLICT (source, key) DO UPDATE
         SET event_id = excluded.event_id, expires_at = excluded.expires_at
         WHERE k.expires_at <= $17  -- the old key's window has ended

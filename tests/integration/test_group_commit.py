@@ -7,6 +7,7 @@ all before a writer task runs again) and bounding batches with `max_batch_rows`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -20,6 +21,7 @@ from gateway.storage.batch import GroupCommit
 from gateway.storage.store import EventRecord, Store, Stored
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
 
 
 def record(kind: str | None = "order.paid") -> EventRecord:
@@ -132,3 +134,24 @@ async def test_a_json_event_type_holding_u0000_is_stored_with_its_batch(store):
 
     assert results == [Stored(r.id) for r in records]
     assert await count(store, "SELECT count(*) FROM hookgate.events") == 3
+
+
+async def test_two_replicas_batches_sharing_dedupe_keys_queue_instead_of_deadlocking(store):
+    """Two ingest processes' batches carrying the same provider ids in opposite orders:
+    each key is taken once and Postgres reports no deadlock."""
+
+    def keyed(key: str) -> EventRecord:
+        return dataclasses.replace(record(), dedupe_key=key, dedupe_until=NOW + HOUR)
+
+    async def deadlocks() -> int:
+        return await count(store, "SELECT deadlocks FROM pg_stat_database "
+                                  "WHERE datname = current_database()")  # fmt: skip
+
+    before = await deadlocks()
+    for round_ in range(4):
+        keys = [f"evt_{round_}_{n:03d}" for n in range(500)]
+        forward, backward = [keyed(k) for k in keys], [keyed(k) for k in reversed(keys)]
+        refused = await asyncio.gather(store.insert_events(forward), store.insert_events(backward))
+        assert len(refused[0]) + len(refused[1]) == len(keys)  # each key has one holder
+    assert await count(store, "SELECT count(*) FROM hookgate.dedupe") == 2000
+    assert await deadlocks() == before

@@ -74,3 +74,16 @@ async def test_a_database_ahead_of_the_code_is_refused(empty_database_url):
         # The refusal let go of the migration lock: other replicas are not left waiting.
         assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_ID) is True
         assert await versions(conn) == [*KNOWN, KNOWN[-1] + 1]
+
+
+def test_two_migrations_with_one_number_are_refused(tmp_path, monkeypatch):
+    package = tmp_path / "numbered"
+    package.mkdir()
+    (package / "0001_first.sql").write_text("SELECT 1;")
+    (package / "0002_second.sql").write_text("SELECT 2;")
+    monkeypatch.setattr("gateway.storage.migrate.files", lambda _: package)
+    assert [m.version for m in available()] == [1, 2]
+
+    (package / "0002_other.sql").write_text("SELECT 3;")
+    with pytest.raises(RuntimeError, match="two migrations numbered 0002"):
+        available()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,17 @@ def test_the_providers_example_is_valid_when_its_secrets_are_set():
     assert config.sources["github"].dedupe is not None  # GitHub's default key
     assert config.targets_for("stripe", "invoice.paid") == ["billing"]
     assert config.targets_for("stripe", "customer.created") == []
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLE.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_example_is_valid_once_its_variables_are_set(path):
+    """A new config/ example (or a key renamed under it) stays true to the parser."""
+    text = path.read_text()
+    required = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))
+    env = {name: "postgresql://127.0.0.1/hookgate" if name.endswith("_URL") else "s3cret"
+           for name in required}  # fmt: skip
+    config = parse_config(text, env=env)
+    assert config.sources, f"{path.name} defines no source"
 
 
 def test_check_prints_every_error_and_exits_1(tmp_path, capsys):
