@@ -181,6 +181,7 @@ async def test_with_tracing_off_hookgate_adds_no_traceparent(
     response = await client.post("/in/shop", data=b"{}", headers={"X-Key": "s3", **PROVIDER})
     await plain.recorder.wait_for(2)
     assert "traceparent" not in plain.recorder.requests[1][0]
+    await client.close()  # its relay must not take the next app's delivery (one database)
     other = await traced(config(database_url, forwarding.url, forward='["*"]'), False)
     await other.post("/in/shop", data=b"{}", headers={"X-Key": "s3", **PROVIDER})
     await forwarding.recorder.wait_for(1)
