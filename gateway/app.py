@@ -41,6 +41,7 @@ from gateway.storage.notify import Notifier
 from gateway.storage.purge import Purger
 from gateway.storage.sealing import Sealer, check_keys
 from gateway.storage.store import ProxyAnswer, Store, translated
+from gateway.tracing import Tracing, from_environment
 
 log = structlog.get_logger("hookgate.app")
 RELAY_CONNECTIONS = 3  # claims, results, and a pause or a release now and then
@@ -52,11 +53,13 @@ def create_app(
     clock: Clock | None = None,
     registry: Registry | None = None,
     ingress: bool = True,
+    tracing: Tracing | None = None,
 ) -> web.Application:
     """The gateway: public ingress (unless `ingress` is False) and the relay.
 
     `relay.enabled` governs a process with ingress; one without ingress (`hookgate
-    worker`) exists to relay, and always does.
+    worker`) exists to relay, and always does. Traces go to `tracing` if given, else
+    to the OTLP endpoint the environment names, if any (gateway/tracing.py).
     """
     quiet_libraries()  # also when mounted in another app that set up logging its own way
     front = ingress and config.upstream is not None
@@ -75,6 +78,10 @@ def create_app(
     app[keys.CLOCK] = clock
     app[keys.REGISTRY] = registry or load_registry()
     app[keys.METRICS] = Metrics()
+    tracing = tracing or from_environment()
+    if tracing is not None:
+        app[keys.TRACING] = tracing
+        app.on_cleanup.append(_close_tracing)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(http_client)
     if ingress:
@@ -90,6 +97,10 @@ def create_app(
     if front:
         routes.add_pass_through(app)  # last: it catches whatever no other route matched
     return app
+
+
+async def _close_tracing(app: web.Application) -> None:
+    await app[keys.TRACING].close()
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -205,7 +216,13 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
         else None
     )
     worker = Relay(
-        store, lanes, config.relay, app[keys.CLOCK], metrics=app[keys.METRICS], alerting=alerting
+        store,
+        lanes,
+        config.relay,
+        app[keys.CLOCK],
+        metrics=app[keys.METRICS],
+        alerting=alerting,
+        tracing=app.get(keys.TRACING),
     )
     app[keys.RELAY] = worker
     tasks = [

@@ -150,6 +150,16 @@ def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "with no listener (relay.enabled is for serve); many may share a database",
     )
     _config_option(worker)
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="serve this worker's /metrics (its relay counters) on this port (default: none)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="the address for --metrics-port (default: 127.0.0.1)",
+    )
     migrate = _command(
         commands, "migrate", _migrate, "bring the database schema up to date, then exit"
     )
@@ -162,6 +172,14 @@ def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "under database.data_dir) reload it without a restart, as SIGHUP does",
     )
     _config_option(reload)
+
+
+def _port(text: str) -> int:
+    """A TCP port number (the socket layer would silently wrap 70000 to 4464)."""
+    port = int(text) if text.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return port
 
 
 def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -266,7 +284,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    return serving.work(load_config(args.config), path=args.config)
+    metrics = None
+    if args.metrics_port is not None:
+        metrics = serving.Listen(args.metrics_host, args.metrics_port)
+    return serving.work(load_config(args.config), path=args.config, metrics=metrics)
 
 
 def _reload(args: argparse.Namespace) -> int:

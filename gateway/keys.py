@@ -20,6 +20,7 @@ from gateway.plugins import Registry, Resources
 from gateway.relay.worker import Relay
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import EventRecord, ProxyAnswer, Store, Stored
+from gateway.tracing import Tracing
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -40,3 +41,4 @@ ADMIN_STREAM = web.AppKey("admin_stream", Stream)
 REPLAY_FEEDER = web.AppKey("replay_feeder", ReplayFeeder)
 LOGIN_FORM = web.AppKey("login_form", LoginForm)
 METRICS = web.AppKey("metrics", Metrics)  # this app's own registry, read at /metrics
+TRACING = web.AppKey("tracing", Tracing)  # only while traces are on (gateway/tracing.py)

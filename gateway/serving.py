@@ -15,7 +15,7 @@ import gc
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway import keys
 from gateway.app import create_app
 from gateway.config import Config
 from gateway.errors import HookgateError
+from gateway.ingress import scrape
+from gateway.middleware import handle_errors, identify
 from gateway.reload import pid_file, reload
 from gateway.server import GatewayRunner
 from gateway.storage.connect import describe
@@ -58,13 +61,49 @@ def serve(
 
 
 def work(
-    config: Config, announce: Callable[[str], None] | None = None, path: Path | None = None
+    config: Config,
+    announce: Callable[[str], None] | None = None,
+    path: Path | None = None,
+    metrics: Listen | None = None,
 ) -> int:
-    """The relay alone, whatever `relay.enabled` says (that governs `serve`), until a signal."""
+    """The relay alone, whatever `relay.enabled` says (that governs `serve`), until a signal;
+    with `metrics`, its /metrics on that address (bound first, like `serve`'s port)."""
+    announce = announce or _print
+    sockets = bind(metrics, "--metrics-port") if metrics is not None else []
     app = create_app(config, ingress=False)
+    if sockets:
+        app.cleanup_ctx.append(_metrics_listener(sockets, announce))
     _install_uvloop()
-    asyncio.run(run(_production(app), config, [], announce or _print, path))
+    asyncio.run(run(_production(app), config, [], announce, path))
     return 0
+
+
+def _metrics_listener(
+    sockets: Sequence[socket.socket], announce: Callable[[str], None]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A worker's /metrics (its relay counters), on `sockets`, in an app of its own."""
+
+    async def listener(app: web.Application) -> AsyncIterator[None]:
+        config = app[keys.CONFIG]
+        metrics_app = web.Application(middlewares=[handle_errors])
+        metrics_app.on_response_prepare.append(identify)
+        metrics_app[keys.CONFIG] = config
+        metrics_app.router.add_get("/metrics", scrape.metrics_of(app, gauges=False))
+        addresses = [sock.getsockname() for sock in sockets]
+        runner = GatewayRunner(metrics_app, config.server, access_log=None)
+        await runner.setup()
+        try:
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+            for address in addresses:
+                announce(f"metrics on {_url(address)} (GET /metrics)")
+            yield
+        finally:
+            await runner.cleanup()
+            for sock in sockets:
+                sock.close()
+
+    return listener
 
 
 @contextlib.contextmanager
@@ -79,7 +118,7 @@ def _pid_file(config: Config) -> Iterator[None]:
         target.unlink(missing_ok=True)
 
 
-def bind(listen: Listen) -> list[socket.socket]:
+def bind(listen: Listen, option: str = "server.port or --port") -> list[socket.socket]:
     """Bound sockets for every address `listen.host` resolves to; a clear error if taken."""
     try:
         infos = socket.getaddrinfo(
@@ -94,7 +133,7 @@ def bind(listen: Listen) -> list[socket.socket]:
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        raise HookgateError(_bind_problem(listen, exc)) from None
+        raise HookgateError(_bind_problem(listen, exc, option)) from None
     return sockets
 
 
@@ -111,12 +150,12 @@ def _bound(family: int, kind: int, proto: int, address: tuple[Any, ...]) -> sock
     return sock
 
 
-def _bind_problem(listen: Listen, exc: OSError) -> str:
+def _bind_problem(listen: Listen, exc: OSError, option: str) -> str:
     where = f"{listen.host}:{listen.port}"
     if exc.errno == errno.EADDRINUSE:
         return (
             f"cannot listen on {where}: the address is already in use (another hookgate? "
-            "choose another port with server.port or --port)"
+            f"choose another port with {option})"
         )
     return f"cannot listen on {where}: {(exc.strerror or str(exc)).lower()}"
 

@@ -2,7 +2,8 @@
 
 Without any token nothing is mounted and start-up says so once. With `admin.port` the
 public application serves no /admin route at all; a second application on
-`admin.host:admin.port` does, sharing the gateway's pool, config and clock.
+`admin.host:admin.port` does, sharing the gateway's pool, config and clock, and serves
+/metrics too (without a token: see gateway/ingress/scrape.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gateway.alerting import Alerting
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import HookgateError
+from gateway.ingress import scrape
 from gateway.middleware import handle_errors, identify
 from gateway.server import GatewayRunner
 from gateway.storage.replay import Replays
@@ -112,7 +114,7 @@ async def replay_feeder(app: web.Application) -> AsyncIterator[None]:
 
 
 async def admin_listener(app: web.Application) -> AsyncIterator[None]:
-    """A second application serving only /admin, on admin.host:admin.port."""
+    """A second application serving only /admin and /metrics, on admin.host:admin.port."""
     config = app[keys.CONFIG]
     access = app[keys.ADMIN_ACCESS]
     admin_app = web.Application(
@@ -128,6 +130,7 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     admin_app[keys.ADMIN_STREAM] = app[keys.ADMIN_STREAM]
     admin_app[keys.REPLAY_FEEDER] = app[keys.REPLAY_FEEDER]
     add_routes(admin_app)
+    admin_app.router.add_get("/metrics", scrape.metrics_of(app))
     # The public listener's protections (connection cap, slow-client timeouts) apply here too.
     runner = GatewayRunner(admin_app, config.server, access_log=None)
     await runner.setup()

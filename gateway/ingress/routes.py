@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -34,6 +35,7 @@ from gateway.paths import reserved
 from gateway.sources import IPNetwork, SourceConfig
 from gateway.storage.migrate import latest_version
 from gateway.storage.stats import schema_version
+from gateway.tracing import NO_SPAN, Ingest
 
 
 def source_for(request: web.Request, live: Snapshot, name: str | None = None) -> SourceConfig:
@@ -67,25 +69,47 @@ async def expect_continue(
 
 async def ingest(request: web.Request, name: str | None = None) -> web.Response:
     """Check, verify and store the request; 202 only once it is committed."""
+    tracing = request.app.get(keys.TRACING)
+    if tracing is None:
+        return await _ingest(request, name, None)
+    with tracing.ingest(request.headers) as traced:
+        try:
+            response = await _ingest(request, name, traced)
+        except IngressError as exc:
+            traced.set("http.response.status_code", exc.status)
+            raise
+        traced.set("http.response.status_code", response.status)
+        return response
+
+
+async def _ingest(request: web.Request, name: str | None, traced: Ingest | None) -> web.Response:
     app = request.app
     live = app[keys.LIVE].current  # this request's config to the end, whatever a reload does
     source = source_for(request, live, name)
     log_fields(request)["source"] = source.name
+    if traced is not None:
+        traced.set("hookgate.source", source.name)
     config = live.config
     now = app[keys.CLOCK].now()
     caller = client_address(request, config.server.trusted_proxies)
     guard = live.guards[source.name]
-    body, reply = await _admitted(request, config, source, guard, now, caller)
+    body, reply = await _admitted(request, config, source, guard, now, caller, traced)
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
         return await proxy.answer(request, live, source, source.proxy, body, now, caller)
     content = _routable(request, guard, body, config.server.max_body)
     relay = reply is None
     record = to_record(request, source, body, now, config, caller, relay, content, guard.redaction)
+    if traced is not None and traced.started is not None:
+        record = replace(record, traceparent=traced.started)
     fields = log_fields(request)
     fields.update(source=source.name, event_type=record.event_type, size=len(body))
-    stored = await app[keys.INGEST].write(record)
+    with NO_SPAN if traced is None else traced.child("commit"):
+        stored = await app[keys.INGEST].write(record)
     event_id = str(stored.event_id)
     fields.update(event_id=event_id, deliveries=len(record.deliveries), duplicate=stored.duplicate)
+    if traced is not None:
+        traced.set("hookgate.event_id", event_id)
+        traced.set("hookgate.duplicate", stored.duplicate)
     if reply is not None:
         return _reply(reply)
     if stored.duplicate:
@@ -102,6 +126,7 @@ async def _admitted(
     guard: Guard,
     now: dt.datetime,
     caller: str | None,
+    traced: Ingest | None = None,
 ) -> tuple[bytes, Reply | None]:
     """The body, once the request passed the source's checks and verifier (with the
     handshake reply, if it is one); a refused request is recorded, then re-raised."""
@@ -114,7 +139,8 @@ async def _admitted(
         if guard.verifier is None:
             return body, None
         inbound = _inbound(request, body, now, config.server.trusted_proxies)
-        return body, await guard.verifier.verify(inbound)
+        with NO_SPAN if traced is None else traced.child("verify"):
+            return body, await guard.verifier.verify(inbound)
     except IngressError as exc:
         if isinstance(exc, VerificationError):
             request.app[keys.METRICS].verification_failed(source.name, exc.message)

@@ -30,6 +30,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -47,6 +48,7 @@ from gateway.relay.policy import DELIVERED, Outcome
 from gateway.storage.batch import GroupCommit
 from gateway.storage.limits import Health, TargetLimits
 from gateway.storage.store import AttemptResult, Claimed, Store
+from gateway.tracing import Tracing
 
 log = structlog.get_logger("hookgate.relay")
 # A delivery whose worker keeps dying (a crash on this very message) is stopped, not looped.
@@ -76,10 +78,12 @@ class Relay:
         rand: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
         alerting: Alerting | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.alerting = alerting  # failure alerts, written with what caused them
         self.metrics = metrics or Metrics()  # a private registry when nobody scrapes
+        self.tracing = tracing  # None: no spans, no traceparent added
         self.lanes = lanes
         self.config = config
         self.clock = clock
@@ -359,6 +363,17 @@ class Relay:
             attempt=claimed.attempt,
             target=claimed.target,
         )
+        tracing = self.tracing
+        if tracing is None:
+            await self._attempt(lane, claimed, None)
+            return
+        span = tracing.attempt(claimed.traceparent, claimed.headers)
+        try:
+            await self._attempt(lane, claimed, span)
+        finally:
+            tracing.end(span)  # if cut short (ended with its outcome otherwise)
+
+    async def _attempt(self, lane: Lane, claimed: Claimed, span: Any) -> None:
         started = time.perf_counter()
         if claimed.interruptions >= MAX_INTERRUPTIONS:
             result = SendResult(
@@ -366,13 +381,15 @@ class Relay:
                 error=f"not sent again: {claimed.interruptions} attempts were cut short",
             )
         else:
-            result = await self._send(lane, claimed)
+            result = await self._send(lane, claimed, span)
         duration_ms = (time.perf_counter() - started) * 1000
         now = self.clock.now()
         if result.outcome is Outcome.GONE:
             await self._pause_gone(claimed.target, result, now)
         status, due = self._next_step(lane, claimed, result, now)
         self._measure(claimed, result, status, duration_ms, now)
+        if span is not None and self.tracing is not None:
+            self.tracing.attempted(span, claimed, result, status)
         attempt = attempt_result(claimed, result, duration_ms, status, due, self.worker)
         try:
             kept = await self._results.write(attempt)
@@ -391,8 +408,10 @@ class Relay:
         elif status == "dead":
             self.metrics.went_dead(claimed.target)
 
-    async def _send(self, lane: Lane, claimed: Claimed) -> SendResult:
+    async def _send(self, lane: Lane, claimed: Claimed, span: Any = None) -> SendResult:
         message = build_message(claimed, lane.config, self.clock.now())
+        if span is not None and self.tracing is not None:  # the attempt's own traceparent
+            message = replace(message, headers=self.tracing.outgoing(message.headers, span))
         try:
             async with asyncio.timeout(lane.config.timeout):
                 return await lane.send_for(claimed.route)(message)

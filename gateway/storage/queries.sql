@@ -11,9 +11,9 @@ WITH incoming AS (
     FROM unnest(
         $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
         $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[],
-        $15::text[], $16::timestamptz[], $18::jsonb[], $21::text[])
+        $15::text[], $16::timestamptz[], $18::jsonb[], $21::text[], $22::text[])
         AS i (id, source, event_type, received_at, method, path, query, headers, body, peer,
-              dedupe_key, dedupe_until, routes, key_id)
+              dedupe_key, dedupe_until, routes, key_id, traceparent)
 ), keys AS (
     INSERT INTO hookgate.dedupe AS k (source, key, event_id, expires_at)
     SELECT source, dedupe_key, id, dedupe_until FROM incoming WHERE dedupe_key IS NOT NULL
@@ -30,9 +30,9 @@ WITH incoming AS (
 ), new_events AS (
     INSERT INTO hookgate.events
         (id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
-         key_id)
+         key_id, traceparent)
     SELECT id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
-           key_id
+           key_id, traceparent
     FROM accepted
 ), new_deliveries AS (
     INSERT INTO hookgate.deliveries
@@ -55,11 +55,11 @@ WHERE i.id NOT IN (SELECT id FROM accepted);
 WITH new_events AS (
     INSERT INTO hookgate.events
         (id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
-         key_id)
+         key_id, traceparent)
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
                 $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[], $11::jsonb[],
-                $17::text[])
+                $17::text[], $18::text[])
 )
 INSERT INTO hookgate.deliveries
     (id, event_id, target, due_at, created_at, updated_at, ordering_key, route)
@@ -188,18 +188,18 @@ WITH allowance AS (
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, c.budget_from,
        e.source, e.event_type, e.received_at, e.headers, e.body, e.method, e.path, e.query,
-       e.key_id, NULL::timestamptz AS next_due, NULL::integer[] AS allowed
+       e.key_id, e.traceparent, NULL::timestamptz AS next_due, NULL::integer[] AS allowed
 FROM claimed AS c
 CROSS JOIN LATERAL (
     SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body, ev.method, ev.path,
-           ev.query, ev.key_id
+           ev.query, ev.key_id, ev.traceparent
     FROM hookgate.events AS ev
     WHERE ev.id = c.event_id
     OFFSET 0
 ) AS e
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       least((SELECT min(a.next_at) FROM allowance AS a),
+       NULL, least((SELECT min(a.next_at) FROM allowance AS a),
              (SELECT min(f.due_at)
               FROM allowance AS a
               CROSS JOIN LATERAL (

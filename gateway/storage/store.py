@@ -59,6 +59,7 @@ class EventRecord:
     routes: Mapping[str, list[int]] | None = None  # {"matched": [...], "unmatched": [...]}
     ordering: Mapping[str, str] | None = None  # target -> ordering key, for FIFO targets
     delivery_routes: Mapping[str, int] | None = None  # target -> the route that made it
+    traceparent: str | None = None  # the trace hookgate started at ingest (gateway/tracing.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class Claimed:
     path: str = "/"
     query: str = ""
     budget_from: int = 0  # attempts before its last replay: the retry schedule counts after
+    traceparent: str | None = None  # the trace hookgate started at ingest, if it did
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,7 @@ class Store:
             _routes_column(records),
             *_delivery_columns(records),
             key_ids,
+            [r.traceparent for r in records],
         )  # fmt: skip
         return {row["id"] for row in rows}
 
@@ -222,6 +225,7 @@ class Store:
             [n for n, r in enumerate(records, 1) for _ in r.deliveries],
             *_delivery_columns(records),
             key_ids,
+            [r.traceparent for r in records],
         ]
 
     def _request_columns(
@@ -399,6 +403,7 @@ class Store:
             path=row["path"],
             query=row["query"],
             budget_from=row["budget_from"],
+            traceparent=row["traceparent"],
         )
 
     def _event(self, row: asyncpg.Record) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import aiohttp
 from conftest import make_config
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,6 +13,12 @@ from gateway import keys
 from gateway.metrics import Metrics, reason_class
 
 TOKEN = {"Authorization": "Bearer scrape-me"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def config(database_url: str, ok_url: str, bad_url: str, relay: bool = True):
@@ -125,3 +133,36 @@ def test_verification_reasons_are_classed():
     assert reason_class("API key does not match") == "mismatch"
     assert reason_class("timestamp too old") == "timestamp"
     assert reason_class("something else") == "other"
+
+
+async def test_with_an_admin_listener_metrics_are_there_without_a_token_and_not_public(
+    database_url, gateway, target
+):
+    ok = await target()
+    port = free_port()
+    text = f"""
+admin: {{token: scrape-me, port: {port}}}
+sources: {{shop: {{}}}}
+targets: {{ok: {{url: "{ok.url}"}}}}
+routes: [{{source: shop, targets: [ok]}}]
+"""
+    client = await gateway(make_config(database_url, text))
+    for _ in range(2):
+        assert (await client.post("/in/shop", data=b"{}")).status == 202
+    await ok.recorder.wait_for(2)
+    for headers in ({}, TOKEN):  # the public listener has no /metrics at all
+        assert (await client.get("/metrics", headers=headers)).status == 404
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"http://127.0.0.1:{port}/in/shop", data=b"{}") as response:
+            assert response.status == 404  # not a source here
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            found = samples(await response.text())
+    assert found["hookgate_ingest_requests_total", (("result", "202"), ("source", "shop"))] == 2
+    assert found["hookgate_queue_deliveries", (("state", "dead"), ("target", "ok"))] == 0
+    # The admin listener's own requests are not ingest: none was counted as one.
+    assert (
+        "hookgate_ingest_requests_total",
+        (("result", "404"), ("source", "_unknown")),
+    ) not in found

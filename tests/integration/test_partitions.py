@@ -162,8 +162,9 @@ CREATE FUNCTION hookgate_test_id(t timestamptz, n integer) RETURNS uuid LANGUAGE
 $$;
 """
 SNAPSHOT = {  # every column 0009 had; later migrations only add (key_id, event_id, and
-    # 0011's budget_from and released_key: a replay's fresh retry budget, a released FIFO key)
-    "events": "SELECT to_jsonb(e) - 'key_id' FROM hookgate.events AS e ORDER BY id",
+    # 0011's budget_from and released_key: a replay's fresh retry budget, a released FIFO key;
+    # 0020's traceparent)
+    "events": "SELECT to_jsonb(e) - 'key_id' - 'traceparent' FROM hookgate.events AS e ORDER BY id",
     "deliveries": """SELECT to_jsonb(d) - 'budget_from' - 'released_key'
                      FROM hookgate.deliveries AS d ORDER BY id""",
     "attempts": """SELECT to_jsonb(a) - 'event_id' FROM hookgate.attempts AS a
