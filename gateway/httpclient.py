@@ -24,12 +24,16 @@ and is general enough for any caller with one origin (deliveries to a target):
   closes it instead. An idle connection is dropped after `keepalive` seconds.
 * Flow control both ways: a body's writer waits while the socket's buffer is full, and
   the socket stops being read while more than 2x `read_buffer` of the answer waits.
-* Timeouts are the caller's (`asyncio.timeout` around `request` and the reads); a
-  request cancelled before its answer closes its connection.
+* `timeout=` bounds the origin's time, each wait on its own: getting a connection (a
+  free one from the pool, or a new one), each wait for the origin to take more of a
+  streamed body, and the wait for the answer's head after the request's last byte went
+  out; waiting for the caller's body iterable to give its next chunk does not count.
+  When one runs out: `TimedOut` (also a `TimeoutError`). Reading the body is bounded by
+  the caller. A request cancelled before its answer closes its connection.
 * An idempotent request without a streamed body is sent once more, on a new
   connection, when a kept-alive connection closed before any byte of the answer (the
   origin closed it as it was being reused).
-* Every failure is an `HTTPClientError`: `ConnectFailed` (refused, DNS, TLS),
+* Every failure is an `HTTPClientError`: `TimedOut`, `ConnectFailed` (refused, DNS, TLS),
   `Disconnected` (closed before the answer's head), `BodyFailed` (the request body's
   own source raised; it is the cause), `CutShort` (the answer ended before its end),
   `BadAnswer` (the origin's bytes are not HTTP/1.1).
@@ -65,6 +69,10 @@ Body = bytes | AsyncIterable[bytes] | None
 
 class HTTPClientError(Exception):
     """The request to the origin failed."""
+
+
+class TimedOut(HTTPClientError, TimeoutError):
+    """The origin did not answer in time."""
 
 
 class ConnectFailed(HTTPClientError):
@@ -109,7 +117,10 @@ class Response:
     async def read(self) -> bytes:
         """The whole body (for answers known to be small)."""
         try:
-            return await self._payload.read()
+            payload = self._payload
+            if payload.is_eof() and payload.exception() is None:
+                return payload.read_nowait()  # all there already: no wait, no loop
+            return await payload.read()
         finally:
             self.release()
 
@@ -151,6 +162,8 @@ class _Connection(BaseProtocol):
         self.reused = False
         self.idle_since = 0.0
         self.lost = False
+        self.timeout: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol
 
@@ -172,6 +185,7 @@ class _Connection(BaseProtocol):
             self.head.set_exception(Disconnected(_lost(exc)))
         if self.writer is not None:
             self.writer.cancel()
+        self.disarm()
         super().connection_lost(exc)
         self.pool._lost(self)
 
@@ -216,6 +230,7 @@ class _Connection(BaseProtocol):
         if self.head is None or self.head.done():
             self._fail(BadAnswer("an answer nobody asked for"))
             return
+        self.disarm()
         self.keep = self.keep and not message.should_close and message.code != 101
         if message.code in (204, 304) or payload is EMPTY_PAYLOAD:
             payload = EMPTY_PAYLOAD
@@ -223,7 +238,25 @@ class _Connection(BaseProtocol):
             self.payload = payload
         self.head.set_result(Response(message, payload, self))
 
+    def arm(self) -> None:
+        """Start (or restart) the clock on the origin, until the answer's head is in."""
+        if self.timeout is not None and self.head is not None and not self.head.done():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_later(self.timeout, self._timed_out)
+
+    def disarm(self) -> None:
+        """Stop the clock: waiting for someone other than the origin."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._fail(TimedOut(f"no answer within {self.timeout:g}s"))
+
     def _fail(self, exc: HTTPClientError) -> None:
+        self.disarm()
         if self.head is not None and not self.head.done():
             self.head.set_exception(exc)
         if self.payload is not None and not self.payload.is_eof():
@@ -234,6 +267,7 @@ class _Connection(BaseProtocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             raise Disconnected("the connection closed before the request was sent")
+        self.arm()
         if body is None or isinstance(body, bytes):
             transport.write(head + body if body else head)
             return
@@ -243,13 +277,17 @@ class _Connection(BaseProtocol):
     async def _stream(self, body: AsyncIterable[bytes], length: int | None) -> None:
         sent = 0
         try:
+            self.disarm()
             async for chunk in body:
                 if not chunk:
                     continue
+                self.arm()
                 sent += len(chunk)
                 if length is not None and sent > length:
                     raise ValueError(f"the body is longer than its length, {length}")
                 await self._write(chunk, length is None)
+                self.disarm()
+            self.arm()  # the whole request is out: the wait for the answer starts now
             if length is not None and sent != length:
                 raise ValueError(f"the body ended after {sent} of {length} bytes")
             if length is None:
@@ -276,6 +314,7 @@ class _Connection(BaseProtocol):
 
     def finish(self, reusable: bool) -> None:
         """The caller is done with the answer."""
+        self.disarm()
         self._parser = None
         self.payload = None
         self.head = None
@@ -342,13 +381,15 @@ class Pool:
         body: Body = None,
         *,
         length: int | None = None,
+        timeout: float | None = None,
     ) -> Response:
         """Send one request (`target`: the raw path and query) and return its answer's
         head; the body is then read from the response, which must be released."""
         head = _head(method, target, headers, self.authority, body, length)
         retry = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
         while True:
-            conn = await self._acquire()
+            conn = await self._get(timeout)
+            conn.timeout = timeout
             try:
                 answer = conn.begin(head_only=method == "HEAD")
                 conn.send(head, body, length)
@@ -373,6 +414,20 @@ class Pool:
     @property
     def idle(self) -> int:
         return len(self._idle)
+
+    async def _get(self, timeout: float | None) -> _Connection:
+        """A connection: an idle one at once, else within `timeout`."""
+        if self._idle and not self._closed:
+            conn = self._idle.pop()
+            if conn.usable(asyncio.get_running_loop().time()):
+                conn.reused = True
+                return conn
+            conn.abort()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._acquire()
+        except TimeoutError:
+            raise TimedOut(f"no connection within {timeout:g}s") from None
 
     async def _acquire(self) -> _Connection:
         if self._closed:

@@ -52,22 +52,8 @@ class Counts:
     failures: Counter[str] = field(default_factory=Counter)  # refused, timeout, too_large, ...
 
 
-class _Idle:
-    """The 504 clock: restarted by every chunk sent, stopped once the answer starts."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.timeout: asyncio.Timeout | None = None
-        self.too_large = False
-
-    def touch(self) -> None:
-        if self.timeout is not None:
-            self.timeout.reschedule(asyncio.get_running_loop().time() + self.seconds)
-
-    def pause(self) -> None:
-        """Waiting for the client's next chunk is not the upstream's time."""
-        if self.timeout is not None:
-            self.timeout.reschedule(None)
+class _TooLarge(Exception):
+    """The request body is over upstream.max_body."""
 
 
 class PassThrough:
@@ -110,51 +96,42 @@ class PassThrough:
         limit, length = self.config.max_body, request.content_length
         if limit is not None and (length or 0) > limit:
             return self._failed(request, 413, "too_large", f"Content-Length over {limit}")
-        idle = _Idle(self.config.timeout)
         body: bytes | AsyncIterator[bytes] | None = None
         if length is not None and length <= SMALL:
             try:
-                body = await request.content.readexactly(length) if length else b""
+                body = await _read(request, length)
             except asyncio.IncompleteReadError:
                 return web.json_response({"error": "the request body ended early"}, status=400)
         elif request.body_exists:
-            body = self._body(request, idle)
+            body = self._body(request)
         headers = forwarded.to_upstream(request, self.trusted, self.config.host)
-        target = request.rel_url.raw_path_qs
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.config.timeout) as idle.timeout:
-                upstream = await self.pool.request(
-                    request.method, target, headers.items(), body, length=length
-                )
-        except TimeoutError:
+            upstream = await self.pool.request(
+                request.method, request.rel_url.raw_path_qs, headers.items(), body,
+                length=length, timeout=self.config.timeout,
+            )  # fmt: skip
+        except httpclient.TimedOut:
             seconds = f"{self.config.timeout:g}s"
             return self._failed(request, 504, "timeout", f"no answer within {seconds}")
         except httpclient.HTTPClientError as exc:
-            if idle.too_large:
+            if isinstance(exc.__cause__, _TooLarge):
                 return self._failed(request, 413, "too_large", f"the body is over {limit} bytes")
             kind = "refused" if isinstance(exc, httpclient.ConnectFailed) else "failed"
             return self._failed(request, 502, kind, _describe(exc))
-        finally:
-            idle.timeout = None
         log_fields(request)["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
         try:
             return await self._answer(request, upstream)
         finally:
             upstream.release()
 
-    async def _body(self, request: web.Request, idle: _Idle) -> AsyncIterator[bytes]:
+    async def _body(self, request: web.Request) -> AsyncIterator[bytes]:
         size, limit = 0, self.config.max_body
-        idle.pause()
         async for chunk in request.content.iter_chunked(CHUNK):
             size += len(chunk)
             if limit is not None and size > limit:
-                idle.too_large = True
-                raise ValueError("the request body is over upstream.max_body")
-            idle.touch()
+                raise _TooLarge()
             yield chunk
-            idle.pause()
-        idle.touch()  # the whole request is out: the wait for the answer starts now
 
     async def _answer(
         self, request: web.Request, upstream: httpclient.Response
@@ -203,6 +180,14 @@ class PassThrough:
 def _describe(exc: BaseException) -> str:
     """The failure's class and message; never the request's headers or body."""
     return f"{type(exc).__name__}: {exc}"
+
+
+async def _read(request: web.Request, length: int) -> bytes:
+    """A small body of `length` bytes (all of it is usually in already)."""
+    content = request.content
+    if content.is_eof() and content.exception() is None:
+        return content.read_nowait()
+    return await content.readexactly(length) if length else b""
 
 
 def _whole(request: web.Request, upstream: httpclient.Response) -> bool:
