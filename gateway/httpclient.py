@@ -46,11 +46,12 @@ import collections
 import ssl as ssl_module
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from types import TracebackType
-from typing import cast
+from typing import Any
 
 from aiohttp import StreamReader
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http import HttpResponseParser, RawResponseMessage
+from aiohttp.http_parser import HttpParser
 from aiohttp.streams import EMPTY_PAYLOAD
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -164,6 +165,8 @@ class _Connection(BaseProtocol):
         self.lost = False
         self.timeout: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._spare: HttpParser[Any] | None = None  # llhttp takes message after message
+        self.head_only = False  # the exchange is a HEAD: its parser expects no body
 
     # -- asyncio.Protocol
 
@@ -213,14 +216,20 @@ class _Connection(BaseProtocol):
     # -- one exchange
 
     def begin(self, head_only: bool) -> asyncio.Future[Response]:
-        self._parser = HttpResponseParser(
-            self,
-            self._loop,
-            self.pool.read_buffer,
-            payload_exception=CutShort,
-            response_with_body=not head_only,
-            read_until_eof=True,
-            auto_decompress=False,
+        spare, self._spare = self._spare, None
+        self.head_only = head_only
+        self._parser = (
+            spare
+            if spare is not None and not head_only
+            else HttpResponseParser(
+                self,
+                self._loop,
+                self.pool.read_buffer,
+                payload_exception=CutShort,
+                response_with_body=not head_only,
+                read_until_eof=True,
+                auto_decompress=False,
+            )
         )
         self.answered = False
         self.head = self._loop.create_future()
@@ -315,7 +324,7 @@ class _Connection(BaseProtocol):
     def finish(self, reusable: bool) -> None:
         """The caller is done with the answer."""
         self.disarm()
-        self._parser = None
+        parser, self._parser = self._parser, None
         self.payload = None
         self.head = None
         writer, self.writer = self.writer, None
@@ -323,6 +332,8 @@ class _Connection(BaseProtocol):
             writer.cancel()  # the origin answered before taking the whole body
             reusable = False
         if reusable and self.keep and not self.lost and not self._reading_paused:
+            if not self.head_only:
+                self._spare = parser
             self.pool._idle_again(self)
         elif reusable and self.transport is not None:
             self.transport.close()  # a whole exchange, then Connection: close
@@ -381,7 +392,8 @@ class Pool:
         body: Body = None,
         *,
         length: int | None = None,
-        timeout: float | None = None,
+        # Not asyncio.timeout: this bounds each wait on the origin, not the whole call.
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> Response:
         """Send one request (`target`: the raw path and query) and return its answer's
         head; the body is then read from the response, which must be released."""
@@ -415,7 +427,7 @@ class Pool:
     def idle(self) -> int:
         return len(self._idle)
 
-    async def _get(self, timeout: float | None) -> _Connection:
+    async def _get(self, timeout: float | None) -> _Connection:  # noqa: ASYNC109 (as request's)
         """A connection: an idle one at once, else within `timeout`."""
         if self._idle and not self._closed:
             conn = self._idle.pop()
@@ -469,13 +481,13 @@ class Pool:
             self._wake()
             raise
         self.opened += 1
-        return cast(_Connection, conn)
+        return conn
 
     def _idle_again(self, conn: _Connection) -> None:
         if self._closed:
             conn.abort()
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        conn.idle_since = conn._loop.time()
         self._idle.append(conn)
         self._wake()
 
@@ -515,7 +527,9 @@ def _head(
     if isinstance(body, bytes):
         lines.append(f"Content-Length: {len(body)}\r\n")
     elif body is not None:
-        lines.append("Transfer-Encoding: chunked\r\n" if length is None else f"Content-Length: {length}\r\n")
+        lines.append(
+            "Transfer-Encoding: chunked\r\n" if length is None else f"Content-Length: {length}\r\n"
+        )
     lines.append("\r\n")
     text = "".join(lines)
     # One line per item: a CR or LF inside a name, value or target would start another.

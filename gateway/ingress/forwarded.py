@@ -61,11 +61,27 @@ def to_upstream(
     websocket: bool = False,
 ) -> CIMultiDict[str]:
     """The request's headers for the upstream (Host kept unless `host` replaces it)."""
-    headers = _kept(request.headers, _TO_UPSTREAM_WS if websocket else _TO_UPSTREAM)
+    return CIMultiDict(upstream_pairs(request, trusted, host, websocket))
+
+
+def upstream_pairs(
+    request: web.BaseRequest,
+    trusted: Sequence[IPNetwork],
+    host: str | None,
+    websocket: bool = False,
+) -> list[tuple[str, str]]:
+    """`to_upstream` as a list of pairs, in order (what the pass-through's client takes)."""
+    headers = request.headers
+    drop = _TO_UPSTREAM_WS if websocket else _TO_UPSTREAM
+    if "Connection" in headers:
+        drop = drop | connection_tokens(headers)
+    pairs = [(k, v) for k, v in headers.items() if k.lower() not in drop]
     if host is not None:
-        headers["Host"] = host
-    headers.extend(forwarding(request, trusted))
-    return headers
+        kept = [(k, v) for k, v in pairs if k.lower() != "host"]
+        at = next((i for i, (k, _) in enumerate(pairs) if k.lower() == "host"), len(kept))
+        pairs = [*kept[:at], ("Host", host), *kept[at:]]
+    pairs.extend(forwarding(request, trusted))
+    return pairs
 
 
 def to_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:

@@ -104,11 +104,11 @@ class PassThrough:
                 return web.json_response({"error": "the request body ended early"}, status=400)
         elif request.body_exists:
             body = self._body(request)
-        headers = forwarded.to_upstream(request, self.trusted, self.config.host)
+        headers = forwarded.upstream_pairs(request, self.trusted, self.config.host)
         started = time.perf_counter()
         try:
             upstream = await self.pool.request(
-                request.method, request.rel_url.raw_path_qs, headers.items(), body,
+                request.method, request.rel_url.raw_path_qs, headers, body,
                 length=length, timeout=self.config.timeout,
             )  # fmt: skip
         except httpclient.TimedOut:
