@@ -157,8 +157,9 @@ class PassThrough:
         try:
             async for chunk in upstream.iter_chunks():
                 await response.write(chunk)
-        except httpclient.HTTPClientError as exc:
-            # Cut short: abort rather than end the answer as if it were whole.
+        except (httpclient.HTTPClientError, OSError) as exc:
+            # Cut short (by the upstream, or the client went away): abort rather than end
+            # the answer as if it were whole.
             log_fields(request).update(upstream_error="cut_short", upstream_detail=_describe(exc))
             self.counts.failures["cut_short"] += 1
             if request.transport is not None:
