@@ -10,6 +10,7 @@ the address the app sees. Back to the client: the upstream's headers minus hop-b
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -93,21 +94,31 @@ def forwarding(request: web.BaseRequest, trusted: Sequence[IPNetwork]) -> list[t
     """X-Forwarded-For/-Proto/-Host and Forwarded, extending a trusted proxy's."""
     peer = request.remote or "unknown"
     scheme, host = request.scheme, request.host
-    element = f"for={_quoted(_node(peer))};proto={scheme};host={_quoted(host)}"
     if not trusted or not is_in(peer, trusted):
-        return [
-            ("X-Forwarded-For", peer),
-            ("X-Forwarded-Proto", scheme),
-            ("X-Forwarded-Host", host),
-            ("Forwarded", element),
-        ]
+        return list(_replaced(peer, scheme, host))
     earlier = request.headers
     return [
         ("X-Forwarded-For", ", ".join([*earlier.getall("X-Forwarded-For", ()), peer])),
         ("X-Forwarded-Proto", earlier.get("X-Forwarded-Proto", scheme)),
         ("X-Forwarded-Host", earlier.get("X-Forwarded-Host", host)),
-        ("Forwarded", ", ".join([*earlier.getall("Forwarded", ()), element])),
+        ("Forwarded", ", ".join([*earlier.getall("Forwarded", ()), _element(peer, scheme, host)])),
     ]
+
+
+# Every request on a client's connection has the same three inputs: built once, not per request.
+@functools.lru_cache(maxsize=1024)
+def _replaced(peer: str, scheme: str, host: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("X-Forwarded-For", peer),
+        ("X-Forwarded-Proto", scheme),
+        ("X-Forwarded-Host", host),
+        ("Forwarded", _element(peer, scheme, host)),
+    )
+
+
+def _element(peer: str, scheme: str, host: str) -> str:
+    """One RFC 7239 forwarded-element for this hop."""
+    return f"for={_quoted(_node(peer))};proto={scheme};host={_quoted(host)}"
 
 
 def _node(address: str) -> str:

@@ -2,8 +2,9 @@
 
 Any method, streamed both ways (the request body is sent to the upstream as it arrives,
 the answer is written to the client as it arrives; nothing is buffered whole), over a
-keep-alive pool of its own (auto-decompression off, so bytes pass unchanged). Websocket
-upgrades are proxied message by message (gateway/ingress/websocket.py).
+keep-alive pool of its own (gateway/httpclient.py: no decompression, so bytes pass
+unchanged). Websocket upgrades are proxied message by message over an aiohttp session
+(gateway/ingress/websocket.py).
 
 * ``upstream.timeout`` bounds the connection, each wait for the upstream to take more of
   the body, and the wait for the answer's first byte after the request's last byte went
