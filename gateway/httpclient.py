@@ -167,6 +167,7 @@ class _Connection(BaseProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._spare: HttpParser[Any] | None = None  # llhttp takes message after message
         self.head_only = False  # the exchange is a HEAD: its parser expects no body
+        self.counted = False  # in the pool's count (a connect cancelled half-way is not)
 
     # -- asyncio.Protocol
 
@@ -175,7 +176,7 @@ class _Connection(BaseProtocol):
         parser, self._parser = self._parser, None
         payload, self.payload = self.payload, None
         if parser is not None:
-            if exc is not None and payload is not None:
+            if exc is not None and payload is not None and not payload.is_eof():
                 payload.set_exception(CutShort(_lost(exc)))  # a reset is never a clean end
             try:
                 parser.feed_eof()  # an answer read until the connection's end ends here
@@ -480,6 +481,7 @@ class Pool:
             self._count -= 1
             self._wake()
             raise
+        conn.counted = True
         self.opened += 1
         return conn
 
@@ -494,8 +496,10 @@ class Pool:
     def _lost(self, conn: _Connection) -> None:
         if conn in self._idle:
             self._idle.remove(conn)
-        self._count -= 1
-        self._wake()
+        if conn.counted:
+            conn.counted = False
+            self._count -= 1
+            self._wake()
 
     def _wake(self) -> None:
         while self._waiters:
