@@ -337,3 +337,33 @@ async def test_the_pool_never_opens_more_than_its_limit(origin):
 def test_a_header_with_a_line_break_is_refused():
     with pytest.raises(ValueError, match="CR or LF"):
         httpclient._head("GET", "/", [("X-A", "1\r\nX-Injected: 2")], "h", None, None)
+
+
+async def test_an_answer_without_length_is_read_until_the_origin_closes(raw_origin):
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+        await writer.drain()
+        writer.close()
+
+    pool = await raw_origin(handler)
+    response = await pool.request("GET", "/", [])
+    assert await response.read() == b"until the end"
+    assert pool.idle == 0
+
+
+async def test_an_idle_connection_the_origin_closed_is_not_used_again(raw_origin):
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # keep-alive, then
+        await writer.drain()
+        writer.close()  # the origin's idle timeout: closed without a word
+
+    pool = await raw_origin(handler)
+    assert await (await pool.request("GET", "/", [])).read() == b"ok"
+    async with asyncio.timeout(5):
+        while pool.idle:  # until the close arrives
+            await asyncio.sleep(0.01)
+    response = await pool.request("POST", "/", [], b"not retried: it never needs to be")
+    assert await response.read() == b"ok"
+    assert pool.opened == 2
