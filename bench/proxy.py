@@ -6,7 +6,7 @@ What it measures (everything on 127.0.0.1, every server in its own process):
    app path (``POST /app/orders``, answered ``202``) with no hookgate in between.
 2. **bare proxy**: ``bench/bare_proxy.py`` in front of that same upstream: an aiohttp
    server whose handler forwards with an aiohttp client and returns the answer, nothing
-   else. The floor of any aiohttp-based proxy on this machine.
+   else. The floor of a proxy built on aiohttp's client and server here.
 3. **pass-through**: the same load to ``hookgate serve`` with ``upstream:`` pointing at
    that same bare process. Budget: >= 0.5x direct.
 4. **webhook at its own path vs /in/<source>**: in that same hookgate (relay off), the

@@ -21,6 +21,7 @@ from gateway.alerting import Alerting
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.contract.httpclient import HttpClient
+from gateway.httpclient import Pool
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
 from gateway.ingress.live import Live, Snapshot
@@ -140,9 +141,11 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def upstream_client(app: web.Application) -> AsyncIterator[None]:
-    """The pass-through's own keep-alive pool to the upstream; bytes pass undecoded."""
+    """The pass-through's own keep-alive pool to the upstream (gateway/httpclient.py:
+    bytes pass unchanged), and an aiohttp session for its websockets."""
     config = app[keys.CONFIG]
     assert config.upstream is not None
+    pool = Pool(config.upstream.url, connections=config.upstream.connections)
     connector = aiohttp.TCPConnector(limit=config.upstream.connections, ttl_dns_cache=60)
     timeout = aiohttp.ClientTimeout(total=None)  # the pass-through bounds its own waits
     async with aiohttp.ClientSession(
@@ -151,8 +154,13 @@ async def upstream_client(app: web.Application) -> AsyncIterator[None]:
         timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),
     ) as session:
-        app[keys.UPSTREAM] = PassThrough(config.upstream, session, config.server.trusted_proxies)
-        yield
+        app[keys.UPSTREAM] = PassThrough(
+            config.upstream, pool, session, config.server.trusted_proxies
+        )
+        try:
+            yield
+        finally:
+            await pool.close()
 
 
 def _resources(app: web.Application) -> Resources:

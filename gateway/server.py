@@ -122,6 +122,12 @@ class GatewayProtocol(RequestHandler):
         if data and not self._busy and self._head_since is None:
             self._head_since = self._loop.time()  # the first byte of a kept-alive request
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        # A handler's every body read calls this; unless flow control paused reading it
+        # would only feed the parser nothing (a pipelined tail is start()'s to resume).
+        if self._reading_paused:
+            super().resume_reading(resume_parser)
+
     def head_received(self) -> None:
         """A request's head was parsed: it is being handled."""
         self._busy = True

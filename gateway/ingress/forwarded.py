@@ -10,6 +10,7 @@ the address the app sees. Back to the client: the upstream's headers minus hop-b
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -61,11 +62,27 @@ def to_upstream(
     websocket: bool = False,
 ) -> CIMultiDict[str]:
     """The request's headers for the upstream (Host kept unless `host` replaces it)."""
-    headers = _kept(request.headers, _TO_UPSTREAM_WS if websocket else _TO_UPSTREAM)
+    return CIMultiDict(upstream_pairs(request, trusted, host, websocket))
+
+
+def upstream_pairs(
+    request: web.BaseRequest,
+    trusted: Sequence[IPNetwork],
+    host: str | None,
+    websocket: bool = False,
+) -> list[tuple[str, str]]:
+    """`to_upstream` as a list of pairs, in order (what the pass-through's client takes)."""
+    headers = request.headers
+    drop = _TO_UPSTREAM_WS if websocket else _TO_UPSTREAM
+    if "Connection" in headers:
+        drop = drop | connection_tokens(headers)
+    pairs = [(k, v) for k, v in headers.items() if k.lower() not in drop]
     if host is not None:
-        headers["Host"] = host
-    headers.extend(forwarding(request, trusted))
-    return headers
+        kept = [(k, v) for k, v in pairs if k.lower() != "host"]
+        at = next((i for i, (k, _) in enumerate(pairs) if k.lower() == "host"), len(kept))
+        pairs = [*kept[:at], ("Host", host), *kept[at:]]
+    pairs.extend(forwarding(request, trusted))
+    return pairs
 
 
 def to_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
@@ -77,21 +94,31 @@ def forwarding(request: web.BaseRequest, trusted: Sequence[IPNetwork]) -> list[t
     """X-Forwarded-For/-Proto/-Host and Forwarded, extending a trusted proxy's."""
     peer = request.remote or "unknown"
     scheme, host = request.scheme, request.host
-    element = f"for={_quoted(_node(peer))};proto={scheme};host={_quoted(host)}"
     if not trusted or not is_in(peer, trusted):
-        return [
-            ("X-Forwarded-For", peer),
-            ("X-Forwarded-Proto", scheme),
-            ("X-Forwarded-Host", host),
-            ("Forwarded", element),
-        ]
+        return list(_replaced(peer, scheme, host))
     earlier = request.headers
     return [
         ("X-Forwarded-For", ", ".join([*earlier.getall("X-Forwarded-For", ()), peer])),
         ("X-Forwarded-Proto", earlier.get("X-Forwarded-Proto", scheme)),
         ("X-Forwarded-Host", earlier.get("X-Forwarded-Host", host)),
-        ("Forwarded", ", ".join([*earlier.getall("Forwarded", ()), element])),
+        ("Forwarded", ", ".join([*earlier.getall("Forwarded", ()), _element(peer, scheme, host)])),
     ]
+
+
+# Every request on a client's connection has the same three inputs: built once, not per request.
+@functools.lru_cache(maxsize=1024)
+def _replaced(peer: str, scheme: str, host: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("X-Forwarded-For", peer),
+        ("X-Forwarded-Proto", scheme),
+        ("X-Forwarded-Host", host),
+        ("Forwarded", _element(peer, scheme, host)),
+    )
+
+
+def _element(peer: str, scheme: str, host: str) -> str:
+    """One RFC 7239 forwarded-element for this hop."""
+    return f"for={_quoted(_node(peer))};proto={scheme};host={_quoted(host)}"
 
 
 def _node(address: str) -> str:

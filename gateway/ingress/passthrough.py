@@ -2,8 +2,9 @@
 
 Any method, streamed both ways (the request body is sent to the upstream as it arrives,
 the answer is written to the client as it arrives; nothing is buffered whole), over a
-keep-alive pool of its own (auto-decompression off, so bytes pass unchanged). Websocket
-upgrades are proxied message by message (gateway/ingress/websocket.py).
+keep-alive pool of its own (gateway/httpclient.py: no decompression, so bytes pass
+unchanged). Websocket upgrades are proxied message by message over an aiohttp session
+(gateway/ingress/websocket.py).
 
 * ``upstream.timeout`` bounds the connection, each wait for the upstream to take more of
   the body, and the wait for the answer's first byte after the request's last byte went
@@ -30,15 +31,13 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from gateway import httpclient
 from gateway.ingress import forwarded, websocket
 from gateway.middleware import log_fields
 from gateway.sources import IPNetwork
 from gateway.upstream import UpstreamConfig
 
 CHUNK = 64 * 1024
-# aiohttp's client adds these when absent; a proxy must not (an Accept-Encoding the client
-# never sent would bring it a compressed answer it cannot read).
-_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 # A body up to this size with a Content-Length is read whole and sent in one write, not
 # as a streamed payload: what makes small requests cheap.
 SMALL = 64 * 1024
@@ -54,35 +53,24 @@ class Counts:
     failures: Counter[str] = field(default_factory=Counter)  # refused, timeout, too_large, ...
 
 
-class _Idle:
-    """The 504 clock: restarted by every chunk sent, stopped once the answer starts."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.timeout: asyncio.Timeout | None = None
-        self.too_large = False
-
-    def touch(self) -> None:
-        if self.timeout is not None:
-            self.timeout.reschedule(asyncio.get_running_loop().time() + self.seconds)
-
-    def pause(self) -> None:
-        """Waiting for the client's next chunk is not the upstream's time."""
-        if self.timeout is not None:
-            self.timeout.reschedule(None)
+class _TooLarge(Exception):
+    """The request body is over upstream.max_body."""
 
 
 class PassThrough:
-    """Forwards requests to the upstream over `session` (a pool of its own)."""
+    """Forwards requests to the upstream over `pool` (gateway/httpclient.py), and
+    websockets over `session` (aiohttp's client speaks the websocket protocol)."""
 
     def __init__(
         self,
         config: UpstreamConfig,
+        pool: httpclient.Pool,
         session: aiohttp.ClientSession,
         trusted: Sequence[IPNetwork],
         counts: Counts | None = None,
     ) -> None:
         self.config = config
+        self.pool = pool
         self.session = session
         self.trusted = trusted
         self.counts = counts or Counts()
@@ -93,8 +81,7 @@ class PassThrough:
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         self.counts.requests += 1
-        fields = log_fields(request)
-        fields["passthrough"] = True
+        log_fields(request)["passthrough"] = True
         if websocket.is_upgrade(request):
             self.counts.websockets += 1
             headers = forwarded.to_upstream(request, self.trusted, self.config.host, True)
@@ -107,57 +94,48 @@ class PassThrough:
         return response
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
-        limit = self.config.max_body
-        if limit is not None and (request.content_length or 0) > limit:
+        limit, length = self.config.max_body, request.content_length
+        if limit is not None and (length or 0) > limit:
             return self._failed(request, 413, "too_large", f"Content-Length over {limit}")
-        idle = _Idle(self.config.timeout)
         body: bytes | AsyncIterator[bytes] | None = None
-        if _small(request.content_length):
+        if length is not None and length <= SMALL:
             try:
-                body = await request.content.readexactly(request.content_length or 0)
+                body = await _read(request, length)
             except asyncio.IncompleteReadError:
                 return web.json_response({"error": "the request body ended early"}, status=400)
         elif request.body_exists:
-            body = self._body(request, idle)
-        headers = forwarded.to_upstream(request, self.trusted, self.config.host)
+            body = self._body(request)
+        headers = forwarded.upstream_pairs(request, self.trusted, self.config.host)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.config.timeout) as idle.timeout:
-                upstream = await self.session.request(
-                    request.method, self.url(request), headers=headers, data=body,
-                    allow_redirects=False, skip_auto_headers=_NO_AUTO_HEADERS,
-                )  # fmt: skip
-        except TimeoutError:
+            upstream = await self.pool.request(
+                request.method, request.rel_url.raw_path_qs, headers, body,
+                length=length, timeout=self.config.timeout,
+            )  # fmt: skip
+        except httpclient.TimedOut:
             seconds = f"{self.config.timeout:g}s"
             return self._failed(request, 504, "timeout", f"no answer within {seconds}")
-        except (aiohttp.ClientError, OSError) as exc:
-            if idle.too_large:
+        except httpclient.HTTPClientError as exc:
+            if isinstance(exc.__cause__, _TooLarge):
                 return self._failed(request, 413, "too_large", f"the body is over {limit} bytes")
-            kind = "refused" if isinstance(exc, aiohttp.ClientConnectorError) else "failed"
+            kind = "refused" if isinstance(exc, httpclient.ConnectFailed) else "failed"
             return self._failed(request, 502, kind, _describe(exc))
-        finally:
-            idle.timeout = None
         log_fields(request)["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
         try:
             return await self._answer(request, upstream)
         finally:
             upstream.release()
 
-    async def _body(self, request: web.Request, idle: _Idle) -> AsyncIterator[bytes]:
+    async def _body(self, request: web.Request) -> AsyncIterator[bytes]:
         size, limit = 0, self.config.max_body
-        idle.pause()
         async for chunk in request.content.iter_chunked(CHUNK):
             size += len(chunk)
             if limit is not None and size > limit:
-                idle.too_large = True
-                raise aiohttp.ClientPayloadError("the request body is over upstream.max_body")
-            idle.touch()
+                raise _TooLarge()
             yield chunk
-            idle.pause()
-        idle.touch()  # the whole request is out: the wait for the answer starts now
 
     async def _answer(
-        self, request: web.Request, upstream: aiohttp.ClientResponse
+        self, request: web.Request, upstream: httpclient.Response
     ) -> web.StreamResponse:
         """The upstream's answer, written to the client as it arrives (a small one with a
         Content-Length in one write, with its headers)."""
@@ -166,7 +144,7 @@ class PassThrough:
             headers.popall("Content-Length", None)  # aiohttp sets it from the body
             try:
                 body = await upstream.read()
-            except (aiohttp.ClientError, OSError) as exc:
+            except httpclient.HTTPClientError as exc:
                 return self._failed(request, 502, "cut_short", _describe(exc))
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
@@ -178,13 +156,13 @@ class PassThrough:
         )
         await response.prepare(request)
         try:
-            async for chunk in upstream.content.iter_any():
+            async for chunk in upstream.iter_chunks():
                 await response.write(chunk)
-        except (aiohttp.ClientError, OSError) as exc:
-            # Cut short: abort rather than end the answer as if it were whole.
+        except (httpclient.HTTPClientError, OSError) as exc:
+            # Cut short (by the upstream, or the client went away): abort rather than end
+            # the answer as if it were whole.
             log_fields(request).update(upstream_error="cut_short", upstream_detail=_describe(exc))
             self.counts.failures["cut_short"] += 1
-            upstream.close()
             if request.transport is not None:
                 request.transport.abort()
             return response
@@ -206,11 +184,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _small(length: int | None) -> bool:
-    return length is not None and 0 < length <= SMALL
+async def _read(request: web.Request, length: int) -> bytes:
+    """A small body of `length` bytes (all of it is usually in already)."""
+    content = request.content
+    if content.is_eof() and content.exception() is None:
+        return content.read_nowait()
+    return await content.readexactly(length) if length else b""
 
 
-def _whole(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:
+def _whole(request: web.Request, upstream: httpclient.Response) -> bool:
     """Whether the answer is small and has a body as long as its Content-Length says."""
     bodiless = request.method == "HEAD" or upstream.status in (204, 304)
     length = upstream.content_length

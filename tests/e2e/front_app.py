@@ -43,6 +43,10 @@ class ExistingApp:
         app.router.add_get("/ws", self.websocket)
         app.router.add_get("/slow", self.slow)
         app.router.add_get("/broken", self.broken)
+        app.router.add_get("/chunked", self.chunked)
+        app.router.add_get("/nocontent", self.nocontent)
+        app.router.add_get("/notmodified", self.notmodified)
+        app.router.add_get("/close", self.close)
         app.router.add_route("*", "/webhooks/{tail:.*}", self.hook)
         return app
 
@@ -99,6 +103,27 @@ class ExistingApp:
         await response.drain()
         assert request.transport is not None
         request.transport.abort()
+        return response
+
+    async def chunked(self, request: web.Request) -> web.StreamResponse:
+        """A download of unknown length (chunked) in many small pieces."""
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for offset in range(0, 100 * 1000, 1000):
+            await response.write(block(offset, 1000))
+        await response.write_eof()
+        return response
+
+    async def nocontent(self, request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={"X-App": "1"})
+
+    async def notmodified(self, request: web.Request) -> web.Response:
+        return web.Response(status=304, headers={"ETag": '"v1"'})
+
+    async def close(self, request: web.Request) -> web.Response:
+        response = web.Response(text="bye")
+        response.force_close()  # Connection: close, then the app closes the connection
         return response
 
     async def hook(self, request: web.Request) -> web.Response:

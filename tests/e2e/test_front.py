@@ -199,6 +199,41 @@ async def test_head_keeps_the_upstreams_content_length_without_a_body(front):
     assert await response.read() == b""
 
 
+async def test_connections_to_the_app_are_kept_alive_and_reused(front):
+    _, _, client, _ = await front()
+    for _ in range(5):
+        assert (await client.get("/hello")).status == 200
+        assert (await client.post("/echo", data=b"x" * 100_000)).status == 201
+    assert client.app[keys.UPSTREAM].pool.opened == 1
+
+
+async def test_204_and_304_pass_with_no_body_and_the_connection_is_reused(front):
+    _, _, client, _ = await front()
+    empty = await client.get("/nocontent")
+    assert (empty.status, empty.headers["X-App"], await empty.read()) == (204, "1", b"")
+    cached = await client.get("/notmodified", headers={"If-None-Match": '"v1"'})
+    assert (cached.status, cached.headers["ETag"], await cached.read()) == (304, '"v1"', b"")
+    assert (await client.get("/hello")).status == 200
+    assert client.app[keys.UPSTREAM].pool.opened == 1
+
+
+async def test_a_chunked_download_passes_through_whole(front):
+    _, _, client, _ = await front()
+    response = await client.get("/chunked")
+    assert "Content-Length" not in response.headers
+    expected = b"".join(block(offset, 1000) for offset in range(0, 100 * 1000, 1000))
+    assert await response.read() == expected
+
+
+async def test_connection_close_from_the_app_ends_only_the_apps_connection(front):
+    _, _, client, _ = await front()
+    response = await client.get("/close")
+    assert (response.status, await response.text()) == (200, "bye")
+    assert response.headers.get("Connection", "").lower() != "close"  # hop-by-hop: dropped
+    assert (await client.get("/hello")).status == 200
+    assert client.app[keys.UPSTREAM].pool.opened == 2  # a new connection after the close
+
+
 async def test_compressed_bodies_pass_unchanged_both_ways(front):
     existing, _, client, _ = await front()
     packed = gzip.compress(b'{"big": "' + b"a" * 5000 + b'"}')

@@ -1,0 +1,172 @@
+"""The delivery client against real aiohttp servers: what it sends, how it reads answers,
+and when it keeps or drops a connection."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from yarl import URL
+
+from gateway.contract.httpclient import AnswerTooLarge, HttpClient
+
+Server = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[HttpClient]:
+    http = HttpClient()
+    yield http
+    await http.close()
+
+
+async def serve(aiohttp_server: Server, handler) -> tuple[URL, list[web.Request]]:
+    """A server answering every path with `handler`; its base URL and the requests seen."""
+    seen: list[web.Request] = []
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen.append(request)
+        return await handler(request)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    server = await aiohttp_server(app)
+    return URL(str(server.make_url("/"))), seen
+
+
+async def test_it_sends_host_length_and_no_accept_encoding(aiohttp_server, client):
+    received: dict[str, object] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        received.update(headers=dict(request.headers), body=await request.read())
+        return web.Response(text="ok")
+
+    base, _ = await serve(aiohttp_server, handler)
+    answer = await client.request(
+        "POST", base / "hook", [("Content-Type", "application/json"), ("X-A", "1")], b'{"a":1}'
+    )
+    assert (answer.status, answer.body) == (200, b"ok")
+    headers = received["headers"]
+    assert headers["Host"] == f"{base.host}:{base.port}"
+    assert headers["Content-Length"] == "7"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-A"] == "1"
+    assert "Accept-Encoding" not in headers
+    assert received["body"] == b'{"a":1}'
+
+
+async def test_a_caller_host_header_replaces_the_urls(aiohttp_server, client):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=request.headers["Host"])
+
+    base, _ = await serve(aiohttp_server, handler)
+    answer = await client.request("POST", base / "x", [("Host", "app.example")], b"")
+    assert answer.body == b"app.example"
+
+
+async def test_a_connection_is_kept_alive_between_requests(aiohttp_server, client):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+
+    base, _ = await serve(aiohttp_server, handler)
+    ports = {(await client.request("POST", base, [], b"x")).body for _ in range(5)}
+    assert len(ports) == 1
+
+
+async def test_a_chunked_answer_is_read_whole_and_the_connection_kept(aiohttp_server, client):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for part in (b"one,", b"two,", b"three"):
+            await response.write(part)
+        await response.write_eof()
+        return response
+
+    base, seen = await serve(aiohttp_server, handler)
+    for _ in range(2):
+        answer = await client.request("POST", base, [], b"x")
+        assert answer.body == b"one,two,three"
+        assert ("Transfer-Encoding", "chunked") in answer.headers
+    ports = {r.transport.get_extra_info("peername")[1] for r in seen}
+    assert len(ports) == 1
+
+
+async def test_only_the_kept_bytes_of_a_long_answer_are_returned(aiohttp_server, client):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"a" * 10_000)
+
+    base, _ = await serve(aiohttp_server, handler)
+    answer = await client.request("POST", base, [], b"x", keep=4096)
+    assert answer.body == b"a" * 4096
+    again = await client.request("POST", base, [], b"x", keep=4096)  # the stream is in step
+    assert again.status == 200
+
+
+async def test_an_answer_over_the_limit_is_refused(aiohttp_server, client):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"a" * 5000)
+
+    base, _ = await serve(aiohttp_server, handler)
+    with pytest.raises(AnswerTooLarge):
+        await client.request("POST", base, [], b"x", limit=4999)
+    whole = await client.request("POST", base, [], b"x", limit=5000)
+    assert whole.body == b"a" * 5000
+
+
+async def test_a_refused_connection_is_a_connection_error(client):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionError):
+        await client.request("POST", URL(f"http://127.0.0.1:{port}/"), [], b"x")
+
+
+async def test_an_answer_cut_short_is_a_connection_error(aiohttp_server, client):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b"only part")
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    base, _ = await serve(aiohttp_server, handler)
+    with pytest.raises(ConnectionError):
+        await client.request("POST", base, [], b"x")
+
+
+async def test_a_request_cancelled_by_its_timeout_does_not_reuse_the_connection(
+    aiohttp_server, client
+):
+    slow = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/slow":
+            await slow.wait()
+        return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+
+    base, _ = await serve(aiohttp_server, handler)
+    first = await client.request("POST", base / "fast", [], b"x")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await client.request("POST", base / "slow", [], b"x")
+    slow.set()
+    after = await client.request("POST", base / "fast", [], b"x")
+    assert after.body != first.body  # a new connection: the cut one was not pooled
+
+
+async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(
+    aiohttp_server, client
+):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    base, seen = await serve(aiohttp_server, handler)
+    with pytest.raises(ValueError, match="line break"):
+        await client.request("POST", base, [("X-Bad", "a\r\nInjected: 1")], b"x")
+    assert seen == []
