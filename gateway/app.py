@@ -39,6 +39,7 @@ from gateway.storage.notify import Notifier
 from gateway.storage.purge import Purger
 from gateway.storage.sealing import Sealer, check_keys
 from gateway.storage.store import ProxyAnswer, Store, translated
+from gateway.storage.writers import Connections
 
 log = structlog.get_logger("hookgate.app")
 
@@ -146,8 +147,9 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     app[keys.LIVE] = Live(Snapshot(config, guards))
     notifier = Notifier(app[keys.STORE])
     rejections = Rejections(app[keys.STORE], config.rejected, app[keys.CLOCK])
+    connections = Connections(app[keys.DSN])  # the writers' own: no pool acquire, no reset
     writer = GroupCommit.for_ingest(
-        app[keys.STORE], config.ingest, notifier, app[keys.METRICS].committed
+        app[keys.STORE].through(connections), config.ingest, notifier, app[keys.METRICS].committed
     )
     answers = _proxy_answers(app[keys.STORE])
     for part in (notifier, rejections, writer, answers):
@@ -158,6 +160,7 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     yield
     for part in (writer, answers, rejections, notifier):
         await part.stop()
+    await connections.close()
 
 
 def _proxy_answers(store: Store) -> GroupCommit[ProxyAnswer, None]:

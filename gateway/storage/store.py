@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +16,9 @@ from gateway.errors import StorageError, StorageUnavailable
 from gateway.storage.limits import Health, TargetLimits, health_columns, limit_columns
 from gateway.storage.queries import QUERIES
 from gateway.storage.sealing import Headers, Sealer, event_row, rejected_row
+
+if TYPE_CHECKING:
+    from gateway.storage.writers import Connections
 
 ACQUIRE_TIMEOUT = 5.0
 # hookgate's statements are small and reach rows by index: JIT compiling them (which
@@ -169,12 +172,22 @@ async def translated() -> AsyncIterator[None]:
 class Store:
     """The queries hookgate runs, over one asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, sealer: Sealer | None = None, via: Connections | None = None
+    ) -> None:
         self.pool = pool
         self.sealer = sealer or Sealer()  # encryption at rest; off by default
         self._ensured: set[str] = set()
+        self._via = via
+
+    def through(self, connections: Connections) -> Store:
+        """This store with its statements run on `connections` (the ingest writers' own,
+        see gateway/storage/writers.py) instead of the pool."""
+        return Store(self.pool, self.sealer, connections)
 
     async def _execute(self, name: str, *args: Any) -> list[asyncpg.Record]:
+        if self._via is not None:
+            return await self._via.fetch(QUERIES[name], *args)
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             rows: list[asyncpg.Record] = await conn.fetch(QUERIES[name], *args)
             return rows
