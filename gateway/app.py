@@ -145,12 +145,12 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     guards = build_guards(config, app[keys.REGISTRY], _resources(app))
     app[keys.LIVE] = Live(Snapshot(config, guards))
-    notifier = Notifier(app[keys.STORE])
+    # The writers' and the notifier's own connections: no pool acquire, no reset.
+    connections = Connections(app[keys.DSN])
+    own = app[keys.STORE].through(connections)
+    notifier = Notifier(own)
     rejections = Rejections(app[keys.STORE], config.rejected, app[keys.CLOCK])
-    connections = Connections(app[keys.DSN])  # the writers' own: no pool acquire, no reset
-    writer = GroupCommit.for_ingest(
-        app[keys.STORE].through(connections), config.ingest, notifier, app[keys.METRICS].committed
-    )
+    writer = GroupCommit.for_ingest(own, config.ingest, notifier, app[keys.METRICS].committed)
     answers = _proxy_answers(app[keys.STORE])
     for part in (notifier, rejections, writer, answers):
         part.start()
