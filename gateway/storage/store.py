@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from base64 import b64encode
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -219,17 +220,23 @@ class Store:
         return {row["id"] for row in rows}
 
     async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
-        """Events without dedupe keys and their deliveries, in one statement."""
-        request, key_ids = self._request_columns(records)
+        """Events without dedupe keys and their deliveries, in one statement, as two JSON
+        texts (see `insert_events_plain`)."""
+        events = []
+        for r in records:
+            key_id, headers, body = self.sealer.seal(event_row(r.id), r.headers, r.body)
+            events.append((r.id, r.source, r.event_type, r.received_at, r.method, r.path,
+                           r.query, orjson.Fragment(headers), b64encode(body).decode(), r.peer,
+                           r.routes, key_id))  # fmt: skip
+        deliveries = [
+            (d_id, n, target, (r.ordering or {}).get(target),
+             (r.delivery_routes or {}).get(target))
+            for n, r in enumerate(records, 1) for d_id, target in r.deliveries
+        ]  # fmt: skip
         await self._execute(
             "insert_events_plain",
-            *request,
-            _routes_column(records),
-            [d_id for r in records for d_id, _ in r.deliveries],
-            [target for r in records for _, target in r.deliveries],
-            [n for n, r in enumerate(records, 1) for _ in r.deliveries],
-            *_delivery_columns(records),
-            key_ids,
+            _rows_json(events, _EVENT_FIELDS),
+            _rows_json(deliveries, _DELIVERY_FIELDS),
         )
 
     def _request_columns(
@@ -420,6 +427,16 @@ class Store:
         event = {**row, "headers": headers, "body": body, "routes": routes}
         del event["key_id"]
         return event
+
+
+_EVENT_FIELDS = ("id", "source", "event_type", "received_at", "method", "path", "query",
+                 "headers", "body", "peer", "routes", "key_id")  # fmt: skip
+_DELIVERY_FIELDS = ("id", "event", "target", "ordering_key", "route")
+
+
+def _rows_json(rows: Sequence[tuple[Any, ...]], fields: tuple[str, ...]) -> str:
+    """`rows` as a JSON array of objects with `fields` (what json_to_recordset reads)."""
+    return orjson.dumps([dict(zip(fields, row, strict=True)) for row in rows]).decode()
 
 
 def _routes_column(records: Sequence[EventRecord]) -> list[str | None]:
