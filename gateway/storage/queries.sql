@@ -50,24 +50,26 @@ WHERE i.id NOT IN (SELECT id FROM accepted);
 
 -- name: insert_events_plain
 -- `insert_events` for a batch in which no event carries a dedupe key (the usual case):
--- no dedupe step, no ON CONFLICT. The batch comes as two JSON texts, its events ($1)
--- and their deliveries ($2, each with its event's 1-based position), not as arrays:
--- asyncpg encodes twenty arrays element by element in the ingest process, whose one
--- core is the ingest's limit, while Postgres reads JSON on the other. Bodies come in
--- base64 (JSON holds no bytes); deliveries take their event's received_at as due time.
+-- no dedupe step, no ON CONFLICT. The batch comes as JSON texts, its events ($1) and
+-- their deliveries ($2, each with its event's 1-based position), and the bodies as one
+-- bytea array ($3, in event order): asyncpg encodes arrays element by element in the
+-- ingest process, whose one core is the ingest's limit, while Postgres reads JSON on
+-- another. Deliveries take their event's received_at as due time.
 WITH batch AS (
     SELECT *
-    FROM ROWS FROM (json_to_recordset($1::json) AS (
-        id uuid, source text, event_type text, received_at timestamptz, method text,
-        path text, query text, headers jsonb, body text, peer text, routes jsonb, key_id text))
+    FROM ROWS FROM (
+        json_to_recordset($1::json) AS (
+            id uuid, source text, event_type text, received_at timestamptz, method text,
+            path text, query text, headers jsonb, peer text, routes jsonb, key_id text),
+        unnest($3::bytea[]))
         WITH ORDINALITY AS b (id, source, event_type, received_at, method, path, query,
-                              headers, body, peer, routes, key_id, n)
+                              headers, peer, routes, key_id, body, n)
 ), new_events AS (
     INSERT INTO hookgate.events
         (id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
          key_id)
-    SELECT id, source, event_type, received_at, method, path, query, headers,
-           decode(body, 'base64'), peer, routes, key_id
+    SELECT id, source, event_type, received_at, method, path, query, headers, body, peer,
+           routes, key_id
     FROM batch
 )
 INSERT INTO hookgate.deliveries

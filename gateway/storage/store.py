@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from base64 import b64encode
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -220,14 +219,15 @@ class Store:
         return {row["id"] for row in rows}
 
     async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
-        """Events without dedupe keys and their deliveries, in one statement, as two JSON
-        texts (see `insert_events_plain`)."""
-        events = []
+        """Events without dedupe keys and their deliveries, in one statement: two JSON texts
+        and the bodies (see `insert_events_plain`)."""
+        events, bodies = [], []
         for r in records:
             key_id, headers, body = self.sealer.seal(event_row(r.id), r.headers, r.body)
             events.append((r.id, r.source, r.event_type, r.received_at, r.method, r.path,
-                           r.query, orjson.Fragment(headers), b64encode(body).decode(), r.peer,
-                           r.routes, key_id))  # fmt: skip
+                           r.query, orjson.Fragment(headers), r.peer, r.routes,
+                           key_id))  # fmt: skip
+            bodies.append(body)
         deliveries = [
             (d_id, n, target, (r.ordering or {}).get(target),
              (r.delivery_routes or {}).get(target))
@@ -237,6 +237,7 @@ class Store:
             "insert_events_plain",
             _rows_json(events, _EVENT_FIELDS),
             _rows_json(deliveries, _DELIVERY_FIELDS),
+            bodies,
         )
 
     def _request_columns(
@@ -430,7 +431,7 @@ class Store:
 
 
 _EVENT_FIELDS = ("id", "source", "event_type", "received_at", "method", "path", "query",
-                 "headers", "body", "peer", "routes", "key_id")  # fmt: skip
+                 "headers", "peer", "routes", "key_id")  # fmt: skip
 _DELIVERY_FIELDS = ("id", "event", "target", "ordering_key", "route")
 
 
