@@ -42,6 +42,7 @@ from gateway.storage.notify import Notifier
 from gateway.storage.purge import Purger
 from gateway.storage.sealing import Sealer, check_keys
 from gateway.storage.store import ProxyAnswer, Store, translated
+from gateway.storage.writers import Connections
 from gateway.tracing import Tracing, from_environment
 
 log = structlog.get_logger("hookgate.app")
@@ -172,11 +173,12 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     guards = build_guards(config, app[keys.REGISTRY], _resources(app))
     app[keys.LIVE] = Live(Snapshot(config, guards))
-    notifier = Notifier(app[keys.STORE])
+    # The writers' and the notifier's own connections: no pool acquire, no reset.
+    connections = Connections(app[keys.DSN])
+    own = app[keys.STORE].through(connections)
+    notifier = Notifier(own)
     rejections = Rejections(app[keys.STORE], config.rejected, app[keys.CLOCK])
-    writer = GroupCommit.for_ingest(
-        app[keys.STORE], config.ingest, notifier, app[keys.METRICS].committed
-    )
+    writer = GroupCommit.for_ingest(own, config.ingest, notifier, app[keys.METRICS].committed)
     answers = _proxy_answers(app[keys.STORE])
     for part in (notifier, rejections, writer, answers):
         part.start()
@@ -186,6 +188,7 @@ async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     yield
     for part in (writer, answers, rejections, notifier):
         await part.stop()
+    await connections.close()
 
 
 def _proxy_answers(store: Store) -> GroupCommit[ProxyAnswer, None]:

@@ -9,14 +9,18 @@ with the error's type and no traceback, at most once a minute per message.
 JSON lines written from inside a running event loop are gathered and written once per
 loop iteration (one system call for every line logged meanwhile, in order), so a busy
 server does not pay a write per request; outside a loop each line is written at once.
+A JSON line is made by one processor (`_JSONLine`: level, time, exception and stack,
+rendered) rather than five: a busy server writes one per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import datetime as dt
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
@@ -44,8 +48,16 @@ class _Gathered:
     def __init__(self, out: _Stderr) -> None:
         self._out = out
         self._lines: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # where write_out is due
+        self._thread = 0
 
     def write(self, data: bytes) -> None:
+        loop = self._loop
+        # A write_out is due on the loop running in this thread: no need to ask for the
+        # running loop (on Python 3.11 that is a getpid() system call per line).
+        if self._lines and loop is not None and loop.is_running() and self._here():
+            self._lines.append(data)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -54,7 +66,11 @@ class _Gathered:
             return
         if not self._lines:
             loop.call_soon(self.write_out)
+            self._loop, self._thread = loop, threading.get_ident()
         self._lines.append(data)
+
+    def _here(self) -> bool:
+        return threading.get_ident() == self._thread
 
     def flush(self) -> None:
         """Nothing to do: a line waits at most until the loop's current iteration ends."""
@@ -70,21 +86,20 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     """Configure structlog (and route stdlib logging through the same output)."""
     if json is None:
         json = not sys.stderr.isatty()
-    processors: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.StackInfoRenderer(),
-        structlog.processors.format_exc_info,
-    ]
+    processors: list[structlog.typing.Processor] = [structlog.contextvars.merge_contextvars]
     if json:
-        # orjson renders a line several times faster than json: this runs for every request.
-        processors.append(structlog.processors.JSONRenderer(serializer=orjson.dumps))
+        processors.append(_JSONLine())
         gathered = _Gathered(_Stderr())
         atexit.register(gathered.write_out)  # what the last loop iteration left
         factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(gathered)  # type: ignore[arg-type]
     else:
-        processors.append(structlog.dev.ConsoleRenderer())
+        processors += [
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            structlog.dev.ConsoleRenderer(),
+        ]
         factory = structlog.PrintLoggerFactory(_Stderr())  # type: ignore[arg-type]
     structlog.configure(
         processors=processors,
@@ -98,6 +113,54 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     quiet_libraries()
 
 
+class _JSONLine:
+    """`add_log_level`, `TimeStamper(fmt="iso", utc=True)`, `StackInfoRenderer`,
+    `format_exc_info` and `JSONRenderer` (orjson) in one processor, with the same output:
+    one call instead of five per line, and the time's text made once per second."""
+
+    def __init__(self) -> None:
+        self._stack = structlog.processors.StackInfoRenderer()
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Any) -> bytes:
+        event_dict["level"] = _LEVELS.get(method_name, method_name)
+        event_dict["timestamp"] = self._now()
+        if "exc_info" in event_dict or "stack_info" in event_dict:
+            event_dict = structlog.processors.format_exc_info(
+                logger, method_name, self._stack(logger, method_name, event_dict)
+            )
+        return orjson.dumps(event_dict)
+
+    def _now(self) -> str:
+        """Now as `TimeStamper` writes it: ``2026-12-01T22:43:10.121725Z``."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            stamp = dt.datetime.fromtimestamp(second, dt.UTC).replace(tzinfo=None)
+            self._second, self._prefix = second, stamp.isoformat()
+        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+
+
+def info(logger: Any, event: str, fields: dict[str, Any]) -> None:
+    """`logger.info(event, **fields)`, with `fields` (a dict made for this line) taken as
+    the event's dict: the one line per request skips the bound logger's keyword
+    arguments, copied once per call layer. Same processors, same output."""
+    bound = logger.bind()  # the configured logger (cached after the first use)
+    enabled = getattr(bound, "is_enabled_for", None)
+    if enabled is None or not hasattr(bound, "_process_event"):  # another wrapper class
+        logger.info(event, **fields)
+        return
+    if not enabled(logging.INFO):
+        return
+    try:
+        args, kw = bound._process_event("info", event, fields)
+    except structlog.DropEvent:
+        return
+    bound._logger.info(*args, **kw)
+
+
+_LEVELS = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level names them
 _QUIETED = ("aiohttp.server", "aiohttp.web", "aiohttp.internal", "asyncpg.pool")
 SAMPLE_SECONDS = 60.0
 

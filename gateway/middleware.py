@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import keys
+from gateway import keys, logging
 from gateway.errors import ClientDisconnected, IngressError, RateLimited, StorageError
 from gateway.metrics import UNKNOWN_SOURCE
 from gateway.server import SERVER
@@ -98,15 +98,15 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = web.json_response({"error": "internal error", "request_id": rid}, status=500)
     seconds = time.perf_counter() - started
     _count(request, fields, response.status, seconds)
-    log.info(
-        event,
-        method=request.method,
-        path=request.path,
-        status=response.status,
-        duration_ms=round(seconds * 1000, 2),
-        peer=request.remote,
-        **fields,
-    )
+    line: dict[str, object] = {
+        "method": request.method,
+        "path": request.path,
+        "status": response.status,
+        "duration_ms": round(seconds * 1000, 2),
+        "peer": request.remote,
+    }
+    line.update(fields)
+    logging.info(log, event, line)
     return response
 
 

@@ -39,6 +39,7 @@ class Limiter:
         self._overall = Bucket(overall, overall.burst, 0.0) if overall else None
         self._per_caller = per_caller
         self._callers: OrderedDict[str, Bucket] = OrderedDict()
+        self.limited = overall is not None or per_caller is not None  # else check is a no-op
 
     def check(self, caller: str | None, now: float) -> None:
         """Take a token or raise `RateLimited` with the wait in seconds."""

@@ -37,7 +37,7 @@ async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) 
     check_length(request, limit)
     try:
         if request.content.is_eof():  # all of it came with the head: no waiting to bound
-            return await _read(request, limit)
+            return _buffered(request, limit)
         async with asyncio.timeout(within):
             return await _read(request, limit)
     except TimeoutError:
@@ -47,6 +47,14 @@ async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) 
         if transport is None or transport.is_closing():
             raise ClientDisconnected() from exc
         raise BadRequest("malformed request body") from exc
+
+
+def _buffered(request: web.BaseRequest, limit: int) -> bytes:
+    """The whole body, already received: taken from the buffer without awaiting a read."""
+    body = request.content.read_nowait()
+    if len(body) > limit:
+        raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
+    return body
 
 
 async def _read(request: web.BaseRequest, limit: int) -> bytes:

@@ -59,6 +59,7 @@ class GroupCommit(Generic[T, R]):
         self._queue: collections.deque[_Pending[T, R]] = collections.deque()
         self._ready = asyncio.Event()
         self._writers: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         # During an outage every batch fails: one line per error and minute, with a count.
         self._failures = Sampled(log, "batch_write_failed", level="warning")
@@ -114,7 +115,7 @@ class GroupCommit(Generic[T, R]):
         """Queue `item` and wait for its commit; raises `StorageError` if it failed."""
         if self._closing:
             raise StorageUnavailable("shutting down")
-        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[R] = (self._loop or asyncio.get_running_loop()).create_future()
         self._queue.append(_Pending(item, done))
         self._ready.set()
         return await done
@@ -129,6 +130,9 @@ class GroupCommit(Generic[T, R]):
         self._ready.set()
 
     def start(self) -> None:
+        # Its loop, known once: asking for the running loop per write is a getpid() call
+        # each on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._writers = [asyncio.create_task(self._run()) for _ in range(self._writer_count)]
 
     async def stop(self) -> None:

@@ -50,23 +50,37 @@ WHERE i.id NOT IN (SELECT id FROM accepted);
 
 -- name: insert_events_plain
 -- `insert_events` for a batch in which no event carries a dedupe key (the usual case):
--- no dedupe step, no ON CONFLICT, and fewer arrays to encode. Deliveries take their
--- event's received_at as due time ($4 by the event's position $14, 1-based).
-WITH new_events AS (
+-- no dedupe step, no ON CONFLICT. The batch comes as JSON texts, its events ($1) and
+-- their deliveries ($2, each with its event's 1-based position), and the bodies as one
+-- bytea array ($3, in event order): asyncpg encodes arrays element by element in the
+-- ingest process, whose one core is the ingest's limit, while Postgres reads JSON on
+-- another. Deliveries take their event's received_at as due time.
+WITH batch AS (
+    SELECT *
+    FROM ROWS FROM (
+        json_to_recordset($1::json) AS (
+            id uuid, source text, event_type text, received_at timestamptz, method text,
+            path text, query text, headers jsonb, peer text, routes jsonb, key_id text,
+            traceparent text),
+        unnest($3::bytea[]))
+        WITH ORDINALITY AS b (id, source, event_type, received_at, method, path, query,
+                              headers, peer, routes, key_id, traceparent, body, n)
+), new_events AS (
     INSERT INTO hookgate.events
         (id, source, event_type, received_at, method, path, query, headers, body, peer, routes,
          key_id, traceparent)
-    SELECT *
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-                $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[], $11::jsonb[],
-                $17::text[], $18::text[])
+    SELECT id, source, event_type, received_at, method, path, query, headers, body, peer,
+           routes, key_id, traceparent
+    FROM batch
 )
 INSERT INTO hookgate.deliveries
     (id, event_id, target, due_at, created_at, updated_at, ordering_key, route)
-SELECT d.id, ($1::uuid[])[d.event], d.target, ($4::timestamptz[])[d.event],
-       ($4::timestamptz[])[d.event], ($4::timestamptz[])[d.event], d.ordering_key, d.route
-FROM unnest($12::uuid[], $14::integer[], $13::text[], $15::text[], $16::integer[])
+SELECT d.id, e.id, d.target, e.received_at, e.received_at, e.received_at, d.ordering_key,
+       d.route
+FROM ROWS FROM (json_to_recordset($2::json)
+        AS (id uuid, event integer, target text, ordering_key text, route integer))
     WITH ORDINALITY AS d (id, event, target, ordering_key, route, n)
+JOIN batch AS e ON e.n = d.event
 ORDER BY d.n;  -- seq follows arrival order
 
 -- name: dedupe_originals

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +16,9 @@ from gateway.errors import StorageError, StorageUnavailable
 from gateway.storage.limits import Health, TargetLimits, health_columns, limit_columns
 from gateway.storage.queries import QUERIES
 from gateway.storage.sealing import Headers, Sealer, event_row, rejected_row
+
+if TYPE_CHECKING:
+    from gateway.storage.writers import Connections
 
 ACQUIRE_TIMEOUT = 5.0
 # hookgate's statements are small and reach rows by index: JIT compiling them (which
@@ -173,12 +176,22 @@ async def translated() -> AsyncIterator[None]:
 class Store:
     """The queries hookgate runs, over one asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, sealer: Sealer | None = None, via: Connections | None = None
+    ) -> None:
         self.pool = pool
         self.sealer = sealer or Sealer()  # encryption at rest; off by default
         self._ensured: set[str] = set()
+        self._via = via
+
+    def through(self, connections: Connections) -> Store:
+        """This store with its statements run on `connections` (the ingest writers' own,
+        see gateway/storage/writers.py) instead of the pool."""
+        return Store(self.pool, self.sealer, connections)
 
     async def _execute(self, name: str, *args: Any) -> list[asyncpg.Record]:
+        if self._via is not None:
+            return await self._via.fetch(QUERIES[name], *args)
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             rows: list[asyncpg.Record] = await conn.fetch(QUERIES[name], *args)
             return rows
@@ -215,18 +228,21 @@ class Store:
         await self._execute("insert_events_plain", *self.plain_args(records))
 
     def plain_args(self, records: Sequence[EventRecord]) -> list[Any]:
-        """`insert_events_plain`'s arguments for `records` (none with a dedupe key)."""
-        request, key_ids = self._request_columns(records)
-        return [
-            *request,
-            _routes_column(records),
-            [d_id for r in records for d_id, _ in r.deliveries],
-            [target for r in records for _, target in r.deliveries],
-            [n for n, r in enumerate(records, 1) for _ in r.deliveries],
-            *_delivery_columns(records),
-            key_ids,
-            [r.traceparent for r in records],
-        ]
+        """`insert_events_plain`'s arguments for `records` (none with a dedupe key): two
+        JSON texts and the bodies."""
+        events, bodies = [], []
+        for r in records:
+            key_id, headers, body = self.sealer.seal(event_row(r.id), r.headers, r.body)
+            events.append((r.id, r.source, r.event_type, r.received_at, r.method, r.path,
+                           r.query, orjson.Fragment(headers), r.peer, r.routes,
+                           key_id, r.traceparent))  # fmt: skip
+            bodies.append(body)
+        deliveries = [
+            (d_id, n, target, (r.ordering or {}).get(target),
+             (r.delivery_routes or {}).get(target))
+            for n, r in enumerate(records, 1) for d_id, target in r.deliveries
+        ]  # fmt: skip
+        return [_rows_json(events, _EVENT_FIELDS), _rows_json(deliveries, _DELIVERY_FIELDS), bodies]
 
     def _request_columns(
         self, records: Sequence[EventRecord]
@@ -430,6 +446,16 @@ def finished(rows: Sequence[asyncpg.Record], results: Sequence[AttemptResult]) -
         for row in rows if row["out_target"] is not None
     ]  # fmt: skip
     return Finished([r.delivery_id in kept for r in results], breakers)
+
+
+_EVENT_FIELDS = ("id", "source", "event_type", "received_at", "method", "path", "query",
+                 "headers", "peer", "routes", "key_id", "traceparent")  # fmt: skip
+_DELIVERY_FIELDS = ("id", "event", "target", "ordering_key", "route")
+
+
+def _rows_json(rows: Sequence[tuple[Any, ...]], fields: tuple[str, ...]) -> str:
+    """`rows` as a JSON array of objects with `fields` (what json_to_recordset reads)."""
+    return orjson.dumps([dict(zip(fields, row, strict=True)) for row in rows]).decode()
 
 
 def _routes_column(records: Sequence[EventRecord]) -> list[str | None]:

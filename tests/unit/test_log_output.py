@@ -1,10 +1,19 @@
-"""Log lines from inside the event loop are written together, in order, once per iteration."""
+"""Log lines from inside the event loop are written together, in order, once per iteration;
+a JSON line holds what structlog's processors would have put in it."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from typing import Any
 
-from gateway.logging import _Gathered
+import pytest
+import structlog
+
+from gateway.logging import _Gathered, configure
 
 
 class Out:
@@ -54,3 +63,44 @@ def test_what_is_left_is_written_out_on_demand():
     loop.close()  # its scheduled write never ran
     gathered.write_out()  # what atexit does
     assert b"".join(out.writes) == b"last\n"
+
+
+def _json_lines(capsys: pytest.CaptureFixture[str], log_calls: Callable[[Any], None]) -> list[Any]:
+    configure("info", json=True)
+    try:
+        log_calls(structlog.get_logger("hookgate.test"))
+    finally:
+        structlog.reset_defaults()
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+
+def test_a_json_line_holds_the_fields_then_event_level_and_utc_time(capsys):
+    before = dt.datetime.now(dt.UTC)
+    (line,) = _json_lines(capsys, lambda log: log.info("request_handled", status=202, peer=None))
+    after = dt.datetime.now(dt.UTC)
+
+    assert list(line) == ["status", "peer", "event", "level", "timestamp"]
+    assert line | {"timestamp": None} == {
+        "status": 202, "peer": None, "event": "request_handled", "level": "info", "timestamp": None
+    }  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", line["timestamp"])
+    stamp = dt.datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+    assert before - dt.timedelta(microseconds=1) <= stamp <= after
+
+
+def test_a_json_line_names_levels_and_renders_exceptions_as_structlog_does(capsys):
+    def calls(log: Any) -> None:
+        log.warning("one")
+        log.debug("dropped: below the level")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("two")
+        log.error("three", stack_info=True)
+
+    one, two, three = _json_lines(capsys, calls)
+
+    assert [one["level"], two["level"], three["level"]] == ["warning", "error", "error"]
+    assert "exc_info" not in two and two["exception"].startswith("Traceback")
+    assert "ValueError: boom" in two["exception"]
+    assert "stack_info" not in three and "test_log_output.py" in three["stack"]
