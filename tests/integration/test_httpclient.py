@@ -1,5 +1,5 @@
-"""gateway.httpclient against real servers: aiohttp apps, and raw sockets where an edge
-case needs bytes no aiohttp server would send."""
+"""gateway.contract.httpclient's Pool against real servers: aiohttp apps, and raw sockets
+where an edge case needs bytes no aiohttp server would send."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway import httpclient
-from gateway.httpclient import Pool
+from gateway.contract import httpclient
+from gateway.contract.httpclient import Pool
 
 MIB = 1024 * 1024
 
