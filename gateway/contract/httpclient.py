@@ -409,7 +409,7 @@ class Pool:
         head = _head(method, target, headers, self.authority, body, length)
         retry = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
         while True:
-            conn = await self._get(timeout)
+            conn = self._reuse() or await self._get(timeout)
             conn.timeout = timeout
             try:
                 answer = conn.begin(head_only=method == "HEAD")
@@ -439,14 +439,18 @@ class Pool:
     def idle(self) -> int:
         return len(self._idle)
 
-    async def _get(self, timeout: float | None) -> _Connection:  # noqa: ASYNC109 (as request's)
-        """A connection: an idle one at once, else within `timeout`."""
+    def _reuse(self) -> _Connection | None:
+        """The most recently used idle connection, if it is still good (no await)."""
         if self._idle and not self._closed:
             conn = self._idle.pop()
-            if conn.usable(asyncio.get_running_loop().time()):
+            if conn.usable(conn._loop.time()):
                 conn.reused = True
                 return conn
             conn.abort()
+        return None
+
+    async def _get(self, timeout: float | None) -> _Connection:  # noqa: ASYNC109 (as request's)
+        """A connection (a new one, or one freed meanwhile) within `timeout`."""
         try:
             async with asyncio.timeout(timeout):
                 return await self._acquire()
@@ -656,11 +660,10 @@ class HttpClient:
                 body if sends else None,
             )
             try:
-                return Answer(
-                    response.status,
-                    tuple(response.headers.items()),
-                    await _body(response, keep, limit),
-                )
+                data = _ready(response, keep, limit)
+                if data is None:
+                    data = await _body(response, keep, limit)
+                return Answer(response.status, tuple(response.headers.items()), data)
             finally:
                 response.release()
         except ConnectFailed as exc:
@@ -707,18 +710,25 @@ def _headers(headers: Sequence[tuple[str, str]], host: str, sends: bool) -> list
     return out
 
 
+def _ready(response: Response, keep: int, limit: int | None) -> bytes | None:
+    """What `_body` answers, when the whole body came with the head (the usual small
+    answer: no await); None otherwise."""
+    payload = response._payload
+    if not payload.is_eof() or payload.exception() is not None:
+        return None
+    data = payload.read_nowait()
+    if limit is None:
+        return data[:keep] if len(data) > keep else data
+    if len(data) > limit:
+        raise AnswerTooLarge(f"the answer is over {limit} bytes")
+    return data
+
+
 async def _body(response: Response, keep: int, limit: int | None) -> bytes:
     """The answer's first `keep` bytes (the rest read if at most `DRAIN` is left, so the
     connection is reused), or with `limit` the whole body."""
     payload = response._payload
     cap = keep if limit is None else limit
-    if payload.is_eof() and payload.exception() is None:
-        data = payload.read_nowait()  # all there already: the usual small answer
-        if len(data) > cap:
-            if limit is not None:
-                raise AnswerTooLarge(f"the answer is over {limit} bytes")
-            return data[:keep]
-        return data
     length = response.content_length
     if limit is not None and length is not None and length > limit:
         raise AnswerTooLarge(f"the answer is over {limit} bytes")
