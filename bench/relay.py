@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -199,11 +199,26 @@ def totals(bases: list[str]) -> tuple[int, int, float | None, float | None]:
     )
 
 
-def wait_for(bases: list[str], count: int, problems: list[str], label: str) -> dict[str, Any]:
-    """Until the sinks saw `count` unique deliveries (or nothing new for STALL_SECONDS)."""
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of processes `pids` so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for(
+    bases: list[str], count: int, problems: list[str], label: str, pids: Sequence[int] = ()
+) -> dict[str, Any]:
+    """Until the sinks saw `count` unique deliveries (or nothing new for STALL_SECONDS).
+    With `pids`: their CPU per delivery from the first arrival on (start-up not counted)."""
     seen, moved = -1, time.monotonic()
+    cpu_from: tuple[int, float] | None = None
     while time.monotonic() - moved < STALL_SECONDS:
         unique, duplicates, first, last = totals(bases)
+        if pids and cpu_from is None and unique > 0:
+            cpu_from = (unique, cpu_seconds(pids))
         if unique >= count:
             break
         if unique != seen:
@@ -212,8 +227,11 @@ def wait_for(bases: list[str], count: int, problems: list[str], label: str) -> d
     else:
         problems.append(f"{label}: stalled at {seen} of {count} deliveries")
     span = (last - first) if first is not None and last is not None else 0.0
+    cpu = None
+    if cpu_from is not None and unique > cpu_from[0]:
+        cpu = (cpu_seconds(pids) - cpu_from[1]) / (unique - cpu_from[0])
     return {"delivered": unique, "duplicates": duplicates, "seconds": span, "last_at": last,
-            "rate": unique / span if span else 0.0}  # fmt: skip
+            "rate": unique / span if span else 0.0, "cpu": cpu}  # fmt: skip
 
 
 def note_output(service: Service, problems: list[str]) -> None:
@@ -263,7 +281,8 @@ def measure_drain(
             logs = [tmp / f"worker-{sink_count}-{workers}-{n}.log" for n in range(workers)]
             started = [stack.enter_context(running(f"worker{n}", command, log))
                        for n, log in enumerate(logs)]  # fmt: skip
-            result = wait_for(bases, args.backlog, problems, label)
+            pids = [service.process.pid for service in started]
+            result = wait_for(bases, args.backlog, problems, label, pids)
             for service in started:
                 service.stop()
                 note_output(service, problems)
@@ -312,10 +331,12 @@ def report(args: argparse.Namespace, db: Database, bare: dict[str, Any], runs: d
     print(f"machine:  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end\n")
     base = bare["rate"]
     print(f"bare aiohttp client loop, 1 sink: {base:,.0f} deliveries/s ({bare['seconds']:.2f} s)")
-    print(f"\n{'history':>10}{'sinks':>7}{'workers':>9}{'per s':>9}{'x bare':>8}{'dups':>6}")
+    print(f"\n{'history':>10}{'sinks':>7}{'workers':>9}{'per s':>9}{'x bare':>8}{'dups':>6}"
+          f"{'cpu us/dlv':>12}")  # fmt: skip
     for (history, sink_count, workers), r in runs.items():
         print(f"{history:>10,}{sink_count:>7}{workers:>9}{r['rate']:>9,.0f}"
-              f"{r['rate'] / base:>8.2f}{r['duplicates']:>6}")  # fmt: skip
+              f"{r['rate'] / base:>8.2f}{r['duplicates']:>6}"
+              f"{r['cpu'] * 1e6 if r.get('cpu') else 0:>12,.0f}")  # fmt: skip
     one = runs.get((0, 1, 1))
     if one:
         print(f"\nbudget 1 worker >= 0.6x bare:  {verdict(one['rate'] >= 0.6 * base)} "

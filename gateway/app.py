@@ -20,8 +20,7 @@ from gateway.admin import setup as admin
 from gateway.alerting import Alerting
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
-from gateway.contract.httpclient import HttpClient
-from gateway.httpclient import Pool
+from gateway.contract.httpclient import HttpClient, Pool
 from gateway.ingress import routes
 from gateway.ingress.guard import Rejections, build_guards
 from gateway.ingress.live import Live, Snapshot
@@ -142,7 +141,7 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def upstream_client(app: web.Application) -> AsyncIterator[None]:
-    """The pass-through's own keep-alive pool to the upstream (gateway/httpclient.py:
+    """The pass-through's own keep-alive pool to the upstream (gateway/contract/httpclient.py:
     bytes pass unchanged), and an aiohttp session for its websockets."""
     config = app[keys.CONFIG]
     assert config.upstream is not None

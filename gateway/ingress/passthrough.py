@@ -2,7 +2,7 @@
 
 Any method, streamed both ways (the request body is sent to the upstream as it arrives,
 the answer is written to the client as it arrives; nothing is buffered whole), over a
-keep-alive pool of its own (gateway/httpclient.py: no decompression, so bytes pass
+keep-alive pool of its own (gateway/contract/httpclient.py: no decompression, so bytes pass
 unchanged). Websocket upgrades are proxied message by message over an aiohttp session
 (gateway/ingress/websocket.py).
 
@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from gateway import httpclient
+from gateway.contract import httpclient
 from gateway.ingress import forwarded, websocket
 from gateway.middleware import log_fields
 from gateway.sources import IPNetwork
@@ -58,7 +58,7 @@ class _TooLarge(Exception):
 
 
 class PassThrough:
-    """Forwards requests to the upstream over `pool` (gateway/httpclient.py), and
+    """Forwards requests to the upstream over `pool` (gateway/contract/httpclient.py), and
     websockets over `session` (aiohttp's client speaks the websocket protocol)."""
 
     def __init__(

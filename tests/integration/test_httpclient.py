@@ -1,5 +1,5 @@
-"""gateway.httpclient against real servers: aiohttp apps, and raw sockets where an edge
-case needs bytes no aiohttp server would send."""
+"""gateway.contract.httpclient's Pool against real servers: aiohttp apps, and raw sockets
+where an edge case needs bytes no aiohttp server would send."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway import httpclient
-from gateway.httpclient import Pool
+from gateway.contract import httpclient
+from gateway.contract.httpclient import Pool
 
 MIB = 1024 * 1024
 
@@ -368,3 +368,19 @@ async def test_an_idle_connection_the_origin_closed_is_not_used_again(raw_origin
     response = await pool.request("POST", "/", [], b"not retried: it never needs to be")
     assert await response.read() == b"ok"
     assert pool.opened == 2
+
+
+async def test_a_connection_idle_for_keepalive_seconds_is_closed(origin):
+    _, other = origin
+    pool = Pool(f"http://{other.authority}", keepalive=0.2)  # the same origin, a short keepalive
+    try:
+        assert (await (await pool.request("POST", "/echo", [], b"x")).read()) == b"x"
+        assert pool.idle == 1
+        async with asyncio.timeout(5):
+            # The sweep closes it on its own: polled, bounded by the timeout.
+            while pool.idle:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert (await (await pool.request("POST", "/echo", [], b"y")).read()) == b"y"
+        assert pool.opened == 2
+    finally:
+        await pool.close()
