@@ -52,24 +52,36 @@ BENCH = Path(__file__).resolve().parent
 
 CHUNK = 250_000  # rows per history statement
 
-EVENTS = """
-WITH e AS (
-    INSERT INTO hookgate.events (id, source, event_type, received_at, method, path, query,
-                                 headers, body, peer, routes)
-    SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
-            || substr(md5(n::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid,
+# An event id of time `t` (a UUIDv7, as gateway/ids.py makes them), and a delivery id
+# made from it as the gateway's are: the event's first 64 bits (its time), then others.
+EVENT_ID = """(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
+            || substr(md5(n::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid"""
+DELIVERY_ID = """encode(overlay(uuid_send({0}) PLACING
+                  substring(uuid_send(gen_random_uuid()) FROM 9 FOR 8) FROM 9), 'hex')::uuid"""
+EVENT_ROWS = f"""
+    SELECT {EVENT_ID},
            'bench', 'history', t, 'POST', '/in/bench', '',
            '[["Content-Type", "application/json"]]',
-           convert_to('{"type": "history", "n": ' || n || ', "pad": "' || repeat('x', $5)
-                      || '"}', 'UTF8'),
-           '127.0.0.1', '{"matched": [0], "unmatched": []}'
+           convert_to('{{"type": "history", "n": ' || n || ', "pad": "' || repeat('x', $5)
+                      || '"}}', 'UTF8'),
+           '127.0.0.1', '{{"matched": [0], "unmatched": []}}'
     FROM generate_series($1::bigint, $2::bigint) AS n,
          LATERAL (SELECT $3::timestamptz + (n - $1) * $4::interval AS t) AS s
+"""
+EVENT_COLUMNS = (
+    "id, source, event_type, received_at, method, path, query, headers, body, peer, routes"
+)
+# Into the partitioned tables, with every index kept up to date (a backlog of today's).
+EVENTS = f"""
+WITH e AS (
+    INSERT INTO hookgate.events ({EVENT_COLUMNS})
+    {EVENT_ROWS}
     RETURNING id, received_at
 ), d AS (
     INSERT INTO hookgate.deliveries (id, event_id, target, status, attempts, due_at,
                                      created_at, updated_at, last_outcome)
-    SELECT gen_random_uuid(), id, $6, $7, 1, received_at, received_at, received_at, 'HTTP_2XX'
+    SELECT {DELIVERY_ID.format("id")}, id, $6, $7, 1, received_at, received_at, received_at,
+           'HTTP_2XX'
     FROM e
     RETURNING id, event_id, due_at
 )
@@ -77,6 +89,31 @@ INSERT INTO hookgate.attempts (delivery_id, event_id, attempt, worker, started_a
                                duration_ms, outcome, status_code)
 SELECT id, event_id, 1, 'history', due_at, 3.0, 'HTTP_2XX', 200 FROM d
 """
+# A past day's: into its detached partitions (:events, :deliveries, :attempts), which have
+# no index yet (attaching builds them, sorted, once).
+DAY_EVENTS = f"INSERT INTO hookgate.:events ({EVENT_COLUMNS}) {EVENT_ROWS}"
+DAY_DELIVERIES = f"""
+INSERT INTO hookgate.:deliveries (id, event_id, target, status, attempts, due_at, created_at,
+                           updated_at, last_outcome)
+SELECT {DELIVERY_ID.format("id")}, id, 'history', 'delivered', 1, received_at, received_at,
+       received_at, 'HTTP_2XX'
+FROM hookgate.:events ORDER BY id
+"""
+DAY_ATTEMPTS = """
+INSERT INTO hookgate.:attempts (delivery_id, event_id, attempt, worker, started_at, duration_ms,
+                         outcome, status_code)
+SELECT id, event_id, 1, 'history', due_at, 3.0, 'HTTP_2XX', 200
+FROM hookgate.:deliveries ORDER BY seq
+"""
+# A detached partition's indexes and the constraints they back, to drop before loading.
+PARTITION_INDEXES = """
+SELECT i.indexrelid::regclass::text AS index, c.conname AS constraint_name
+FROM pg_index AS i
+LEFT JOIN pg_constraint AS c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+WHERE i.indrelid = $1::regclass
+"""
+TABLES = ("events", "deliveries", "attempts")
+
 REOPEN = """
 UPDATE hookgate.deliveries SET status = $2
 WHERE event_id IN (SELECT id FROM hookgate.events WHERE received_at >= $1 ORDER BY id LIMIT $3)
@@ -107,6 +144,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="the sink's concurrency")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--purge-only", action="store_true", help="skip the load phases")
+    parser.add_argument(
+        "--log-level", choices=["info", "warning"], default="info", help="hookgate serve's"
+    )
     args = parser.parse_args()
     args.e2e_concurrency = args.concurrency  # what ingest.hookgate() reads
     return args
@@ -141,11 +181,82 @@ async def build(
     return time.monotonic() - began
 
 
+async def build_days(
+    url: str, days: list[dt.date], per_day: int, pad: int, label: str = "history"
+) -> float:
+    """`per_day` delivered events (each with its delivery and attempt) on each of `days`
+    (past days, nothing else writing to them), evenly over the day; seconds taken.
+
+    Each day's partitions are made by the gateway's own `ensure_partitions`, detached,
+    stripped of their indexes, filled with `generate_series`, and attached again, which
+    builds every index the gateway defines in one sorted pass per index. The rows, the
+    indexes and the WAL are those of a logged table: nothing that is measured later
+    differs from a day written by ingest, except that it was written faster.
+    """
+    conn = await asyncpg.connect(url)
+    began, written = time.monotonic(), 0
+    step = dt.timedelta(seconds=86_399) / max(per_day, 1)
+    try:
+        for day in days:
+            await conn.execute("SELECT hookgate.ensure_partitions($1, $1)", day)
+            names = [f"{table}_p{day:%Y%m%d}" for table in TABLES]
+            for table, name in zip(TABLES, names, strict=True):
+                await conn.execute(f"ALTER TABLE hookgate.{table} DETACH PARTITION hookgate.{name}")
+                for row in await conn.fetch(PARTITION_INDEXES, f"hookgate.{name}"):
+                    if constraint := row["constraint_name"]:
+                        await conn.execute(
+                            f'ALTER TABLE hookgate.{name} DROP CONSTRAINT "{constraint}"'
+                        )
+                    else:
+                        await conn.execute(f"DROP INDEX {row['index']}")
+            start = dt.datetime.combine(day, dt.time(), dt.UTC)
+            for low in range(1, per_day + 1, CHUNK):
+                high = min(low + CHUNK - 1, per_day)
+                at = start + step * (low - 1)
+                await conn.execute(_day(DAY_EVENTS, day), low, high, at, step, pad)
+            await conn.execute(_day(DAY_DELIVERIES, day))
+            await conn.execute(_day(DAY_ATTEMPTS, day))
+            bounds = await conn.fetchrow(
+                "SELECT hookgate.day_first_id($1) AS low, hookgate.day_first_id($1 + 1) AS high",
+                day,
+            )
+            for table, name in zip(TABLES, names, strict=True):
+                await conn.execute(
+                    f"ALTER TABLE hookgate.{table} ATTACH PARTITION hookgate.{name} "
+                    f"FOR VALUES FROM ('{bounds['low']}') TO ('{bounds['high']}')"
+                )
+            written += per_day
+            progress(
+                f"  {label}: {written:,} / {per_day * len(days):,} events "
+                f"({time.monotonic() - began:.0f} s)"
+            )
+    finally:
+        await conn.close()
+    return time.monotonic() - began
+
+
+def _day(statement: str, day: dt.date) -> str:
+    """`statement` on `day`'s partitions."""
+    for table in TABLES:
+        statement = statement.replace(f":{table}", f"{table}_p{day:%Y%m%d}")
+    return statement
+
+
 async def vacuum(url: str) -> None:
+    """What autovacuum does to a past day (its hint bits, visibility map, statistics)."""
     conn = await asyncpg.connect(url)
     try:
-        for table in ("events", "deliveries", "attempts"):
+        for table in TABLES:
             await conn.execute(f"VACUUM ANALYZE hookgate.{table}")
+    finally:
+        await conn.close()
+
+
+async def checkpoint(url: str) -> None:
+    """Nothing left dirty from building: each measurement starts from the same state."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
 
@@ -154,6 +265,7 @@ async def vacuum(url: str) -> None:
 
 
 def measure_ingest(bench: Bench, phase: Phase) -> None:
+    asyncio.run(checkpoint(bench.db.url or ""))
     with hookgate(bench, f"ingest-{phase.name}", False, "parked", "http://127.0.0.1:9/") as base:
         progress(f"ingest ({phase.name}): {bench.load.warmup:g} s + {bench.load.duration:g} s")
         phase.ingest = run_load(bench.generator, f"{base}/in/bench", bench.load, bench.tmp)
@@ -175,6 +287,7 @@ def measure_drain(bench: Bench, phase: Phase) -> None:
             "pending",
         )
     )
+    asyncio.run(checkpoint(bench.db.url or ""))
     port = free_port()
     with running(
         "sink",
@@ -224,17 +337,26 @@ def wait_for(stats: str, count: int, worker: Any, stall: float = 20.0) -> int:
 
 
 async def measure_purge(url: str, args: argparse.Namespace) -> dict[str, float]:
-    """Drop a day of `--purge-day` events; delete `--row-baseline` row by row."""
+    """Drop a day of `--purge-day` events; delete `--row-baseline` row by row.
+
+    Both days are 40 days old, so they are in the state such a day is in when retention
+    reaches it: vacuumed (autovacuum visits a table after every 20% of new rows, so long
+    before then) and on disk (checkpointed). Right after writing it, a day has neither:
+    counting it would read every page of its events and set their hint bits, and
+    dropping it would wait for the kernel to write back or discard its dirty pages.
+    """
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     day, baseline_day = today - dt.timedelta(days=40), today - dt.timedelta(days=41)
-    span = dt.timedelta(hours=23, minutes=59)
-    built = await build(url, args.purge_day, day, span, args.history_body)
-    await build(url, args.row_baseline, baseline_day, span, args.history_body)
+    built = await build_days(url, [day.date()], args.purge_day, args.history_body, "purge day")
+    await build_days(url, [baseline_day.date()], args.row_baseline, args.history_body, "baseline")
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(REOPEN, day, "pending", 50)
         await conn.execute(REOPEN, day + dt.timedelta(hours=1), "dead", 50)
-        await conn.execute("VACUUM ANALYZE hookgate.deliveries")
+        for table in TABLES:
+            for aged in (day, baseline_day):
+                await conn.execute(f"VACUUM ANALYZE hookgate.{table}_p{aged:%Y%m%d}")
+        await conn.execute("CHECKPOINT")
         began = time.monotonic()
         async with conn.transaction():  # the statement, then its commit, timed apart
             row = await conn.fetchrow(
@@ -242,8 +364,8 @@ async def measure_purge(url: str, args: argparse.Namespace) -> dict[str, float]:
                 day.date(),
                 today - dt.timedelta(days=90),
             )
-            statement = time.monotonic() - began
-        locked = time.monotonic() - began  # ingest and claims waited this long at most
+            statement = time.monotonic() - began  # the count, then the locked part
+        locked = time.monotonic() - began  # ingest and claims waited at most this long
         await conn.fetchval("SELECT hookgate.drop_retired()")  # the files go, nothing locked
         dropped = time.monotonic() - began
         rows_seconds = await delete_rows(conn, baseline_day, baseline_day + dt.timedelta(days=1))
@@ -353,13 +475,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         phases = [Phase("empty"), Phase("history")]
         measure_ingest(bench, phases[0])
         measure_drain(bench, phases[0])
-        today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        span = dt.timedelta(days=args.history_days)
+        today = dt.datetime.now(dt.UTC).date()
+        days = [today - dt.timedelta(days=n) for n in range(args.history_days, 0, -1)]
         progress(f"building {args.history:,} events of history")
         built = asyncio.run(
-            build(
-                db.url, args.history, today - span - dt.timedelta(days=1), span, args.history_body
-            )
+            build_days(db.url, days, args.history // args.history_days, args.history_body)
         )
         asyncio.run(vacuum(db.url))
         measure_ingest(bench, phases[1])
