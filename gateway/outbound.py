@@ -132,4 +132,5 @@ def attempt_result(
         target=claimed.target,
         worker=worker,
         started_at=claimed.claimed_at,
+        event_id=claimed.event_id,
     )

@@ -21,6 +21,7 @@ ACQUIRE_TIMEOUT = 5.0
 # hookgate's statements are small and reach rows by index: JIT compiling them (which
 # the planner does once a big table makes a plan look costly) only adds milliseconds.
 SESSION = {"jit": "off"}
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 
 # Connection-level trouble: the server is down, restarting, or unreachable. Retry later.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -153,6 +154,7 @@ class AttemptResult:
     target: str = ""
     worker: str | None = None  # who made the attempt
     started_at: dt.datetime | None = None  # when it was claimed (now, if not given)
+    event_id: UUID | None = None  # its event's: the delivery's partition key (None: looked up)
 
 
 @asynccontextmanager
@@ -324,6 +326,11 @@ class Store:
             if not self._ensured.issuperset(limited):  # their health is recorded there
                 await conn.execute(QUERIES["ensure_targets"], limited, now)
                 self._ensured.update(limited)
+            # One generic plan for the claim: the default plan_cache_mode planned it again
+            # on every call, which cost more than running it, and more with every day
+            # partition kept (bench/growth.py). The pool's reset on release (RESET ALL)
+            # puts the session's setting back.
+            await conn.execute(GENERIC_PLANS)
             rows = await conn.fetch(
                 QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now, lease,
                 worker, blocks, concurrency, rate, burst, breaker,
@@ -341,7 +348,11 @@ class Store:
         """Record attempts and what they say about their targets' health, in one call and
         one transaction; for each attempt, whether this worker still held its delivery."""
         rows = await self._execute(
-            "finish_attempts", now, *_result_columns(results), *health_columns(health)
+            "finish_attempts",
+            now,
+            *_result_columns(results),
+            *health_columns(health),
+            [r.event_id for r in results],
         )
         kept = {row["out_delivery"] for row in rows if row["out_delivery"] is not None}
         breakers = [
