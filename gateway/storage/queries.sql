@@ -150,8 +150,8 @@ WITH allowance AS (
     FROM wanted AS w
     -- By primary key (= ANY): joined on `w.id` alone, a large estimate for `wanted`
     -- could make the planner hash-join the whole deliveries table. With the event's id,
-    -- the partition key, each row is looked up in its own day's partition only (pruned
-    -- at run time), not probed for in every day's (0021).
+    -- the partition key, each row is looked up in its own day's partition only (the
+    -- nested loop prunes the others as it runs), not probed for in every day's (0021).
     WHERE d.id = ANY (ARRAY(SELECT id FROM wanted)) AND d.id = w.id AND d.event_id = w.event_id
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
               d.budget_from, w.previous_status, w.previous_worker, w.previous_start

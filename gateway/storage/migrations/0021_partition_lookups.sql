@@ -147,7 +147,8 @@ BEGIN
 
     -- (0021) Each delivery's event id, its partition key: given by the caller (the
     -- claim returned it), or looked up in every partition for a caller that had none.
-    -- With it, the statements below find each delivery in its own day's partition.
+    -- Joined on it, the statements below find each delivery in its own day's partition
+    -- (a nested loop over the results prunes the other days as it runs).
     IF array_position(r_event, NULL) IS NOT NULL
        OR coalesce(cardinality(r_event), 0) <> coalesce(cardinality(r_delivery), 0) THEN
         r_event := ARRAY(
