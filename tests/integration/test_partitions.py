@@ -11,10 +11,10 @@ import pytest
 from gateway.config import parse_config
 from gateway.ids import delivery_id, event_id
 from gateway.lifecycle import retention_pass
+from gateway.storage.limits import health_columns
 from gateway.storage.migrate import migrate
 from gateway.storage.partitions import ensure
 from gateway.storage.purge import Purger
-from gateway.storage.limits import health_columns
 from gateway.storage.queries import QUERIES
 from gateway.storage.store import AttemptResult, EventRecord, Store, _result_columns
 
