@@ -1,26 +1,32 @@
 """Does hookgate slow down as history piles up, and what does purging a day cost?
 
-In one run, on one database (see ``pgdb.py``):
+In one run, on one server (see ``pgdb.py``), with two databases: the benchmark's, which
+gets the history, and a second one, freshly migrated, that stays empty:
 
 1. **bare**: ``bench/bare.py`` under the load of ``bench/ingest.py`` (the baseline).
-2. **empty**: ``hookgate serve`` (relay off) under the same load on a freshly migrated
-   database: ingest req/s. Then the relay's **drain rate**: ``--drain`` pending
-   deliveries written straight into the database for a sink target, and one
-   ``hookgate worker`` started to send them to ``bench/sink.py``: deliveries/s from
-   the first to the last one the sink received (the worker's start-up not counted).
-3. **history**: ``--history`` events (each with a delivered delivery and its attempt)
-   written with ``generate_series`` over the ``--history-days`` days before today, one
-   day partition each, then ``VACUUM ANALYZE``; the same ingest and drain again.
+2. **history**: ``--history`` events (each with a delivered delivery and its attempt)
+   over the ``--history-days`` days before today, one day partition each, written with
+   ``generate_series`` into the detached partitions and attached again (`build_days`),
+   then ``VACUUM ANALYZE``.
+3. **rounds**: ``--rounds`` times, empty then history, history then empty, ...:
+   ``hookgate serve`` (relay off) under the same load (ingest req/s), then the relay's
+   **drain rate**: ``--drain`` pending deliveries written straight into the database
+   for a sink target, and one ``hookgate worker`` started to send them to
+   ``bench/sink.py``: deliveries/s from the first to the last one the sink received
+   (the worker's start-up not counted). Each phase starts after a ``CHECKPOINT``; the
+   medians of each kind are compared.
 4. **purge**: a day of ``--purge-day`` events 40 days ago (a few still pending, a few
-   dead), dropped by ``hookgate.retire_day`` as the retention pass does: the time of
-   that one statement is database time (loopback, one round trip). As a baseline from
-   the same run, ``--row-baseline`` events of another day deleted row by row by the
-   pass's batch query, per event.
+   dead), vacuumed and checkpointed as such a day is when retention reaches it, then
+   retired by ``hookgate.retire_day`` and ``hookgate.drop_retired`` as the retention
+   pass does; database time is their statements and commits, timed here over loopback.
+   As a baseline from the same run, ``--row-baseline`` events of another day deleted
+   row by row by the pass's batch query, per event.
 
 Ratios from the same run are the figures to quote; the machine is small and shared.
 Run: ``.venv/bin/python bench/growth.py [--history 5000000] [--purge-day 1000000]
-[--duration 10] [--drain 20000]``. Building history takes a while (about 20-40k events
-a second here); the database it created is dropped at the end, on Ctrl-C too.
+[--rounds 2] [--duration 10] [--drain 20000]``: 5-7 minutes here with the defaults
+(history written at 30-60k events a second). The databases it created are dropped at
+the end, on Ctrl-C too.
 """
 
 from __future__ import annotations
