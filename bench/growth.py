@@ -1,26 +1,32 @@
 """Does hookgate slow down as history piles up, and what does purging a day cost?
 
-In one run, on one database (see ``pgdb.py``):
+In one run, on one server (see ``pgdb.py``), with two databases: the benchmark's, which
+gets the history, and a second one, freshly migrated, that stays empty:
 
 1. **bare**: ``bench/bare.py`` under the load of ``bench/ingest.py`` (the baseline).
-2. **empty**: ``hookgate serve`` (relay off) under the same load on a freshly migrated
-   database: ingest req/s. Then the relay's **drain rate**: ``--drain`` pending
-   deliveries written straight into the database for a sink target, and one
-   ``hookgate worker`` started to send them to ``bench/sink.py``: deliveries/s from
-   the first to the last one the sink received (the worker's start-up not counted).
-3. **history**: ``--history`` events (each with a delivered delivery and its attempt)
-   written with ``generate_series`` over the ``--history-days`` days before today, one
-   day partition each, then ``VACUUM ANALYZE``; the same ingest and drain again.
+2. **history**: ``--history`` events (each with a delivered delivery and its attempt)
+   over the ``--history-days`` days before today, one day partition each, written with
+   ``generate_series`` into the detached partitions and attached again (`build_days`),
+   then ``VACUUM ANALYZE``.
+3. **rounds**: ``--rounds`` times, empty then history, history then empty, ...:
+   ``hookgate serve`` (relay off) under the same load (ingest req/s), then the relay's
+   **drain rate**: ``--drain`` pending deliveries written straight into the database
+   for a sink target, and one ``hookgate worker`` started to send them to
+   ``bench/sink.py``: deliveries/s from the first to the last one the sink received
+   (the worker's start-up not counted). Each phase starts after a ``CHECKPOINT``; the
+   medians of each kind are compared.
 4. **purge**: a day of ``--purge-day`` events 40 days ago (a few still pending, a few
-   dead), dropped by ``hookgate.retire_day`` as the retention pass does: the time of
-   that one statement is database time (loopback, one round trip). As a baseline from
-   the same run, ``--row-baseline`` events of another day deleted row by row by the
-   pass's batch query, per event.
+   dead), vacuumed and checkpointed as such a day is when retention reaches it, then
+   retired by ``hookgate.retire_day`` and ``hookgate.drop_retired`` as the retention
+   pass does; database time is their statements and commits, timed here over loopback.
+   As a baseline from the same run, ``--row-baseline`` events of another day deleted
+   row by row by the pass's batch query, per event.
 
 Ratios from the same run are the figures to quote; the machine is small and shared.
 Run: ``.venv/bin/python bench/growth.py [--history 5000000] [--purge-day 1000000]
-[--duration 10] [--drain 20000]``. Building history takes a while (about 20-40k events
-a second here); the database it created is dropped at the end, on Ctrl-C too.
+[--rounds 2] [--duration 10] [--drain 20000]``: 5-7 minutes here with the defaults
+(history written at 30-60k events a second). The databases it created are dropped at
+the end, on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -33,15 +39,18 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import asyncpg
 import yaml
 from generators import Load, choose, describe, run_load
 from ingest import Bench, check_report, hookgate, measure_bare, progress
-from pgdb import bench_database
+from pgdb import Database, bench_database
 from procs import free_port, get_json, running
 
 from gateway.ids import first_id_at
@@ -52,24 +61,36 @@ BENCH = Path(__file__).resolve().parent
 
 CHUNK = 250_000  # rows per history statement
 
-EVENTS = """
-WITH e AS (
-    INSERT INTO hookgate.events (id, source, event_type, received_at, method, path, query,
-                                 headers, body, peer, routes)
-    SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
-            || substr(md5(n::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid,
+# An event id of time `t` (a UUIDv7, as gateway/ids.py makes them), and a delivery id
+# made from it as the gateway's are: the event's first 64 bits (its time), then others.
+EVENT_ID = """(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
+            || substr(md5(n::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid"""
+DELIVERY_ID = """encode(overlay(uuid_send({0}) PLACING
+                  substring(uuid_send(gen_random_uuid()) FROM 9 FOR 8) FROM 9), 'hex')::uuid"""
+EVENT_ROWS = f"""
+    SELECT {EVENT_ID},
            'bench', 'history', t, 'POST', '/in/bench', '',
            '[["Content-Type", "application/json"]]',
-           convert_to('{"type": "history", "n": ' || n || ', "pad": "' || repeat('x', $5)
-                      || '"}', 'UTF8'),
-           '127.0.0.1', '{"matched": [0], "unmatched": []}'
+           convert_to('{{"type": "history", "n": ' || n || ', "pad": "' || repeat('x', $5)
+                      || '"}}', 'UTF8'),
+           '127.0.0.1', '{{"matched": [0], "unmatched": []}}'
     FROM generate_series($1::bigint, $2::bigint) AS n,
          LATERAL (SELECT $3::timestamptz + (n - $1) * $4::interval AS t) AS s
+"""
+EVENT_COLUMNS = (
+    "id, source, event_type, received_at, method, path, query, headers, body, peer, routes"
+)
+# Into the partitioned tables, with every index kept up to date (a backlog of today's).
+EVENTS = f"""
+WITH e AS (
+    INSERT INTO hookgate.events ({EVENT_COLUMNS})
+    {EVENT_ROWS}
     RETURNING id, received_at
 ), d AS (
     INSERT INTO hookgate.deliveries (id, event_id, target, status, attempts, due_at,
                                      created_at, updated_at, last_outcome)
-    SELECT gen_random_uuid(), id, $6, $7, 1, received_at, received_at, received_at, 'HTTP_2XX'
+    SELECT {DELIVERY_ID.format("id")}, id, $6, $7, 1, received_at, received_at, received_at,
+           'HTTP_2XX'
     FROM e
     RETURNING id, event_id, due_at
 )
@@ -77,6 +98,31 @@ INSERT INTO hookgate.attempts (delivery_id, event_id, attempt, worker, started_a
                                duration_ms, outcome, status_code)
 SELECT id, event_id, 1, 'history', due_at, 3.0, 'HTTP_2XX', 200 FROM d
 """
+# A past day's: into its detached partitions (:events, :deliveries, :attempts), which have
+# no index yet (attaching builds them, sorted, once).
+DAY_EVENTS = f"INSERT INTO hookgate.:events ({EVENT_COLUMNS}) {EVENT_ROWS}"
+DAY_DELIVERIES = f"""
+INSERT INTO hookgate.:deliveries (id, event_id, target, status, attempts, due_at, created_at,
+                           updated_at, last_outcome)
+SELECT {DELIVERY_ID.format("id")}, id, 'history', 'delivered', 1, received_at, received_at,
+       received_at, 'HTTP_2XX'
+FROM hookgate.:events ORDER BY id
+"""
+DAY_ATTEMPTS = """
+INSERT INTO hookgate.:attempts (delivery_id, event_id, attempt, worker, started_at, duration_ms,
+                         outcome, status_code)
+SELECT id, event_id, 1, 'history', due_at, 3.0, 'HTTP_2XX', 200
+FROM hookgate.:deliveries ORDER BY seq
+"""
+# A detached partition's indexes and the constraints they back, to drop before loading.
+PARTITION_INDEXES = """
+SELECT i.indexrelid::regclass::text AS index, c.conname AS constraint_name
+FROM pg_index AS i
+LEFT JOIN pg_constraint AS c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+WHERE i.indrelid = $1::regclass
+"""
+TABLES = ("events", "deliveries", "attempts")
+
 REOPEN = """
 UPDATE hookgate.deliveries SET status = $2
 WHERE event_id IN (SELECT id FROM hookgate.events WHERE received_at >= $1 ORDER BY id LIMIT $3)
@@ -90,6 +136,7 @@ class Phase:
     ingest: dict[str, Any] = field(default_factory=dict)
     drain_rate: float = 0.0
     drained: int = 0
+    load: float = 0.0  # the machine's load average after it
 
 
 def parse_args() -> argparse.Namespace:
@@ -107,6 +154,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="the sink's concurrency")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--purge-only", action="store_true", help="skip the load phases")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="of empty and history, alternated (ABBA...)"
+    )
+    parser.add_argument(
+        "--log-level", choices=["info", "warning"], default="info", help="hookgate serve's"
+    )
     args = parser.parse_args()
     args.e2e_concurrency = args.concurrency  # what ingest.hookgate() reads
     return args
@@ -141,11 +194,82 @@ async def build(
     return time.monotonic() - began
 
 
+async def build_days(
+    url: str, days: list[dt.date], per_day: int, pad: int, label: str = "history"
+) -> float:
+    """`per_day` delivered events (each with its delivery and attempt) on each of `days`
+    (past days, nothing else writing to them), evenly over the day; seconds taken.
+
+    Each day's partitions are made by the gateway's own `ensure_partitions`, detached,
+    stripped of their indexes, filled with `generate_series`, and attached again, which
+    builds every index the gateway defines in one sorted pass per index. The rows, the
+    indexes and the WAL are those of a logged table: nothing that is measured later
+    differs from a day written by ingest, except that it was written faster.
+    """
+    conn = await asyncpg.connect(url)
+    began, written = time.monotonic(), 0
+    step = dt.timedelta(seconds=86_399) / max(per_day, 1)
+    try:
+        for day in days:
+            await conn.execute("SELECT hookgate.ensure_partitions($1, $1)", day)
+            names = [f"{table}_p{day:%Y%m%d}" for table in TABLES]
+            for table, name in zip(TABLES, names, strict=True):
+                await conn.execute(f"ALTER TABLE hookgate.{table} DETACH PARTITION hookgate.{name}")
+                for row in await conn.fetch(PARTITION_INDEXES, f"hookgate.{name}"):
+                    if constraint := row["constraint_name"]:
+                        await conn.execute(
+                            f'ALTER TABLE hookgate.{name} DROP CONSTRAINT "{constraint}"'
+                        )
+                    else:
+                        await conn.execute(f"DROP INDEX {row['index']}")
+            start = dt.datetime.combine(day, dt.time(), dt.UTC)
+            for low in range(1, per_day + 1, CHUNK):
+                high = min(low + CHUNK - 1, per_day)
+                at = start + step * (low - 1)
+                await conn.execute(_day(DAY_EVENTS, day), low, high, at, step, pad)
+            await conn.execute(_day(DAY_DELIVERIES, day))
+            await conn.execute(_day(DAY_ATTEMPTS, day))
+            bounds = await conn.fetchrow(
+                "SELECT hookgate.day_first_id($1) AS low, hookgate.day_first_id($1 + 1) AS high",
+                day,
+            )
+            for table, name in zip(TABLES, names, strict=True):
+                await conn.execute(
+                    f"ALTER TABLE hookgate.{table} ATTACH PARTITION hookgate.{name} "
+                    f"FOR VALUES FROM ('{bounds['low']}') TO ('{bounds['high']}')"
+                )
+            written += per_day
+            progress(
+                f"  {label}: {written:,} / {per_day * len(days):,} events "
+                f"({time.monotonic() - began:.0f} s)"
+            )
+    finally:
+        await conn.close()
+    return time.monotonic() - began
+
+
+def _day(statement: str, day: dt.date) -> str:
+    """`statement` on `day`'s partitions."""
+    for table in TABLES:
+        statement = statement.replace(f":{table}", f"{table}_p{day:%Y%m%d}")
+    return statement
+
+
 async def vacuum(url: str) -> None:
+    """What autovacuum does to a past day (its hint bits, visibility map, statistics)."""
     conn = await asyncpg.connect(url)
     try:
-        for table in ("events", "deliveries", "attempts"):
+        for table in TABLES:
             await conn.execute(f"VACUUM ANALYZE hookgate.{table}")
+    finally:
+        await conn.close()
+
+
+async def checkpoint(url: str) -> None:
+    """Nothing left dirty from building: each measurement starts from the same state."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
 
@@ -154,6 +278,7 @@ async def vacuum(url: str) -> None:
 
 
 def measure_ingest(bench: Bench, phase: Phase) -> None:
+    asyncio.run(checkpoint(bench.db.url or ""))
     with hookgate(bench, f"ingest-{phase.name}", False, "parked", "http://127.0.0.1:9/") as base:
         progress(f"ingest ({phase.name}): {bench.load.warmup:g} s + {bench.load.duration:g} s")
         phase.ingest = run_load(bench.generator, f"{base}/in/bench", bench.load, bench.tmp)
@@ -175,6 +300,7 @@ def measure_drain(bench: Bench, phase: Phase) -> None:
             "pending",
         )
     )
+    asyncio.run(checkpoint(bench.db.url or ""))
     port = free_port()
     with running(
         "sink",
@@ -224,17 +350,26 @@ def wait_for(stats: str, count: int, worker: Any, stall: float = 20.0) -> int:
 
 
 async def measure_purge(url: str, args: argparse.Namespace) -> dict[str, float]:
-    """Drop a day of `--purge-day` events; delete `--row-baseline` row by row."""
+    """Drop a day of `--purge-day` events; delete `--row-baseline` row by row.
+
+    Both days are 40 days old, so they are in the state such a day is in when retention
+    reaches it: vacuumed (autovacuum visits a table after every 20% of new rows, so long
+    before then) and on disk (checkpointed). Right after writing it, a day has neither:
+    counting it would read every page of its events and set their hint bits, and
+    dropping it would wait for the kernel to write back or discard its dirty pages.
+    """
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     day, baseline_day = today - dt.timedelta(days=40), today - dt.timedelta(days=41)
-    span = dt.timedelta(hours=23, minutes=59)
-    built = await build(url, args.purge_day, day, span, args.history_body)
-    await build(url, args.row_baseline, baseline_day, span, args.history_body)
+    built = await build_days(url, [day.date()], args.purge_day, args.history_body, "purge day")
+    await build_days(url, [baseline_day.date()], args.row_baseline, args.history_body, "baseline")
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(REOPEN, day, "pending", 50)
         await conn.execute(REOPEN, day + dt.timedelta(hours=1), "dead", 50)
-        await conn.execute("VACUUM ANALYZE hookgate.deliveries")
+        for table in TABLES:
+            for aged in (day, baseline_day):
+                await conn.execute(f"VACUUM ANALYZE hookgate.{table}_p{aged:%Y%m%d}")
+        await conn.execute("CHECKPOINT")
         began = time.monotonic()
         async with conn.transaction():  # the statement, then its commit, timed apart
             row = await conn.fetchrow(
@@ -242,8 +377,8 @@ async def measure_purge(url: str, args: argparse.Namespace) -> dict[str, float]:
                 day.date(),
                 today - dt.timedelta(days=90),
             )
-            statement = time.monotonic() - began
-        locked = time.monotonic() - began  # ingest and claims waited this long at most
+            statement = time.monotonic() - began  # the count, then the locked part
+        locked = time.monotonic() - began  # ingest and claims waited at most this long
         await conn.fetchval("SELECT hookgate.drop_retired()")  # the files go, nothing locked
         dropped = time.monotonic() - began
         rows_seconds = await delete_rows(conn, baseline_day, baseline_day + dt.timedelta(days=1))
@@ -308,19 +443,22 @@ def print_load(bench: Bench, bare: dict[str, Any], phases: list[Phase], built: f
     )
     print(f"load generator: {describe(bench.generator)}; database: {bench.db.label}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n")
-    print(f"{'':18}{'req/s':>9}{'p99 ms':>9}{'/bare':>8}{'drain/s':>10}{'drained':>9}")
+    print(f"{'':18}{'req/s':>9}{'p99 ms':>9}{'/bare':>8}{'drain/s':>10}{'drained':>9}{'load':>7}")
     print(f"{'bare aiohttp':18}{bare['rps']:>9,.0f}{bare['p99_ms']:>9.1f}")
     for p in phases:
         ratio = p.ingest["rps"] / bare["rps"] if bare["rps"] else 0.0
         print(
             f"{'hookgate ' + p.name:18}{p.ingest['rps']:>9,.0f}{p.ingest['p99_ms']:>9.1f}"
-            f"{ratio:>8.3f}{p.drain_rate:>10,.0f}{p.drained:>9,}"
+            f"{ratio:>8.3f}{p.drain_rate:>10,.0f}{p.drained:>9,}{p.load:>7.2f}"
         )
-    empty, full = phases
-    if empty.ingest["rps"] and empty.drain_rate:
+    empty = [p for p in phases if p.name.startswith("empty")]
+    full = [p for p in phases if p.name.startswith("history")]
+    ingest = [median([p.ingest["rps"] for p in group]) for group in (empty, full)]
+    drain = [median([p.drain_rate for p in group]) for group in (empty, full)]
+    if ingest[0] and drain[0]:
         print(
-            f"\nhistory / empty: ingest {full.ingest['rps'] / empty.ingest['rps']:.3f}, "
-            f"drain {full.drain_rate / empty.drain_rate:.3f} (budget: within 10%)"
+            f"\nhistory / empty, medians of {len(full)} rounds each (alternated): ingest "
+            f"{ingest[1] / ingest[0]:.3f}, drain {drain[1] / drain[0]:.3f} (budget: within 10%)"
         )
 
 
@@ -350,22 +488,48 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             print_report(bench, {}, [], 0.0, asyncio.run(measure_purge(db.url, args)))
             return
         bare = measure_bare(bench)
-        phases = [Phase("empty"), Phase("history")]
-        measure_ingest(bench, phases[0])
-        measure_drain(bench, phases[0])
-        today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        span = dt.timedelta(days=args.history_days)
+        today = dt.datetime.now(dt.UTC).date()
+        days = [today - dt.timedelta(days=n) for n in range(args.history_days, 0, -1)]
         progress(f"building {args.history:,} events of history")
         built = asyncio.run(
-            build(
-                db.url, args.history, today - span - dt.timedelta(days=1), span, args.history_body
-            )
+            build_days(db.url, days, args.history // args.history_days, args.history_body)
         )
         asyncio.run(vacuum(db.url))
-        measure_ingest(bench, phases[1])
-        measure_drain(bench, phases[1])
+        phases: list[Phase] = []
+        with empty_database(db) as other:
+            empty = Bench(args, tmp, load, bench.generator, other, bench.problems)
+            for n in range(args.rounds):  # empty, history; history, empty; ...
+                order = [("empty", empty), ("history", bench)]
+                for name, where in order if n % 2 == 0 else order[::-1]:
+                    phases.append(Phase(f"{name}-{n + 1}"))
+                    measure_ingest(where, phases[-1])
+                    measure_drain(where, phases[-1])
+                    phases[-1].load = os.getloadavg()[0]
         purge = asyncio.run(measure_purge(db.url, args)) if args.purge_day else None
     print_report(bench, bare, phases, built, purge)
+
+
+@contextmanager
+def empty_database(db: Database) -> Iterator[Database]:
+    """A second, freshly migrated database on the same server, dropped after."""
+    assert db.url is not None
+    base, name = db.url.rsplit("/", 1)
+    name = name.split("?", 1)[0] + "_empty"
+    asyncio.run(_admin(db.url, f'CREATE DATABASE "{name}"'))
+    try:
+        url = f"{base}/{name}"
+        asyncio.run(_migrate(url))
+        yield Database(url, db.data_dir, f"{db.label} and {name}")
+    finally:
+        asyncio.run(_admin(db.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 async def _migrate(url: str) -> None:

@@ -40,7 +40,7 @@ from gateway.storage.migrate import migrate
 from gateway.storage.notify import Notifier
 from gateway.storage.purge import Purger
 from gateway.storage.sealing import Sealer, check_keys
-from gateway.storage.store import ProxyAnswer, Store, translated
+from gateway.storage.store import RELAY_SESSION, ProxyAnswer, Store, translated
 from gateway.storage.writers import Connections
 from gateway.tracing import Tracing, from_environment
 
@@ -217,8 +217,9 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     # the claims' advisory locks and the targets' rows are then held for the statement
     # only, and a database crash costs a duplicate delivery, never a lost one.
     commit = "on" if config.relay.synchronous_commit else "off"
+    settings = {**RELAY_SESSION, "synchronous_commit": commit}
     pool = await open_pool(app[keys.DSN], RELAY_CONNECTIONS, config.database.connect_timeout,
-                           reset=False, settings={"synchronous_commit": commit})  # fmt: skip
+                           reset=False, settings=settings)  # fmt: skip
     store = Store(pool, app[keys.STORE].sealer)
     alerting = (
         Alerting(config.alerts, config.server, store, app[keys.METRICS])

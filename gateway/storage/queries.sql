@@ -131,12 +131,12 @@ WITH allowance AS (
                                   $8::double precision[], $9::double precision[], $10::boolean[],
                                   $4)
 ), wanted AS (
-    SELECT d.id, d.status AS previous_status, d.worker AS previous_worker,
+    SELECT d.id, d.event_id, d.status AS previous_status, d.worker AS previous_worker,
            d.updated_at AS previous_start
     FROM allowance AS a
     JOIN unnest($1::text[], $6::boolean[]) AS t (target, block_on_dead) ON t.target = a.target
     CROSS JOIN LATERAL (
-        SELECT c.id, c.status, c.worker, c.updated_at
+        SELECT c.id, c.event_id, c.status, c.worker, c.updated_at
         FROM hookgate.deliveries AS c
         WHERE c.target = t.target
           AND c.status IN ('pending', 'in_flight')
@@ -167,8 +167,10 @@ WITH allowance AS (
         updated_at = $3
     FROM wanted AS w
     -- By primary key (= ANY): joined on `w.id` alone, a large estimate for `wanted`
-    -- could make the planner hash-join the whole deliveries table.
-    WHERE d.id = ANY (ARRAY(SELECT id FROM wanted)) AND d.id = w.id
+    -- could make the planner hash-join the whole deliveries table. With the event's id,
+    -- the partition key, each row is looked up in its own day's partition only (the
+    -- nested loop prunes the others as it runs), not probed for in every day's (0021).
+    WHERE d.id = ANY (ARRAY(SELECT id FROM wanted)) AND d.id = w.id AND d.event_id = w.event_id
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
               d.budget_from, w.previous_status, w.previous_worker, w.previous_start
 ), expired AS (
@@ -237,14 +239,16 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, N
 -- A batch of attempt results and what they say about their targets' health, in one
 -- call and one transaction (see the function in migration 0010 for its lock order):
 -- a claim that sees a slot freed also sees what that failure did to the breaker.
--- $1 now; $2..$14 per result; $15..$24 per target with a breaker.
+-- $1 now; $2..$14 per result; $15..$24 per target with a breaker; $25 per result, its
+-- event's id (NULL: looked up), so each delivery is found in its day's partition (0021).
 SELECT out_delivery, out_target, out_failures, out_until, out_reason
 FROM hookgate.finish_attempts(
     $1, $2::uuid[], $3::integer[], $4::double precision[], $5::text[], $6::integer[],
     $7::jsonb[], $8::bytea[], $9::text[], $10::text[], $11::timestamptz[], $12::boolean[],
     $13::text[], $14::timestamptz[],
     $15::text[], $16::boolean[], $17::integer[], $18::integer[], $19::double precision[],
-    $20::text[], $21::integer[], $22::integer[], $23::integer[], $24::double precision[]);
+    $20::text[], $21::integer[], $22::integer[], $23::integer[], $24::double precision[],
+    $25::uuid[]);
 
 -- name: release_deliveries
 -- Graceful shutdown: hand unfinished deliveries back at once instead of waiting out the

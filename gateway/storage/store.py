@@ -24,6 +24,10 @@ ACQUIRE_TIMEOUT = 5.0
 # hookgate's statements are small and reach rows by index: JIT compiling them (which
 # the planner does once a big table makes a plan look costly) only adds milliseconds.
 SESSION = {"jit": "off"}
+# The relay's connections plan each statement once: with the default plan_cache_mode,
+# Postgres planned the claim again on every call, which cost more than running it, and
+# more with every day partition kept (bench/growth.py).
+RELAY_SESSION = {"plan_cache_mode": "force_generic_plan"}
 
 # Connection-level trouble: the server is down, restarting, or unreachable. Retry later.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -159,7 +163,9 @@ class AttemptResult:
     target: str = ""
     worker: str | None = None  # who made the attempt
     started_at: dt.datetime | None = None  # when it was claimed (now, if not given)
-    event_id: UUID | None = None  # its delivery's event (what an alert links to)
+    # Its delivery's event: the delivery's partition key (None: looked up), and what an
+    # alert links to.
+    event_id: UUID | None = None
 
 
 @asynccontextmanager
@@ -434,7 +440,7 @@ def finish_args(
     results: Sequence[AttemptResult], now: dt.datetime, health: Sequence[Health]
 ) -> list[Any]:
     """`finish_attempts`'s arguments."""
-    return [now, *_result_columns(results), *health_columns(health)]
+    return [now, *_result_columns(results), *health_columns(health), [r.event_id for r in results]]
 
 
 def finished(rows: Sequence[asyncpg.Record], results: Sequence[AttemptResult]) -> Finished:

@@ -11,10 +11,12 @@ import pytest
 from gateway.config import parse_config
 from gateway.ids import delivery_id, event_id
 from gateway.lifecycle import retention_pass
+from gateway.storage.limits import health_columns
 from gateway.storage.migrate import migrate
 from gateway.storage.partitions import ensure
 from gateway.storage.purge import Purger
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.queries import QUERIES
+from gateway.storage.store import AttemptResult, EventRecord, Store, _result_columns
 
 DAY0 = dt.date(2026, 11, 1)
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
@@ -176,6 +178,55 @@ SNAPSHOT = {  # every column 0009 had; later migrations only add (key_id, event_
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, list[str]]:
     return {name: [r[0] for r in await conn.fetch(sql)] for name, sql in SNAPSHOT.items()}
+
+
+FINISHED = """
+SELECT d.status, (SELECT count(*) FROM hookgate.attempts AS a
+                  WHERE a.delivery_id = d.id AND a.event_id = d.event_id) AS attempts
+FROM hookgate.deliveries AS d WHERE d.id = $1
+"""
+
+
+async def finish_rolled_back(conn: asyncpg.Connection, claimed, event_ids) -> tuple:
+    """Finish `claimed` (delivered) with `event_ids` in a transaction rolled back after:
+    the deliveries it kept, and each one's status and attempts then."""
+    now = T0 + dt.timedelta(days=10)
+    results = [
+        AttemptResult(c.id, c.attempt, 1.0, "HTTP_2XX", 200, [], b"", None, "delivered", now,
+                      target=c.target, worker="w", event_id=e)
+        for c, e in zip(claimed, event_ids, strict=True)
+    ]  # fmt: skip
+    columns = [*_result_columns(results), *health_columns(()), [r.event_id for r in results]]
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        rows = await conn.fetch(QUERIES["finish_attempts"], now, *columns)
+        states = [tuple(await conn.fetchrow(FINISHED, c.id)) for c in claimed]
+    finally:
+        await transaction.rollback()
+    return {r["out_delivery"] for r in rows if r["out_delivery"]}, states
+
+
+async def test_a_result_is_finished_with_its_events_id_or_without_it(store):
+    """Results carry their event's id, the deliveries' partition key (0021), so finishing
+    joins on the whole key; a result without it (an older caller) is looked up by id."""
+    async with store.pool.acquire() as conn:
+        await make_days(conn, DAY0, DAY0 + dt.timedelta(days=5))
+        records = [event(T0 + dt.timedelta(days=n)) for n in range(6)]
+        await store.insert_events(records)
+        for record in records[:2] + records[3:]:
+            await set_status(conn, record, "delivered")
+        claimed = await store.claim({"billing": 10}, T0 + dt.timedelta(days=10), 60.0, "w")
+        assert [c.event_id for c in claimed] == [records[2].id]
+
+        for event_ids in ([claimed[0].event_id], [None]):
+            kept, states = await finish_rolled_back(conn, claimed, event_ids)
+            assert kept == {claimed[0].id}
+            assert states == [("delivered", 1)]
+        # A wrong event id finds nothing: the lease is not taken as held.
+        kept, states = await finish_rolled_back(conn, claimed, [records[3].id])
+        assert kept == set()
+        assert states == [("in_flight", 0)]
 
 
 @pytest.mark.timeout(120)
