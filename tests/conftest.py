@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -29,6 +32,9 @@ from gateway import keys
 from gateway.app import create_app
 from gateway.clock import FrozenClock
 from gateway.config import Config, parse_config
+from gateway.plugins import Resources, load_registry
+from gateway.relay.lanes import build_lanes
+from gateway.relay.worker import Relay
 from gateway.server import GatewayRunner
 from gateway.storage.migrate import migrate
 from gateway.storage.store import Store
@@ -233,3 +239,40 @@ def gateway(
         return await aiohttp_client(GatewayTestServer(create_app(config, clock=clock)))
 
     return start
+
+
+@asynccontextmanager
+async def relay_for(
+    store: Store, config: Config, clock: FrozenClock, worker: str = "w1", **options: Any
+) -> AsyncIterator[Relay]:
+    """A relay over `config`'s targets with its own client session (jitter fixed at the
+    middle); stopped, in-flight sends released and its lanes closed on exit. `options`
+    go to `Relay` (metrics, alerting, ...)."""
+    async with aiohttp.ClientSession() as session:
+        lanes = build_lanes(config, load_registry(), Resources(session, clock))
+        relay = Relay(store, lanes, config.relay, clock, worker=worker, rand=lambda: 0.5,
+                      **options)  # fmt: skip
+        try:
+            yield relay
+        finally:
+            await relay.stop(grace=5)
+            await relay.close_lanes()
+
+
+@asynccontextmanager
+async def hookgate_process(
+    *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`hookgate --log-json ARGS` as a real process (stdout and stderr piped), killed on
+    exit if it is still running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "--log-json", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -6,13 +6,11 @@ import asyncio
 import json
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+from conftest import hookgate_process
 
 
 def free_port() -> int:
@@ -38,18 +36,7 @@ routes:
     return path
 
 
-@asynccontextmanager
-async def hookgate(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "--log-json", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+hookgate = hookgate_process
 
 
 async def wait_ready(port: int, timeout: float = 30) -> None:  # noqa: ASYNC109

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import signal
-import sys
-from contextlib import asynccontextmanager
 
 import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-from conftest import make_config
+from conftest import hookgate_process, make_config
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from relay_events import shop_events
 from test_lifecycle import free_port, stop
@@ -27,19 +24,8 @@ from gateway.storage.store import Store
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-@asynccontextmanager
-async def worker(*args: str, env: dict[str, str] | None = None):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "--log-json", "worker", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+def worker(*args: str, env: dict[str, str] | None = None):
+    return hookgate_process("worker", *args, env=env)
 
 
 async def insert(database_url: str, events) -> None:

@@ -13,8 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
-from conftest import Recorder, make_config
+from conftest import Recorder, make_config, relay_for
 from multidict import CIMultiDict
 from test_pause import run_cli
 from test_relay import deliver_due, shop_event
@@ -24,8 +23,6 @@ from gateway.clock import FrozenClock
 from gateway.config import Config
 from gateway.contract.verify import Inbound
 from gateway.metrics import Metrics
-from gateway.plugins import Resources, load_registry
-from gateway.relay.lanes import build_lanes
 from gateway.relay.worker import Relay
 from gateway.section import Section
 from gateway.storage.store import Store
@@ -66,16 +63,8 @@ async def alerting_relay(
     """A relay that raises alerts (its own metrics registry: `relay.metrics`)."""
     metrics = Metrics()
     alerting = Alerting(config.alerts, config.server, store, metrics)
-    async with aiohttp.ClientSession() as session:
-        lanes = build_lanes(config, load_registry(), Resources(session, clock))
-        relay = Relay(store, lanes, config.relay, clock, worker=worker, rand=lambda: 0.5,
-                      metrics=metrics, alerting=alerting)  # fmt: skip
-        try:
-            yield relay
-        finally:
-            await relay.stop(grace=5)
-            for lane in lanes.values():
-                await lane.close()
+    async with relay_for(store, config, clock, worker, metrics=metrics, alerting=alerting) as relay:
+        yield relay
 
 
 def verified(recorder: Recorder, index: int, clock: FrozenClock) -> dict:

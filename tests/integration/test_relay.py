@@ -9,20 +9,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from email.utils import format_datetime
 
-import aiohttp
-from conftest import Recorder, make_config
+from conftest import Recorder, make_config, relay_for
 from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
 
 from gateway.clock import FrozenClock
 from gateway.config import Config
 from gateway.ids import delivery_id, event_id
-from gateway.plugins import Resources, load_registry
-from gateway.relay.lanes import build_lanes
 from gateway.relay.worker import Relay
 from gateway.storage.store import AttemptResult, EventRecord, Store
 
@@ -72,22 +68,6 @@ def shop_event(
         peer="203.0.113.7",
         deliveries=[(delivery_id(new_id, name), name) for name in targets],
     )
-
-
-@asynccontextmanager
-async def relay_for(
-    store: Store, config: Config, clock: FrozenClock, worker: str = "w1"
-) -> AsyncIterator[Relay]:
-    """A relay with its own client session; stopped (in-flight sends released) on exit."""
-    async with aiohttp.ClientSession() as session:
-        lanes = build_lanes(config, load_registry(), Resources(session, clock))
-        relay = Relay(store, lanes, config.relay, clock, worker=worker, rand=lambda: 0.5)
-        try:
-            yield relay
-        finally:
-            await relay.stop(grace=5)
-            for lane in lanes.values():
-                await lane.close()
 
 
 async def deliver_due(relay: Relay) -> int:

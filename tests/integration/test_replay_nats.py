@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 
-import aiohttp
 import nats
 import orjson
 import pytest
-from conftest import make_config
+from conftest import make_config, relay_for
 from nats.js.errors import NotFoundError
 
 from gateway.admin.model import AdminModel
 from gateway.clock import FrozenClock
 from gateway.config import Config
 from gateway.ids import delivery_id, event_id
-from gateway.plugins import Resources, load_registry
-from gateway.relay.lanes import build_lanes
-from gateway.relay.worker import Relay
 from gateway.storage.store import EventRecord, Store
 
 
@@ -35,19 +31,6 @@ async def jetstream(nats_url: str) -> AsyncIterator[tuple[str, str, object]]:
     with suppress(NotFoundError):
         await js.delete_stream(name)
     await client.close()
-
-
-@asynccontextmanager
-async def relay_for(store: Store, config: Config, clock: FrozenClock) -> AsyncIterator[Relay]:
-    async with aiohttp.ClientSession() as session:
-        lanes = build_lanes(config, load_registry(), Resources(session, clock))
-        relay = Relay(store, lanes, config.relay, clock, worker="w1", rand=lambda: 0.5)
-        try:
-            yield relay
-        finally:
-            await relay.stop(grace=5)
-            for lane in lanes.values():
-                await lane.close()
 
 
 async def send_due(store: Store, config: Config, clock: FrozenClock) -> None:

@@ -12,28 +12,23 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
 import nats
 import pytest
-from conftest import make_config
+from conftest import make_config, relay_for
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from gateway.clock import FrozenClock
-from gateway.config import Config
 from gateway.errors import ConfigError
 from gateway.ids import delivery_id, event_id
 from gateway.plugin import Message
-from gateway.plugins import Resources, load_registry
-from gateway.relay.lanes import build_lanes
-from gateway.relay.worker import Relay
 from gateway.section import Section
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import EventRecord
 from plugins.targets import nats_jetstream
 from plugins.targets.nats_jetstream import NatsTarget, plugin
 
@@ -542,19 +537,6 @@ def shop_event(clock: FrozenClock, body: bytes) -> EventRecord:
         peer="203.0.113.7",
         deliveries=[(delivery_id(new_id, "events"), "events")],
     )
-
-
-@asynccontextmanager
-async def relay_for(store: Store, config: Config, clock: FrozenClock) -> AsyncIterator[Relay]:
-    async with aiohttp.ClientSession() as session:
-        lanes = build_lanes(config, load_registry(), Resources(session, clock))
-        relay = Relay(store, lanes, config.relay, clock, worker="w1", rand=lambda: 0.5)
-        try:
-            yield relay
-        finally:
-            await relay.stop(grace=5)
-            for lane in lanes.values():
-                await lane.close()
 
 
 async def test_the_relay_delivers_to_jetstream_and_records_the_ack(

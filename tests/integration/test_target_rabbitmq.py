@@ -18,21 +18,16 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
-import aiohttp
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
-from conftest import make_config
+from conftest import make_config, relay_for
 
 from gateway.clock import FrozenClock
-from gateway.config import Config
 from gateway.errors import ConfigError
 from gateway.ids import delivery_id, event_id
 from gateway.plugin import Message, Outcome
-from gateway.plugins import Resources, load_registry
-from gateway.relay.lanes import build_lanes
-from gateway.relay.worker import Relay
 from gateway.section import Section
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import EventRecord
 from plugins.targets import rabbitmq
 from plugins.targets.rabbitmq import RabbitOptions, RabbitTarget
 
@@ -667,19 +662,6 @@ def shop_event(clock: FrozenClock, targets: Sequence[str] = ("q",)) -> EventReco
         peer="203.0.113.7",
         deliveries=[(delivery_id(new_id, name), name) for name in targets],
     )
-
-
-@asynccontextmanager
-async def relay_for(store: Store, config: Config, clock: FrozenClock) -> AsyncIterator[Relay]:
-    async with aiohttp.ClientSession() as session:
-        lanes = build_lanes(config, load_registry(), Resources(session, clock))
-        relay = Relay(store, lanes, config.relay, clock, worker="w1", rand=lambda: 0.5)
-        try:
-            yield relay
-        finally:
-            await relay.stop(grace=5)
-            for lane in lanes.values():
-                await lane.close()  # as the app does at shutdown: closes the AMQP connection
 
 
 async def test_the_relay_delivers_through_rabbitmq_and_records_acked(

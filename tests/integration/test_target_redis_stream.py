@@ -12,24 +12,18 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as redis
-from conftest import make_config
+from conftest import make_config, relay_for
 
 from gateway.clock import FrozenClock
-from gateway.config import Config
 from gateway.errors import ConfigError
 from gateway.ids import delivery_id, event_id
 from gateway.plugin import Message, Outcome
-from gateway.plugins import Resources, load_registry
-from gateway.relay.lanes import build_lanes
-from gateway.relay.worker import Relay
 from gateway.section import Section
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import EventRecord
 from plugins.targets import redis_stream
 from plugins.targets.redis_stream import RedisStreamOptions, RedisStreamTarget, plugin
 
@@ -377,19 +371,6 @@ def shop_event(clock: FrozenClock, body: bytes) -> EventRecord:
         peer="203.0.113.7",
         deliveries=[(delivery_id(new_id, "t"), "t")],
     )
-
-
-@asynccontextmanager
-async def relay_for(store: Store, config: Config, clock: FrozenClock) -> AsyncIterator[Relay]:
-    async with aiohttp.ClientSession() as session:
-        lanes = build_lanes(config, load_registry(), Resources(session, clock))
-        relay = Relay(store, lanes, config.relay, clock, worker="w1", rand=lambda: 0.5)
-        try:
-            yield relay
-        finally:
-            await relay.stop(grace=5)
-            for lane in lanes.values():  # as the app does at shutdown
-                await lane.close()
 
 
 async def test_redis_stream_through_the_relay_ends_delivered_and_acked(
