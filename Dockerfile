@@ -25,7 +25,7 @@ RUN --mount=type=secret,id=pip-cert \
     if [ -s /run/secrets/pip-cert ]; then export PIP_CERT=/run/secrets/pip-cert; fi \
  && python3 -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; \
 extras = p['optional-dependencies']; \
-print('\n'.join(p['dependencies'] + extras['redis'] + extras['nats'] + extras['rabbitmq'] + extras['br']))" \
+print('\n'.join(p['dependencies'] + extras['redis'] + extras['nats'] + extras['rabbitmq'] + extras['br'] + extras['otel']))" \
     > /src/requirements.txt \
  && pip install -r /src/requirements.txt
 

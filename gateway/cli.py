@@ -140,7 +140,7 @@ def _add_runners(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _config_option(serve)
     serve.add_argument("--host", help="the address to listen on (default: server.host, 0.0.0.0)")
     serve.add_argument(
-        "--port", type=int, help="the port to listen on (default: server.port, 8080)"
+        "--port", type=_port, help="the port to listen on (default: server.port, 8080)"
     )
     worker = _command(
         commands,

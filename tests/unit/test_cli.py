@@ -42,3 +42,12 @@ def test_every_option_of_every_command_is_described(name):
         takes_value = action.option_strings and action.nargs != 0
         if takes_value and action.dest not in {"secret", "option", "reason"}:
             assert "default" in action.help, f"{name} {action.dest}: say its default"
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "x"])
+def test_a_serve_port_out_of_range_is_refused_before_anything_starts(port, capsys):
+    """Not wrapped around by the socket layer (70000 would listen on 4464)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", port])
+    assert exited.value.code == 2
+    assert "expected a port number from 1 to 65535" in capsys.readouterr().err
