@@ -87,7 +87,8 @@ async def test_the_image_serves_relays_and_stops_cleanly(target):
             event_id = (await answer.json())["id"]
         await sink.recorder.wait_for(1, timeout=60)
         assert sink.recorder.requests[0][0]["X-Hookgate-Event-Id"] == event_id
-        await run(cli, "exec", name, "python3", "-c", "import redis, nats, aio_pika, brotli, opentelemetry.sdk")
+        extras = "import redis, nats, aio_pika, brotli, opentelemetry.sdk"
+        await run(cli, "exec", name, "python3", "-c", extras)
         logs = await run(cli, "logs", name)
         assert f"hookgate: listening on http://0.0.0.0:{port} (every interface)" in logs
         await run(cli, "stop", name)
