@@ -27,7 +27,7 @@ What a running process cannot change is said, never silently ignored: the listen
 once serving). A worker only reads `database`, `encryption` and
 `server.shutdown_timeout` of those. (The built-in ``upstream`` target is a target: it
 follows a new `upstream.url` at once; the pass-through keeps the old one.) The admin
-surface keeps the source and target lists it started with.
+surface (its model and the replay feeder) follows the new config with ingress.
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ async def reload(app: web.Application, path: Path) -> bool:
     old_targets = _targets(relay.lanes) if relay is not None else _config_targets(previous)
     if relay is not None and lanes is not None:
         relay.swap(lanes, config.relay)
+    if previous is not None:  # the admin surface lists and acts on what ingress serves
+        if (model := app.get(keys.ADMIN_MODEL)) is not None:
+            model.use(config)
+        if (feeder := app.get(keys.REPLAY_FEEDER)) is not None:
+            feeder.use(config)
     changes = _diff("targets", old_targets, config.targets)
     if previous is not None:
         changes = {**_diff("sources", previous.sources, config.sources), **changes}

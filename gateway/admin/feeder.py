@@ -41,6 +41,10 @@ class ReplayFeeder:
         self.clock = clock
         self._wake = asyncio.Event()
 
+    def use(self, config: Config) -> None:
+        """Let replays in by `config`'s targets' concurrency (a reload swapped it in)."""
+        self.windows = windows(config)
+
     def wake(self) -> None:
         self._wake.set()
 

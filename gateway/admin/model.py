@@ -88,13 +88,17 @@ class AdminModel:
         self.store = AdminStore(store.pool, store.sealer)
         self.replays = Replays(store.pool)
         self.gateway_store = store
-        self.config = config
         self.clock = clock
+        self._registry = registry or load_registry()
+        self.use(config)
+
+    def use(self, config: Config) -> None:
+        """Show and act on `config`'s sources, targets and routes (a reload swapped it in)."""
+        self.config = config
         # Requests are stored redacted (gateway/ingress/redact.py); shown redacted again,
         # the default credential headers always, for rows stored before that or by a
         # source whose redact_headers leaves one out.
-        registry = registry or load_registry()
-        self._redactions = {name: redaction_for(source, registry, DEFAULT_HEADERS)
+        self._redactions = {name: redaction_for(source, self._registry, DEFAULT_HEADERS)
                             for name, source in config.sources.items()}  # fmt: skip
 
     # -- reading -------------------------------------------------------------------------

@@ -94,6 +94,33 @@ async def test_reload_adds_a_target_and_a_route_and_the_next_event_goes_to_it(
     assert [row["name"] for row in names] == ["billing", "crm"]
 
 
+async def test_the_admin_api_lists_and_pauses_a_target_a_reload_added(
+    tmp_path, database_url, gateway, target
+):
+    billing, crm = await target(), await target()
+    admin = "admin: {tokens: {ops: s3cret-token}}\n"
+    path = write(tmp_path / "h.yaml", database_url,
+                 admin + http_targets("{source: shop, targets: [billing]}", billing=billing.url))  # fmt: skip
+    client = await gateway(load_config(path))
+    auth = {"Authorization": "Bearer s3cret-token"}
+    missing = await client.post("/admin/api/targets/crm/pause", headers=auth, json={})
+    assert missing.status == 404
+    routes = "{source: shop, targets: [billing]}, {source: shop, targets: [crm]}"
+    write(path, database_url, admin + http_targets(routes, billing=billing.url, crm=crm.url))
+    assert await reload(client.app, path)
+
+    listed = await (await client.get("/admin/api/targets", headers=auth)).json()
+    assert sorted(t["name"] for t in listed["items"]) == ["billing", "crm"]
+    paused = await client.post("/admin/api/targets/crm/pause", headers=auth, json={})
+    assert paused.status == 200, await paused.text()
+    sent = await client.post("/in/shop", data=b'{"n": 1}')
+    await billing.recorder.wait_for(1)
+    rows = await fetch(database_url, "SELECT paused FROM hookgate.targets WHERE name = 'crm'")
+    assert [row["paused"] for row in rows] == [True]
+    assert await statuses(database_url, "crm") == [("pending", 0)]
+    assert (await sent.json())["id"]
+
+
 async def test_a_changed_url_takes_the_next_attempt_while_one_in_flight_finishes_at_the_old(
     tmp_path, database_url, gateway, target
 ):
