@@ -9,7 +9,6 @@ import signal
 
 import aiohttp
 import asyncpg
-import pytest
 from aiohttp import web
 from conftest import hookgate_process, make_config
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -18,7 +17,6 @@ from test_lifecycle import free_port, stop
 from test_metrics import samples
 from test_workers import worker_config
 
-from gateway.cli import main
 from gateway.storage.store import Store
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -124,11 +122,3 @@ async def test_a_worker_exports_attempt_spans_over_otlp(
         if attribute.key == "service.name"
     }
     assert names == {"hookgate-worker-test"}
-
-
-@pytest.mark.parametrize("port", ["70000", "0", "x"])
-def test_a_metrics_port_out_of_range_is_refused_before_anything_starts(port, capsys):
-    with pytest.raises(SystemExit) as exited:
-        main(["worker", "--metrics-port", port])
-    assert exited.value.code == 2
-    assert "expected a port number from 1 to 65535" in capsys.readouterr().err

@@ -45,9 +45,10 @@ def test_every_option_of_every_command_is_described(name):
 
 
 @pytest.mark.parametrize("port", ["70000", "0", "x"])
-def test_a_serve_port_out_of_range_is_refused_before_anything_starts(port, capsys):
+@pytest.mark.parametrize("option", [["serve", "--port"], ["worker", "--metrics-port"]])
+def test_a_port_out_of_range_is_refused_before_anything_starts(option, port, capsys):
     """Not wrapped around by the socket layer (70000 would listen on 4464)."""
     with pytest.raises(SystemExit) as exited:
-        main(["serve", "--port", port])
+        main([*option, port])
     assert exited.value.code == 2
     assert "expected a port number from 1 to 65535" in capsys.readouterr().err
