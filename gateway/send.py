@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 
 from gateway.clock import SystemClock
+from gateway.contract.verify import PRIVATE_KEY_ONLY, pinned_sample_id, sample_id
 from gateway.errors import ConfigError, HookgateError
-from gateway.ingress.verify import PRIVATE_KEY_ONLY, pinned_sample_id, sample_id
 from gateway.plugins import load_registry
 from gateway.section import Section
 

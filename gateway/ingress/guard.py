@@ -14,10 +14,10 @@ import structlog
 
 from gateway.clock import Clock
 from gateway.config import Config, RejectedConfig
+from gateway.contract.verify import Credentials, Verifier
 from gateway.errors import IngressError
 from gateway.ingress.ratelimit import Limiter
 from gateway.ingress.redact import Redaction
-from gateway.ingress.verify import Credentials, Verifier
 from gateway.logging import Sampled
 from gateway.plugins import Registry, Resources
 from gateway.sources import SourceConfig

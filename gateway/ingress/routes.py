@@ -18,6 +18,7 @@ from aiohttp.typedefs import Handler
 
 from gateway import keys
 from gateway.config import Config
+from gateway.contract.verify import Inbound, Reply
 from gateway.errors import (
     Forbidden,
     IngressError,
@@ -31,7 +32,6 @@ from gateway.ingress.guard import Guard
 from gateway.ingress.live import Snapshot
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
-from gateway.ingress.verify import Inbound, Reply
 from gateway.middleware import error_response, log_fields
 from gateway.paths import reserved
 from gateway.sources import IPNetwork, SourceConfig

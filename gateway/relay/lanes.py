@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from gateway.config import Config
 from gateway.contract.headers import HOP_BY_HOP, IDENTITY_HEADERS, is_identity_header
+from gateway.contract.message import Send, compose
 from gateway.errors import PluginError
 from gateway.outbound import build_message, chain, middleware_for
 from gateway.plugins import PluginSpec, Registry, Resources
-from gateway.relay.message import Send, compose
 from gateway.targets import TargetConfig
 
 # The header sets and the send path are defined in gateway.contract.headers and

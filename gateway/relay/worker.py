@@ -38,13 +38,13 @@ import structlog
 from gateway.alerting import Alerting, BreakerChange
 from gateway.clock import Clock
 from gateway.config import RelayConfig
+from gateway.contract.message import SendResult
+from gateway.contract.outcome import DELIVERED, Outcome
 from gateway.errors import StorageError
 from gateway.logging import Sampled
 from gateway.metrics import Metrics
 from gateway.outbound import attempt_result
 from gateway.relay.lanes import Lane, build_message
-from gateway.relay.message import SendResult
-from gateway.relay.policy import DELIVERED, Outcome
 from gateway.storage.batch import GroupCommit
 from gateway.storage.limits import Health, TargetLimits
 from gateway.storage.store import AttemptResult, Claimed, Store

@@ -105,7 +105,7 @@ LIMIT $4;
 -- $1 target names, $2 now, $3 an hour ago. Backlog counts come from the claim index
 -- (pending, in_flight), the queued index (bulk replays waiting) and the dead index; success and latency from the attempts
 -- started in the hour (attempts_started_at_idx) that have finished. HTTP_2XX and ACKED
--- are the outcomes that deliver (gateway/relay/policy.py DELIVERED).
+-- are the outcomes that deliver (gateway/contract/outcome.py DELIVERED).
 WITH names AS (
     SELECT unnest($1::text[]) AS name
 ), backlog AS (

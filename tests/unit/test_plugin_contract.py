@@ -10,9 +10,10 @@ import pytest
 
 import gateway.plugin as contract
 from gateway import errors, plugins, section
-from gateway.ingress import verify
+from gateway.contract import message, verify
+from gateway.contract import outcome as policy
 from gateway.plugin import VerificationError, hexdecode
-from gateway.relay import lanes, message, policy
+from gateway.relay import lanes
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE_PLUGINS = ROOT / "examples" / "hookgate-plugin-example"

@@ -3,7 +3,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.relay.policy import (
+from gateway.contract.outcome import (
     RETRYABLE,
     Outcome,
     RetryPolicy,
