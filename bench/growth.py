@@ -35,9 +35,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +49,7 @@ import yaml
 from generators import Load, choose, describe, run_load
 from ingest import Bench, check_report, hookgate, measure_bare, progress
 from pgdb import Database, bench_database
-from procs import free_port, get_json, running
+from procs import bench_main, free_port, get_json, running
 
 from gateway.ids import first_id_at
 from gateway.storage.migrate import migrate
@@ -540,22 +538,8 @@ async def _migrate(url: str) -> None:
         await conn.close()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="hookgate-growth-") as tmp:
-            run(args, Path(tmp))
-    except KeyboardInterrupt:
-        print("\ninterrupted: servers stopped, database dropped", file=sys.stderr)
-        return 130
-    print(f"\nwhole run: {time.monotonic() - started:.1f} s")
-    return 0
+    return bench_main(run, parse_args(), "hookgate-growth-")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +50,7 @@ from typing import Any
 import yaml
 from generators import Load, choose, describe, python_command, run_load
 from pgdb import Database, bench_database
-from procs import Service, free_port, get_json, running
+from procs import Service, bench_main, free_port, get_json, running
 
 BENCH = Path(__file__).resolve().parent
 RATIO_BUDGET = 0.6
@@ -365,22 +364,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     print_problems(bench.problems)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up on kill, as on Ctrl-C
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="hookgate-bench-") as tmp:
-            run(args, Path(tmp))
-    except KeyboardInterrupt:
-        print("\ninterrupted: servers stopped, database dropped", file=sys.stderr)
-        return 130
-    print(f"\nwhole run: {time.monotonic() - started:.1f} s")
-    return 0
+    return bench_main(run, parse_args(), "hookgate-bench-")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import signal
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -59,7 +58,7 @@ import asyncpg
 import yaml
 from loadgen import make_body
 from pgdb import Database, bench_database
-from procs import Service, free_port, get_json, running
+from procs import Service, bench_main, free_port, get_json, running
 
 BENCH = Path(__file__).resolve().parent
 LOADGEN = BENCH / "loadgen.py"
@@ -618,22 +617,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     print_report(bench)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="hookgate-memory-") as tmp:
-            run(args, Path(tmp))
-    except KeyboardInterrupt:
-        print("\ninterrupted: servers stopped, database dropped", file=sys.stderr)
-        return 130
-    print(f"\nwhole run: {time.monotonic() - started:.1f} s")
-    return 0
+    return bench_main(run, parse_args(), "hookgate-memory-")
 
 
 if __name__ == "__main__":

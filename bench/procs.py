@@ -7,13 +7,17 @@ with stdout and stderr in a log file that is shown when something went wrong.
 
 from __future__ import annotations
 
+import argparse
 import json
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +98,24 @@ def running(name: str, command: Sequence[str], log: Path) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def bench_main(
+    run: Callable[[argparse.Namespace, Path], None], args: argparse.Namespace, prefix: str
+) -> int:
+    """Run a benchmark in a temporary directory: a SIGTERM stops it as a Ctrl-C does
+    (servers stopped, database dropped, exit 130), and the whole run's time is printed."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            run(args, Path(tmp))
+    except KeyboardInterrupt:
+        print("\ninterrupted: servers stopped, database dropped", file=sys.stderr)
+        return 130
+    print(f"\nwhole run: {time.monotonic() - started:.1f} s")
+    return 0

@@ -29,8 +29,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -40,7 +38,7 @@ from typing import Any
 import yaml
 from generators import Load, choose, describe, run_load
 from pgdb import Database, bench_database
-from procs import Service, free_port, running
+from procs import Service, bench_main, free_port, running
 
 BENCH = Path(__file__).resolve().parent
 RATIO_BUDGET = 0.5
@@ -184,16 +182,7 @@ def ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 
 def main() -> int:
-    args = parse_args()
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="hookgate-bench-proxy-") as tmp:
-            run(args, Path(tmp))
-    except KeyboardInterrupt:
-        print("\ninterrupted: servers stopped, database dropped", file=sys.stderr)
-        return 130
-    print(f"\nwhole run: {time.monotonic() - started:.1f} s")
-    return 0
+    return bench_main(run, parse_args(), "hookgate-bench-proxy-")
 
 
 if __name__ == "__main__":

@@ -35,10 +35,8 @@ import asyncio
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -49,7 +47,7 @@ import asyncpg
 import yaml
 from loadgen import make_body
 from pgdb import Database, bench_database
-from procs import Service, free_port, get_json, running
+from procs import Service, bench_main, free_port, get_json, running
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -382,22 +380,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     report(args, db, bare, runs, e2e, problems)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="hookgate-relay-bench-") as tmp:
-            run(args, Path(tmp))
-    except KeyboardInterrupt:
-        print("\ninterrupted: processes stopped, database dropped", file=sys.stderr)
-        return 130
-    print(f"\nwhole run: {time.monotonic() - started:.1f} s")
-    return 0
+    return bench_main(run, parse_args(), "hookgate-relay-bench-")
 
 
 if __name__ == "__main__":
