@@ -125,43 +125,50 @@ async def test_two_servers_and_two_workers_survive_a_kill_and_a_restart(
         # The rest is sent meanwhile: the first third may all be delivered already, and
         # the worker must be holding leases when it is killed.
         sending = asyncio.create_task(provider.send_all(range(EVENTS // 3, EVENTS)))
-        await kill_while_sending(database_url, w1, sink.recorder)
+        survivor = await kill_while_sending(database_url, [w1, w2], sink.recorder)
         assert await stop(b) == 0  # restarted while the provider keeps sending
         async with process(logs / "b2.log", "serve", "--config", str(serve[1])) as b2:
             await wait_ready(ports[1])
             await sending
             await wait_until_delivered(database_url, EVENTS, timeout=90)
             assert await stop(b2) == 0
-        assert await stop(w2) == 0
+        assert await stop(survivor) == 0
         assert await stop(a) == 0
     await reconcile(database_url, provider, sink.recorder.requests)
 
 
-async def poll(database_url: str, sql: str, *args, until, timeout: float) -> None:  # noqa: ASYNC109
-    """Until `sql`'s value satisfies `until` (the test fails after `timeout` seconds)."""
+async def poll(database_url: str, sql: str, *args, until, timeout: float):  # noqa: ASYNC109
+    """`sql`'s value once it satisfies `until` (the test fails after `timeout` seconds)."""
     conn = await asyncpg.connect(database_url)
     try:
         async with asyncio.timeout(timeout):
             while True:
-                if until(await conn.fetchval(sql, *args)):
-                    return
+                value = await conn.fetchval(sql, *args)
+                if until(value):
+                    return value
                 await asyncio.sleep(0.05)
     finally:
         await conn.close()
 
 
-async def kill_while_sending(database_url: str, worker, recorder) -> None:
-    """SIGKILL `worker` while it holds leases (the target holds its answers meanwhile),
-    so they must run out and those deliveries go again from the other worker."""
+async def kill_while_sending(database_url: str, workers, recorder):
+    """SIGKILL the first of `workers` seen holding leases (the target holds its answers
+    meanwhile), so they must run out and those deliveries go again from the other
+    worker; that other one. (Both share the target's concurrency, so the one that
+    claimed first may hold every slot while the other waits.)"""
     recorder.hold = asyncio.Event()
-    holding = (
-        "SELECT count(*) FROM hookgate.deliveries WHERE status = 'in_flight' AND worker LIKE $1"
+    holder = (
+        "SELECT worker FROM hookgate.deliveries WHERE status = 'in_flight' AND worker IS NOT NULL"
+        " LIMIT 1"
     )
-    await poll(database_url, holding, f"%:{worker.pid}:%", until=bool, timeout=30)
-    worker.kill()
-    await worker.wait()
+    name = await poll(database_url, holder, until=bool, timeout=30)
+    (victim,) = [w for w in workers if f":{w.pid}:" in name]
+    victim.kill()
+    await victim.wait()
     recorder.hold.set()
     recorder.hold = None
+    (survivor,) = [w for w in workers if w is not victim]
+    return survivor
 
 
 async def wait_until_delivered(database_url: str, events: int, timeout: float) -> None:  # noqa: ASYNC109
