@@ -38,10 +38,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import yaml
@@ -170,18 +170,23 @@ def write_config(tmp: Path, db: Database, urls: list[str], concurrency: int, nam
     return path
 
 
+class Sink(NamedTuple):
+    base: str  # its base URL
+    service: Service
+
+
 @contextmanager
-def sinks(tmp: Path, count: int, tag: str) -> Iterator[list[str]]:
-    """`count` sink processes; yields their base URLs."""
+def sinks(tmp: Path, count: int, tag: str) -> Iterator[list[Sink]]:
+    """`count` sink processes."""
     with ExitStack() as stack:
-        bases = []
+        started = []
         for n in range(count):
             port = free_port()
             command = [sys.executable, str(BENCH / "sink.py"), "--port", str(port)]
             sink = stack.enter_context(running(f"sink{n}", command, tmp / f"sink-{tag}-{n}.log"))
             sink.wait_ready(f"http://127.0.0.1:{port}/stats", 30)
-            bases.append(f"http://127.0.0.1:{port}")
-        yield bases
+            started.append(Sink(f"http://127.0.0.1:{port}", sink))
+        yield started
 
 
 def totals(bases: list[str]) -> tuple[int, int, float | None, float | None]:
@@ -198,25 +203,52 @@ def totals(bases: list[str]) -> tuple[int, int, float | None, float | None]:
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time of processes `pids` so far (Linux /proc)."""
+    """User + system CPU time of processes `pids` so far (Linux /proc); one that has
+    ended counts what it had when last read, so nothing."""
     total = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_pids(url: str) -> list[int]:
+    """The server processes working for the database at `url`: its backends (the
+    workers' connections, autovacuum) and the WAL writer, checkpointer and background
+    writer that every database shares."""
+
+    async def go() -> list[int]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE (datname = current_database()"
+                " AND pid <> pg_backend_pid()) OR backend_type IN"
+                " ('walwriter', 'checkpointer', 'background writer')"
+            )
+        finally:
+            await conn.close()
+        return [row["pid"] for row in rows]
+
+    return asyncio.run(go())
+
+
 def wait_for(
-    bases: list[str], count: int, problems: list[str], label: str, pids: Sequence[int] = ()
-) -> dict[str, Any]:
+    bases: list[str], count: int, problems: list[str], label: str,
+    pids: Mapping[str, Callable[[], Sequence[int]]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Until the sinks saw `count` unique deliveries (or nothing new for STALL_SECONDS).
-    With `pids`: their CPU per delivery from the first arrival on (start-up not counted)."""
+    With `pids` (a name for each set of processes, and how to find them): each set's CPU
+    per delivery from the first arrival on (start-up not counted)."""
     seen, moved = -1, time.monotonic()
-    cpu_from: tuple[int, float] | None = None
+    cpu_from: tuple[int, dict[str, tuple[Sequence[int], float]]] | None = None
     while time.monotonic() - moved < STALL_SECONDS:
         unique, duplicates, first, last = totals(bases)
         if pids and cpu_from is None and unique > 0:
-            cpu_from = (unique, cpu_seconds(pids))
+            found = {name: find() for name, find in pids.items()}
+            cpu_from = (unique, {name: (p, cpu_seconds(p)) for name, p in found.items()})
         if unique >= count:
             break
         if unique != seen:
@@ -225,9 +257,10 @@ def wait_for(
     else:
         problems.append(f"{label}: stalled at {seen} of {count} deliveries")
     span = (last - first) if first is not None and last is not None else 0.0
-    cpu = None
+    cpu: dict[str, float] = {}
     if cpu_from is not None and unique > cpu_from[0]:
-        cpu = (cpu_seconds(pids) - cpu_from[1]) / (unique - cpu_from[0])
+        for name, (them, before) in cpu_from[1].items():
+            cpu[name] = (cpu_seconds(them) - before) / (unique - cpu_from[0])
     return {"delivered": unique, "duplicates": duplicates, "seconds": span, "last_at": last,
             "rate": unique / span if span else 0.0, "cpu": cpu}  # fmt: skip
 
@@ -254,7 +287,7 @@ def _loud(line: str) -> bool:
 
 
 def measure_client(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    with sinks(tmp, 1, "bare") as (base,):
+    with sinks(tmp, 1, "bare") as ((base, _),):
         command = [sys.executable, str(BENCH / "client.py"), "--url", f"{base}/hooks",
                    "--count", str(args.backlog), "--concurrency", str(args.concurrency),
                    "--body-size", str(args.body_size)]  # fmt: skip
@@ -269,7 +302,8 @@ def measure_drain(
 ) -> dict[str, Any]:  # fmt: skip
     label = f"{sink_count} sink(s), {workers} worker(s)"
     assert db.url is not None
-    with sinks(tmp, sink_count, f"{sink_count}-{workers}") as bases:
+    with sinks(tmp, sink_count, f"{sink_count}-{workers}") as started_sinks:
+        bases = [sink.base for sink in started_sinks]
         config = write_config(tmp, db, [f"{b}/hooks" for b in bases], args.concurrency, "drain")
         targets = [f"sink{n}" for n in range(sink_count)]
         fill_backlog(db.url, args.backlog, targets, make_body(args.body_size))
@@ -279,7 +313,12 @@ def measure_drain(
             logs = [tmp / f"worker-{sink_count}-{workers}-{n}.log" for n in range(workers)]
             started = [stack.enter_context(running(f"worker{n}", command, log))
                        for n, log in enumerate(logs)]  # fmt: skip
-            pids = [service.process.pid for service in started]
+            url = db.url
+            pids = {
+                "worker": lambda: [service.process.pid for service in started],
+                "postgres": lambda: postgres_pids(url),
+                "sink": lambda: [sink.service.process.pid for sink in started_sinks],
+            }
             result = wait_for(bases, args.backlog, problems, label, pids)
             for service in started:
                 service.stop()
@@ -291,7 +330,7 @@ def measure_e2e(args: argparse.Namespace, tmp: Path, db: Database, problems: lis
     """Ingest and relay in one `hookgate serve`, the bundled generator posting to it."""
     from generators import Load, python_command
 
-    with sinks(tmp, 1, "e2e") as (base,):
+    with sinks(tmp, 1, "e2e") as ((base, _),):
         config = write_config(tmp, db, [f"{base}/hooks"], args.concurrency, "e2e")
         port = yaml.safe_load(config.read_text())["server"]["port"]
         command = hookgate_command("serve", "--config", str(config))
@@ -330,11 +369,12 @@ def report(args: argparse.Namespace, db: Database, bare: dict[str, Any], runs: d
     base = bare["rate"]
     print(f"bare aiohttp client loop, 1 sink: {base:,.0f} deliveries/s ({bare['seconds']:.2f} s)")
     print(f"\n{'history':>10}{'sinks':>7}{'workers':>9}{'per s':>9}{'x bare':>8}{'dups':>6}"
-          f"{'cpu us/dlv':>12}")  # fmt: skip
+          f"{'cpu us/dlv: worker':>20}{'postgres':>10}{'sink':>6}")  # fmt: skip
     for (history, sink_count, workers), r in runs.items():
+        cpu = {name: f"{seconds * 1e6:,.0f}" for name, seconds in r["cpu"].items()}
         print(f"{history:>10,}{sink_count:>7}{workers:>9}{r['rate']:>9,.0f}"
-              f"{r['rate'] / base:>8.2f}{r['duplicates']:>6}"
-              f"{r['cpu'] * 1e6 if r.get('cpu') else 0:>12,.0f}")  # fmt: skip
+              f"{r['rate'] / base:>8.2f}{r['duplicates']:>6}{cpu.get('worker', '-'):>20}"
+              f"{cpu.get('postgres', '-'):>10}{cpu.get('sink', '-'):>6}")  # fmt: skip
     one = runs.get((0, 1, 1))
     if one:
         print(f"\nbudget 1 worker >= 0.6x bare:  {verdict(one['rate'] >= 0.6 * base)} "

@@ -11,6 +11,11 @@ breaker's cooldown end), and a finish that frees a FIFO key. Freed slots are gat
 a saturated lane claims again once a half of it is free or `GATHER` seconds passed,
 not once per finished delivery. The poll interval is the fallback.
 
+A slot is free once the target has answered: the result is then written in the
+background and the next claim is told which deliveries those are, so they are not
+counted as in flight (migration 0022). A failure keeps its slot until its result, and
+what it does to the breaker, is committed.
+
 Results are written in batches (`GroupCommit`), each with what it says about its
 targets' health, in one transaction: `_write_results` is the one place an attempt ends.
 
@@ -92,6 +97,8 @@ class Relay:
         self.worker = worker or worker_name()
         self.rand = rand
         self._busy = dict.fromkeys(lanes, 0)  # in flight per target (removed ones until done)
+        # Answered, their results being written: (id, event id, attempt) by delivery id.
+        self._answered: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, int]] = {}
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._more = False
@@ -190,7 +197,7 @@ class Relay:
         how many the shared limits allowed each."""
         lanes = self.lanes  # those this claim asks for, whatever a reload swaps in meanwhile
         batch = await self.store.claim_batch(
-            quotas, now, self.config.lease, self.worker, self._limits
+            quotas, now, self.config.lease, self.worker, self._limits, list(self._answered.values())
         )
         # The claim saw the targets it was asked about; a due time learnt for a full lane
         # is kept until it passes.
@@ -323,11 +330,22 @@ class Relay:
 
     def _finished(self, claimed: Claimed, lane: Lane) -> None:
         self._tasks.pop(claimed.id, None)
-        self._busy[claimed.target] -= 1
+        if self._answered.pop(claimed.id, None) is None:
+            self._free(claimed)  # not freed when it was answered
         self._users[id(lane)] -= 1
         if not self._users[id(lane)]:
             del self._users[id(lane)]
             self._close_idle()
+
+    def _answer_frees(self, claimed: Claimed, result: SendResult) -> None:
+        """The target answered: its slot is free now, while the result is written."""
+        if result.outcome in _ANSWERED and claimed.id in self._tasks:
+            self._answered[claimed.id] = (claimed.id, claimed.event_id, claimed.attempt)
+            self._free(claimed)
+
+    def _free(self, claimed: Claimed) -> None:
+        """One slot of the delivery's target is free: claim again when enough are."""
+        self._busy[claimed.target] -= 1
         current = self.lanes.get(claimed.target)
         if current is None:  # removed by a reload: nothing more to claim for it
             if not self._busy[claimed.target]:
@@ -391,6 +409,7 @@ class Relay:
         if span is not None and self.tracing is not None:
             self.tracing.attempted(span, claimed, result, status)
         attempt = attempt_result(claimed, result, duration_ms, status, due, self.worker)
+        self._answer_frees(claimed, result)
         try:
             kept = await self._results.write(attempt)
         except StorageError as exc:

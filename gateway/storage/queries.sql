@@ -112,7 +112,9 @@ ON CONFLICT (name) DO NOTHING;
 -- One statement, one round trip: flow control, the claim, its bookkeeping and the
 -- events. $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
 -- $6 per target: does a dead delivery block later ones with its ordering key; $7..$10
--- per target: concurrency, rate, burst, breaker on (NULL concurrency/rate: no limit).
+-- per target: concurrency, rate, burst, breaker on (NULL concurrency/rate: no limit);
+-- $11..$13 the ids, event ids and attempts of this worker's deliveries whose target has
+-- answered and whose results are being written: their slots are free (migration 0022).
 -- `claim_allowance` (migration 0010) runs first: it takes each target's advisory lock
 -- and says how many each may start. Then each target is looked up on its own
 -- (LATERAL, by the claim index), so one target's backlog cannot fill another's quota.
@@ -129,7 +131,7 @@ WITH allowance AS (
     SELECT *
     FROM hookgate.claim_allowance($1::text[], $2::integer[], $3, $7::integer[],
                                   $8::double precision[], $9::double precision[], $10::boolean[],
-                                  $4)
+                                  $4, $11::uuid[], $12::uuid[], $13::integer[])
 ), wanted AS (
     SELECT d.id, d.event_id, d.status AS previous_status, d.worker AS previous_worker,
            d.updated_at AS previous_start

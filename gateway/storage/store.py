@@ -345,9 +345,12 @@ class Store:
         lease: float,
         worker: str,
         limits: Mapping[str, TargetLimits] | None = None,
+        finishing: Sequence[tuple[UUID, UUID, int]] = (),
     ) -> ClaimBatch:
         """`claim`, and when to look again. With `limits`, each target's concurrency, rate
-        limit and breaker hold across every relay (see `claim_deliveries`)."""
+        limit and breaker hold across every relay (see `claim_deliveries`). `finishing`:
+        (id, event id, attempt) of this worker's deliveries that their target has answered,
+        whose results are being written; they no longer take a slot of its concurrency."""
         limits = limits or {}
         concurrency, rate, burst, breaker, blocks = limit_columns(quotas, limits)
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
@@ -358,6 +361,7 @@ class Store:
             rows = await conn.fetch(
                 QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now, lease,
                 worker, blocks, concurrency, rate, burst, breaker,
+                [f[0] for f in finishing], [f[1] for f in finishing], [f[2] for f in finishing],
             )  # fmt: skip
         claimed = [self._claimed(row, now) for row in rows if row["id"] is not None]
         last = next(row for row in rows if row["id"] is None)

@@ -32,10 +32,11 @@ class HeldClaims(Store):
         lease: float,
         worker: str,
         limits: Any = None,
+        finishing: Any = (),
     ) -> ClaimBatch:
         self.begun.set()
         await self.go.wait()
-        return await super().claim_batch(quotas, now, lease, worker, limits)
+        return await super().claim_batch(quotas, now, lease, worker, limits, finishing)
 
 
 def probes(database_url: str, registry: Registry, routes: str, **labels: str) -> Config:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from typing import Any
 
 import asyncpg
 from test_relay import relay_config, relay_for, shop_event
@@ -82,3 +83,75 @@ async def test_a_relay_waits_for_a_token_and_other_targets_are_not_held_back(
         assert await relay.run_once() == 4  # 1 for the rate-limited target, 3 for the other
         await relay.drain()
     assert (len(slow.recorder.requests), len(fast.recorder.requests)) == (1, 3)
+
+
+class HeldResults(Store):
+    """The real store, whose result writes wait for `go` once they have begun."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.pool)
+        self.begun, self.go = asyncio.Event(), asyncio.Event()
+
+    async def finish_many(self, results: Any, now: Any, health: Any = ()) -> Any:
+        self.begun.set()
+        await self.go.wait()
+        return await super().finish_many(results, now, health)
+
+
+async def in_flight(store: Store) -> int:
+    async with store.pool.acquire() as conn:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM hookgate.deliveries WHERE status = 'in_flight'"
+        )
+    return count
+
+
+async def test_an_answered_delivery_frees_its_slot_while_its_result_is_written(
+    database_url, store, clock, target
+):
+    t = await target()
+    config = relay_config(database_url, {"t": f'url: "{t.url}", concurrency: 1'})
+    await store.insert_events([shop_event(clock) for _ in range(3)])
+    held = HeldResults(store)
+
+    async with AsyncExitStack() as stack:
+        relay = await stack.enter_async_context(relay_for(held, config, clock))
+        stack.callback(held.go.set)  # a failed assertion must not leave the writer waiting
+        other = (await two_relays(stack, database_url, config, clock))[0]
+        assert await relay.run_once() == 1
+        await held.begun.wait()  # answered 200; its result not yet written
+        assert await in_flight(store) == 1  # the database still says so
+        assert await other.run_once() == 0  # another relay cannot know: the target is full
+        assert await relay.run_once() == 1  # this one knows the slot is free
+        await t.recorder.wait_for(2)
+        assert await relay.run_once() == 0  # one answered, one sent: concurrency 1 holds
+        held.go.set()
+        await relay.drain()
+        assert await relay.run_once() == 1
+        await relay.drain()
+    assert len(t.recorder.requests) == 3
+    async with store.pool.acquire() as conn:
+        statuses = await conn.fetch("SELECT status FROM hookgate.deliveries")
+    assert [row["status"] for row in statuses] == ["delivered"] * 3
+
+
+async def test_a_failed_delivery_keeps_its_slot_until_its_result_is_written(
+    database_url, store, clock, target
+):
+    t = await target()
+    t.recorder.script = [(503, {}, b"down")]
+    config = relay_config(database_url, {"t": f'url: "{t.url}", concurrency: 1'})
+    await store.insert_events([shop_event(clock) for _ in range(2)])
+    held = HeldResults(store)
+
+    async with AsyncExitStack() as stack:
+        relay = await stack.enter_async_context(relay_for(held, config, clock))
+        stack.callback(held.go.set)  # a failed assertion must not leave the writer waiting
+        assert await relay.run_once() == 1
+        await held.begun.wait()  # answered 503: what it does to the breaker is not written
+        assert await relay.run_once() == 0
+        held.go.set()
+        await relay.drain()
+        assert await relay.run_once() == 1  # written: the slot is free
+        await relay.drain()
+    assert len(t.recorder.requests) == 2
