@@ -34,7 +34,7 @@ from gateway.clock import FrozenClock
 from gateway.config import Config, parse_config
 from gateway.plugins import Resources, load_registry
 from gateway.relay.lanes import build_lanes
-from gateway.relay.worker import Relay
+from gateway.relay.worker import SHARE_RENEW, Relay
 from gateway.server import GatewayRunner
 from gateway.storage.migrate import migrate
 from gateway.storage.store import Store
@@ -257,6 +257,16 @@ async def relay_for(
         finally:
             await relay.stop(grace=5)
             await relay.close_lanes()
+
+
+async def settle_shares(clock: FrozenClock, *relays: Relay) -> None:
+    """Relays started together take their shares of each target's concurrency: the first
+    takes all of it, and gives the others their parts at its next renewal (within
+    SHARE_RENEW + SHARE_SOON in production). Call it while nothing is due."""
+    for _ in range(3):
+        for relay in relays:
+            await relay.run_once()
+        clock.advance(SHARE_RENEW)
 
 
 @asynccontextmanager

@@ -11,10 +11,14 @@ breaker's cooldown end), and a finish that frees a FIFO key. Freed slots are gat
 a saturated lane claims again once a half of it is free or `GATHER` seconds passed,
 not once per finished delivery. The poll interval is the fallback.
 
-A slot is free once the target has answered: the result is then written in the
-background and the next claim is told which deliveries those are, so they are not
-counted as in flight (migration 0022). A failure keeps its slot until its result, and
-what it does to the breaker, is committed.
+Each relay holds a share of every target's concurrency for a short term (`SHARE_TERM`,
+renewed every `SHARE_RENEW`; migration 0022): the shares of all relays add up to at
+most the target's concurrency, and a relay keeps its deliveries in flight within its
+own, so claims neither count nor lock anything for it. A relay whose share is short of
+its fair part, or that holds more than its share, renews every `SHARE_SOON` until the
+parts settle. A slot is free once the target has answered (the result is written in
+the background); a failure keeps its slot until its result, and what it does to the
+breaker, is committed.
 
 Results are written in batches (`GroupCommit`), each with what it says about its
 targets' health, in one transaction: `_write_results` is the one place an attempt ends.
@@ -52,7 +56,7 @@ from gateway.outbound import attempt_result
 from gateway.relay.lanes import Lane, build_message
 from gateway.storage.batch import GroupCommit
 from gateway.storage.limits import Health, TargetLimits
-from gateway.storage.store import AttemptResult, Claimed, Store
+from gateway.storage.store import AttemptResult, Claimed, Share, Store
 from gateway.tracing import Tracing
 
 log = structlog.get_logger("hookgate.relay")
@@ -64,6 +68,12 @@ MAX_INTERRUPTIONS = 10
 GATHER = 0.002
 # Never sleep less than this for a due time (a frozen test clock would otherwise spin).
 MIN_SLEEP = 0.001
+# A relay's shares of its targets' concurrency last this long (a relay that dies gives
+# its part back then), and are renewed when this old, before a claim.
+SHARE_TERM = 5.0
+SHARE_RENEW = 0.5
+# ... or this often while the parts change hands (a relay joined or left).
+SHARE_SOON = 0.05
 
 
 def worker_name() -> str:
@@ -97,8 +107,9 @@ class Relay:
         self.worker = worker or worker_name()
         self.rand = rand
         self._busy = dict.fromkeys(lanes, 0)  # in flight per target (removed ones until done)
-        # Answered, their results being written: (id, event id, attempt) by delivery id.
-        self._answered: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, int]] = {}
+        self._answered: set[uuid.UUID] = set()  # slots freed, their results being written
+        self._shares: dict[str, Share] = {}  # this relay's part of each target's concurrency
+        self._shares_due: dt.datetime | None = None  # when to renew them (None: before a claim)
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._more = False
@@ -136,6 +147,7 @@ class Relay:
         self._limits = {name: _limits(lane) for name, lane in lanes.items()}
         self._gather = _gather(lanes, config)
         self._saturated &= set(lanes)
+        self._shares_due = None  # the new set of targets, under their new limits
         for name, lane in previous.items():
             if lanes.get(name) is not lane:
                 self._retired[id(lane)] = lane
@@ -154,28 +166,60 @@ class Relay:
         return not self._stopping and (self._loop is None or not self._loop.done())
 
     def quotas(self) -> dict[str, int]:
-        """How many each target may take now: its free concurrency, at most a batch."""
+        """How many each target may take now: what is free of this relay's share of its
+        concurrency, at most a batch."""
         free = {
-            name: lane.config.concurrency - self._busy.get(name, 0)
+            name: min(self._shares[name].share, lane.config.concurrency) - self._busy.get(name, 0)
             for name, lane in self.lanes.items()
+            if name in self._shares
         }
         return {name: min(n, self.config.batch_size) for name, n in free.items() if n > 0}
 
     def sleep_for(self) -> float:
         """Seconds until the earliest due time this relay knows of, at most the poll interval."""
         poll = self.config.poll_interval
-        if self._next_due is None:
+        due = [d for d in (self._next_due, self._shares_soon()) if d is not None]
+        if not due:
             return poll
-        wait = (self._next_due - self.clock.now()).total_seconds()
+        wait = (min(due) - self.clock.now()).total_seconds()
         return min(poll, max(wait, MIN_SLEEP))
+
+    def _shares_soon(self) -> dt.datetime | None:
+        """When the shares must be renewed while they change hands (else at the next
+        claim, once due: an idle relay lets them lapse)."""
+        due = self._shares_due
+        if due is None or any(s.share < s.fair for s in self._shares.values()):
+            return due
+        return due if any(self._busy.get(n, 0) > s.share for n, s in self._shares.items()) else None
+
+    async def _renew_shares(self, now: dt.datetime) -> None:
+        lanes = self.lanes
+        in_flight = {
+            name: (lane.config.concurrency, self._busy.get(name, 0)) for name, lane in lanes.items()
+        }
+        self._shares = await self.store.take_shares(self.worker, in_flight, now, SHARE_TERM)
+        if self.lanes is not lanes:  # a reload swapped the targets meanwhile: again
+            self._shares_due = None
+            return
+        settled = all(
+            s.share >= s.fair and self._busy.get(name, 0) <= s.share
+            for name, s in self._shares.items()
+        )
+        wait = SHARE_RENEW if settled else SHARE_SOON
+        self._shares_due = now + dt.timedelta(seconds=wait)
 
     async def run_once(self) -> int:
         """Claim what is due and start sending it; the number claimed."""
-        quotas = self.quotas()
-        if not quotas or self._stopping:
-            self._more = False  # every lane is full: wait for a slot to free (it wakes us)
+        if self._stopping:
+            self._more = False
             return 0
         now = self.clock.now()
+        if self._shares_due is None or now >= self._shares_due:
+            await self._renew_shares(now)
+        quotas = self.quotas()
+        if not quotas:
+            self._more = False  # every lane is full: wait for a slot to free (it wakes us)
+            return 0
         self._claiming = True  # a lane a reload replaces meanwhile stays open for what it takes
         try:
             counts, allowed = await self._claim(quotas, now)
@@ -197,7 +241,7 @@ class Relay:
         how many the shared limits allowed each."""
         lanes = self.lanes  # those this claim asks for, whatever a reload swaps in meanwhile
         batch = await self.store.claim_batch(
-            quotas, now, self.config.lease, self.worker, self._limits, list(self._answered.values())
+            quotas, now, self.config.lease, self.worker, self._limits, self._shares.keys()
         )
         # The claim saw the targets it was asked about; a due time learnt for a full lane
         # is kept until it passes.
@@ -256,6 +300,10 @@ class Relay:
         if unfinished:
             await self.store.release(unfinished, self.clock.now(), self.worker)
             log.info("deliveries_released", count=len(unfinished))
+        if self._shares:
+            # The other relays' at once; if the database is away, theirs in SHARE_TERM.
+            with contextlib.suppress(StorageError):
+                await self.store.release_shares(self.worker)
 
     async def _write_results(self, results: list[AttemptResult]) -> list[bool]:
         """Record attempts with what they say about each target's health (its breaker),
@@ -330,7 +378,9 @@ class Relay:
 
     def _finished(self, claimed: Claimed, lane: Lane) -> None:
         self._tasks.pop(claimed.id, None)
-        if self._answered.pop(claimed.id, None) is None:
+        if claimed.id in self._answered:
+            self._answered.discard(claimed.id)
+        else:
             self._free(claimed)  # not freed when it was answered
         self._users[id(lane)] -= 1
         if not self._users[id(lane)]:
@@ -340,7 +390,7 @@ class Relay:
     def _answer_frees(self, claimed: Claimed, result: SendResult) -> None:
         """The target answered: its slot is free now, while the result is written."""
         if result.outcome in _ANSWERED and claimed.id in self._tasks:
-            self._answered[claimed.id] = (claimed.id, claimed.event_id, claimed.attempt)
+            self._answered.add(claimed.id)
             self._free(claimed)
 
     def _free(self, claimed: Claimed) -> None:

@@ -113,10 +113,11 @@ ON CONFLICT (name) DO NOTHING;
 -- events. $1 targets, $2 how many each may take, $3 now, $4 lease seconds, $5 worker,
 -- $6 per target: does a dead delivery block later ones with its ordering key; $7..$10
 -- per target: concurrency, rate, burst, breaker on (NULL concurrency/rate: no limit);
--- $11..$13 the ids, event ids and attempts of this worker's deliveries whose target has
--- answered and whose results are being written: their slots are free (migration 0022).
--- `claim_allowance` (migration 0010) runs first: it takes each target's advisory lock
--- and says how many each may start. Then each target is looked up on its own
+-- $11 per target: does this relay hold a share of its concurrency (migration 0022; then
+-- it keeps within its share, and the target is neither counted nor, unless its rate
+-- limit or a tripped breaker needs it, locked).
+-- `claim_allowance` (migrations 0010, 0022) runs first: it takes the advisory locks the
+-- targets need and says how many each may start. Then each target is looked up on its own
 -- (LATERAL, by the claim index), so one target's backlog cannot fill another's quota.
 -- A row whose lease ran out is claimed again, and its lost attempt is written now, as
 -- LEASE_EXPIRED, from what the row still says (its attempt number, worker and claim
@@ -131,7 +132,7 @@ WITH allowance AS (
     SELECT *
     FROM hookgate.claim_allowance($1::text[], $2::integer[], $3, $7::integer[],
                                   $8::double precision[], $9::double precision[], $10::boolean[],
-                                  $4, $11::uuid[], $12::uuid[], $13::integer[])
+                                  $4, $11::boolean[])
 ), wanted AS (
     SELECT d.id, d.event_id, d.status AS previous_status, d.worker AS previous_worker,
            d.updated_at AS previous_start
@@ -378,3 +379,12 @@ LEFT JOIN backlog AS b ON b.target = t.name
 LEFT JOIN dead AS x ON x.target = t.name
 LEFT JOIN hookgate.targets AS s ON s.name = t.name
 ORDER BY t.name;
+
+-- name: take_shares
+-- A relay's shares of its targets' concurrency, for $6 seconds (migration 0022).
+SELECT target, share, fair FROM hookgate.take_shares($1, $2::text[], $3::integer[],
+                                                     $4::integer[], $5, $6);
+
+-- name: release_shares
+-- A relay that stops gives its shares back at once.
+DELETE FROM hookgate.target_shares WHERE worker = $1;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -166,6 +166,15 @@ class AttemptResult:
     # Its delivery's event: the delivery's partition key (None: looked up), and what an
     # alert links to.
     event_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A relay's part of a target's concurrency: what it may have in flight now, and
+    what it gets once the other relays have given back what they hold beyond theirs."""
+
+    share: int
+    fair: int
 
 
 @asynccontextmanager
@@ -345,12 +354,12 @@ class Store:
         lease: float,
         worker: str,
         limits: Mapping[str, TargetLimits] | None = None,
-        finishing: Sequence[tuple[UUID, UUID, int]] = (),
+        shared: Collection[str] = (),
     ) -> ClaimBatch:
         """`claim`, and when to look again. With `limits`, each target's concurrency, rate
-        limit and breaker hold across every relay (see `claim_deliveries`). `finishing`:
-        (id, event id, attempt) of this worker's deliveries that their target has answered,
-        whose results are being written; they no longer take a slot of its concurrency."""
+        limit and breaker hold across every relay (see `claim_deliveries`); for a target in
+        `shared`, the caller holds a share of its concurrency (`take_shares`) and its quota
+        keeps within it, so the claim neither counts nor locks it for that."""
         limits = limits or {}
         concurrency, rate, burst, breaker, blocks = limit_columns(quotas, limits)
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
@@ -361,13 +370,28 @@ class Store:
             rows = await conn.fetch(
                 QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now, lease,
                 worker, blocks, concurrency, rate, burst, breaker,
-                [f[0] for f in finishing], [f[1] for f in finishing], [f[2] for f in finishing],
+                [name in shared for name in quotas],
             )  # fmt: skip
         claimed = [self._claimed(row, now) for row in rows if row["id"] is not None]
         last = next(row for row in rows if row["id"] is None)
         return ClaimBatch(
             claimed, last["next_due"], dict(zip(quotas, last["allowed"], strict=True))
         )
+
+    async def take_shares(
+        self, worker: str, in_flight: Mapping[str, tuple[int, int]], now: dt.datetime, term: float
+    ) -> dict[str, Share]:
+        """`worker`'s shares of these targets' concurrency for `term` seconds; `in_flight`:
+        per target, (its concurrency, this worker's deliveries in flight there). Shares of
+        targets not named are given back."""
+        rows = await self._execute(
+            "take_shares", worker, list(in_flight), [c for c, _ in in_flight.values()],
+            [n for _, n in in_flight.values()], now, term,
+        )  # fmt: skip
+        return {row["target"]: Share(row["share"], row["fair"]) for row in rows}
+
+    async def release_shares(self, worker: str) -> None:
+        await self._execute("release_shares", worker)
 
     async def finish(self, result: AttemptResult, now: dt.datetime) -> bool:
         """Record an attempt; False when the lease was lost and another worker took over."""

@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from conftest import Recorder, make_config, relay_for
+from conftest import Recorder, make_config, relay_for, settle_shares
 from multidict import CIMultiDict
 from test_pause import run_cli
 from test_relay import deliver_due, shop_event
@@ -304,12 +304,13 @@ async def test_two_relays_finishing_dead_deliveries_at_once_send_one_alert(
     t.recorder.script.extend([(422, {}, b"")] * 2)
     t.recorder.hold = asyncio.Event()  # both relays hold one delivery before either finishes
     config = alert_config(database_url, t.url, ops.url, relay="enabled: false, batch_size: 1")
-    await store.insert_events([shop_event(clock) for _ in range(2)])
 
     async with (
         alerting_relay(store, config, clock, "w1") as one,
         alerting_relay(store, config, clock, "w2") as two,
     ):
+        await settle_shares(clock, one, two)  # each holds half of the target's concurrency
+        await store.insert_events([shop_event(clock) for _ in range(2)])
         assert await one.run_once() + await two.run_once() == 2  # one delivery each
         await t.recorder.wait_for(2)
         t.recorder.hold.set()

@@ -189,7 +189,7 @@ async def test_the_claim_reaches_events_by_primary_key_whatever_the_history(stor
         (row,) = await conn.fetch(
             "EXPLAIN (FORMAT JSON) " + QUERIES["claim_deliveries"],
             list(quotas), list(quotas.values()), SystemClock().now(), 60.0, "w",
-            blocks, concurrency, rate, burst, breaker, [], [], [],
+            blocks, concurrency, rate, burst, breaker, [True, False],
         )  # fmt: skip
         # Day partitions (migration 0017) the planner knows to be small (today's, holding
         # the test's 200 events) may be scanned sequentially; the history must not be.

@@ -115,13 +115,13 @@ async def test_an_answered_delivery_frees_its_slot_while_its_result_is_written(
     held = HeldResults(store)
 
     async with AsyncExitStack() as stack:
-        relay = await stack.enter_async_context(relay_for(held, config, clock))
+        relay = await stack.enter_async_context(relay_for(held, config, clock, worker="w0"))
         stack.callback(held.go.set)  # a failed assertion must not leave the writer waiting
         other = (await two_relays(stack, database_url, config, clock))[0]
         assert await relay.run_once() == 1
         await held.begun.wait()  # answered 200; its result not yet written
         assert await in_flight(store) == 1  # the database still says so
-        assert await other.run_once() == 0  # another relay cannot know: the target is full
+        assert await other.run_once() == 0  # the whole concurrency is the first's share
         assert await relay.run_once() == 1  # this one knows the slot is free
         await t.recorder.wait_for(2)
         assert await relay.run_once() == 0  # one answered, one sent: concurrency 1 holds
