@@ -66,6 +66,8 @@ MAX_INTERRUPTIONS = 10
 # or this many seconds after its first slot freed up, whichever comes first: each claim
 # costs a round trip whatever its size, so a busy relay claims in batches.
 GATHER = 0.002
+# Claims under way at once: one more may start while one waits for its answer.
+CLAIMS = 2
 # Never sleep less than this for a due time (a frozen test clock would otherwise spin).
 MIN_SLEEP = 0.001
 # A relay's shares of its targets' concurrency last this long (a relay that dies gives
@@ -118,12 +120,14 @@ class Relay:
         self._limits = {name: _limits(lane) for name, lane in lanes.items()}
         self._open_breakers: set[str] = set()
         self._saturated: set[str] = set()  # lanes whose last claim left deliveries waiting
-        self._gather = _gather(lanes, config)
         # Lanes a reload replaced, by id, closed once no attempt uses them (nor a claim
         # under way, which may yet start attempts through them).
         self._users: dict[int, int] = {}  # id(lane) -> attempts in flight through it
         self._retired: dict[int, Lane] = {}
-        self._claiming = False
+        self._claiming = 0  # claims under way
+        self._reserved: dict[str, int] = {}  # what those claims asked for, per target
+        self._renewing = asyncio.Lock()
+        self._recheck = False  # a claim overlapped another: claim again when both are done
         self._closing: set[asyncio.Task[None]] = set()
         self._soon: asyncio.TimerHandle | None = None
         self._next_due: dt.datetime | None = None
@@ -145,7 +149,6 @@ class Relay:
         its deliveries stay pending."""
         previous, self.lanes, self.config = self.lanes, lanes, config
         self._limits = {name: _limits(lane) for name, lane in lanes.items()}
-        self._gather = _gather(lanes, config)
         self._saturated &= set(lanes)
         self._shares_due = None  # the new set of targets, under their new limits
         for name, lane in previous.items():
@@ -169,11 +172,16 @@ class Relay:
         """How many each target may take now: what is free of this relay's share of its
         concurrency, at most a batch."""
         free = {
-            name: min(self._shares[name].share, lane.config.concurrency) - self._busy.get(name, 0)
+            name: self._cap(name, lane) - self._busy.get(name, 0) - self._reserved.get(name, 0)
             for name, lane in self.lanes.items()
             if name in self._shares
         }
         return {name: min(n, self.config.batch_size) for name, n in free.items() if n > 0}
+
+    def _cap(self, name: str, lane: Lane) -> int:
+        """How many of the target's deliveries this relay may have in flight: its share."""
+        share = self._shares.get(name)
+        return min(share.share, lane.config.concurrency) if share else 0
 
     def sleep_for(self) -> float:
         """Seconds until the earliest due time this relay knows of, at most the poll interval."""
@@ -213,19 +221,33 @@ class Relay:
         if self._stopping:
             self._more = False
             return 0
+        if self._claiming:
+            # Another claim holds slots and may have read the database before what woke
+            # this one was committed: look again once it is done.
+            self._recheck = True
+        self._claiming += 1  # a lane a reload replaces meanwhile stays open for what it takes
+        try:
+            return await self._claim_due()
+        finally:
+            self._claiming -= 1
+            self._close_idle()
+
+    async def _claim_due(self) -> int:
         now = self.clock.now()
-        if self._shares_due is None or now >= self._shares_due:
-            await self._renew_shares(now)
+        async with self._renewing:  # one renewal for claims that overlap
+            if self._shares_due is None or now >= self._shares_due:
+                await self._renew_shares(now)
         quotas = self.quotas()
         if not quotas:
             self._more = False  # every lane is full: wait for a slot to free (it wakes us)
             return 0
-        self._claiming = True  # a lane a reload replaces meanwhile stays open for what it takes
+        for name, quota in quotas.items():  # another claim meanwhile asks for the rest only
+            self._reserved[name] = self._reserved.get(name, 0) + quota
         try:
             counts, allowed = await self._claim(quotas, now)
         finally:
-            self._claiming = False
-            self._close_idle()
+            for name, quota in quotas.items():
+                self._reserved[name] -= quota
         full = {name for name, quota in quotas.items() if counts[name] == quota}
         # Took all that the shared limits allowed, less than asked: other relays hold the
         # rest of its concurrency, so more may be waiting; claim again as slots free up.
@@ -255,24 +277,43 @@ class Relay:
         return counts, batch.allowed or {}
 
     async def run(self) -> None:
-        """Claim and send until stopped."""
+        """Claim and send until stopped: a claim on each wake, up to `CLAIMS` at once (slots
+        that free up while a claim runs are claimed by the next, not after it)."""
         self._loop = asyncio.current_task()
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_once()
-                self._claim_failures.flush()
-            except StorageError as exc:
-                self._claim_failures.hit(time.monotonic(), error=exc.message)
-                self._more = False
-            except Exception:
-                # A bug must not silently stop all delivery: log it and try again later.
-                log.exception("relay_loop_crashed")
-                self._more = False
-            if self._more:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.sleep_for())
+        claims: set[asyncio.Task[None]] = set()
+        self._wake.set()  # claim at once
+        try:
+            while not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.sleep_for())
+                self._wake.clear()
+                while len(claims) >= CLAIMS:
+                    await asyncio.wait(claims, return_when=asyncio.FIRST_COMPLETED)
+                if self._stopping:
+                    break
+                task = asyncio.create_task(self._claim_round())
+                claims.add(task)
+                task.add_done_callback(claims.discard)
+                await asyncio.sleep(0)  # it takes its quotas before the next one is asked
+        finally:
+            await asyncio.gather(*claims, return_exceptions=True)
+
+    async def _claim_round(self) -> None:
+        try:
+            await self.run_once()
+            self._claim_failures.flush()
+        except StorageError as exc:
+            self._claim_failures.hit(time.monotonic(), error=exc.message)
+            self._more = False
+        except Exception:
+            # A bug must not silently stop all delivery: log it and try again later.
+            log.exception("relay_loop_crashed")
+            self._more = False
+        if self._recheck and not self._claiming:
+            self._recheck = False
+            self.wake()
+        if self._more:
+            self.wake()  # it took a full batch: more may be waiting
 
     async def drain(self) -> None:
         """Wait until every delivery this relay started has finished."""
@@ -403,8 +444,9 @@ class Relay:
             return
         if claimed.target not in self._saturated:
             return  # it took all that was due: new work comes with a NOTIFY or a due time
-        free = current.config.concurrency - self._busy[claimed.target]
-        if free >= self._gather[claimed.target]:
+        cap = self._cap(claimed.target, current)
+        free = cap - self._busy[claimed.target]
+        if free >= max(1, min(self.config.batch_size, cap) // 2):
             self.wake()
         elif self._soon is None:
             self._soon = asyncio.get_running_loop().call_later(GATHER, self._gathered)
@@ -522,13 +564,6 @@ class Relay:
         if delay is None:
             return "dead", now
         return "pending", now + dt.timedelta(seconds=delay)
-
-
-def _gather(lanes: Mapping[str, Lane], config: RelayConfig) -> dict[str, int]:
-    return {
-        name: max(1, min(config.batch_size, lane.config.concurrency) // 2)
-        for name, lane in lanes.items()
-    }
 
 
 def _ordered(lane: Lane | None) -> bool:
