@@ -56,6 +56,28 @@ def test_every_class_and_function_of_the_contract_is_documented(name):
         assert inspect.getdoc(value), f"gateway.plugin.{name} has no docstring"
 
 
+def public_members() -> list[str]:
+    """Every public method and property of the contract's classes, as "Class.member"."""
+    members = []
+    for name in PINNED:
+        value = getattr(contract, name)
+        if not inspect.isclass(value) or not value.__module__.startswith("gateway."):
+            continue
+        for attribute, member in vars(value).items():
+            function = member.fget if isinstance(member, property) else member
+            if not attribute.startswith("_") and inspect.isfunction(function):
+                members.append(f"{name}.{attribute}")
+    return members
+
+
+@pytest.mark.parametrize("member", public_members())
+def test_every_method_and_property_of_the_contract_is_documented(member):
+    name, attribute = member.split(".")
+    member_value = vars(getattr(contract, name))[attribute]
+    function = member_value.fget if isinstance(member_value, property) else member_value
+    assert inspect.getdoc(function), f"gateway.plugin.{member} has no docstring"
+
+
 def test_the_module_docstring_names_every_export():
     doc = contract.__doc__ or ""
     missing = [name for name in PINNED if f"`{name}`" not in doc]
