@@ -5,12 +5,14 @@ isolation) and uninstalled afterwards, whatever the outcome. Every check runs in
 interpreter, so nothing imported by this test process can stand in for the installed
 package. Building without isolation needs a setuptools that builds wheels by itself
 (>= 70.1) or the wheel package: without one the test is skipped, and fails under CI.
+The import-linter contract docs/plugins.md offers plugin packages is run on a copy too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -185,3 +187,38 @@ def test_installed_example_plugins_are_checked_and_run(tmp_path: Path) -> None:
     assert seen["wrong"] == "X-Shared-Token does not match"
     assert seen["missing"] == "missing X-Shared-Token header"
     assert seen["credentials"] == ["X-Shared-Token"]  # stored redacted, like api-key's
+
+
+def guide_block(marker: str) -> str:
+    """The toml block of docs/plugins.md that contains `marker`."""
+    guide = (EXAMPLE.parents[1] / "docs" / "plugins.md").read_text()
+    (found,) = [b for b in re.findall(r"^```toml\n(.*?)^```$", guide, re.M | re.S) if marker in b]
+    return found
+
+
+def lint_imports(project: Path) -> subprocess.CompletedProcess[str]:
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), "--no-cache", str(project / "pyproject.toml")],
+        cwd=project, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+    )  # fmt: skip
+
+
+def test_the_guides_import_contract_for_a_plugin_package_keeps_and_breaks(tmp_path: Path) -> None:
+    # docs/plugins.md offers plugin authors an import-linter contract of their own: run it,
+    # as written, on a copy of the example package under the guide's package name.
+    project = tmp_path / "my-plugins"
+    shutil.copytree(
+        EXAMPLE / "src" / "hookgate_plugin_example", project / "src" / "my_hookgate_plugins"
+    )
+    (project / "pyproject.toml").write_text(guide_block("[tool.importlinter]"))
+    kept = lint_imports(project)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "Contracts: 1 kept, 0 broken." in kept.stdout
+
+    module = project / "src" / "my_hookgate_plugins" / "received_at.py"
+    module.write_text(module.read_text() + "\nfrom gateway.section import show as _show\n")
+    broken = lint_imports(project)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "my_hookgate_plugins.received_at -> gateway.section" in broken.stdout
