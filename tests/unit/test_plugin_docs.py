@@ -1,9 +1,9 @@
 """docs/plugins.md is true to the plugin contract: its snippets run, its excerpts are the code.
 
-The verifier and middleware snippets are excerpts of the example package's modules, so
-each definition in them must be that module's (docstrings and comments aside); the
-other snippets (options, a target, a test of a plugin) are run here as written, with
-only the names the guide leaves to the reader filled in.
+The verifier, target and middleware snippets are excerpts of the example package's
+modules, so each definition in them must be that module's (docstrings and comments
+aside); the other snippets (options, a broker-like target, a test of a plugin) are run
+here as written, with only the names the guide leaves to the reader filled in.
 """
 
 from __future__ import annotations
@@ -110,7 +110,11 @@ def test_the_guides_table_names_every_export_of_the_contract():
 
 @pytest.mark.parametrize(
     ("marker", "module"),
-    [("plugin = VerifierSpec(", "shared_token"), ("class AddReceivedAtPlugin", "received_at")],
+    [
+        ("plugin = VerifierSpec(", "shared_token"),
+        ("class AddReceivedAtPlugin", "received_at"),
+        ("class JsonlFilePlugin", "jsonl_file"),
+    ],
 )
 def test_the_guides_excerpts_are_the_examples_code(example, marker, module):
     excerpt = ast.parse(block("python", marker))
