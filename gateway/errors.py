@@ -113,6 +113,7 @@ class VerificationError(IngressError):
 
     @property
     def reason(self) -> str:
+        """Why, as the 401's ``{"error": ...}`` says it."""
         return self.message
 
 

@@ -39,9 +39,11 @@ class Section:
         self.data: Mapping[str, Any] = data
 
     def key_path(self, key: str) -> str:
+        """The full key path of `key` in this section, for messages."""
         return f"{self.path}.{key}" if self.path else key
 
     def fail(self, message: str, key: str | None = None) -> None:
+        """Record a problem at `key` (at this section itself without one)."""
         where = self.key_path(key) if key is not None else self.path or "(top level)"
         self.problems.append(f"{where}: {message}")
 
@@ -75,21 +77,27 @@ class Section:
             return default
 
     def text(self, key: str, default: Any = _MISSING) -> Any:
+        """A string (numbers are taken as written)."""
         return self.get(key, _string, default, fallback="")
 
     def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
+        """A whole number of at least `minimum`."""
         return self.get(key, lambda v: _integer(v, minimum), default, fallback=minimum)
 
     def flag(self, key: str, default: Any = _MISSING) -> Any:
+        """true or false (also yes/no, 1/0)."""
         return self.get(key, _boolean, default, fallback=False)
 
     def duration(self, key: str, default: Any = _MISSING) -> Any:
+        """Seconds, from a number or a duration such as "10s", "250ms" or "5m"."""
         return self.get(key, parse_duration, default, fallback=0.0)
 
     def size(self, key: str, default: Any = _MISSING) -> Any:
+        """Bytes, from a number or a size such as "64KiB" or "1MB"."""
         return self.get(key, parse_size, default, fallback=0)
 
     def text_list(self, key: str, default: Any = _MISSING) -> Any:
+        """A tuple of strings, from a list or a single string."""
         return self.get(key, _string_list, default, fallback=())
 
     def section(self, key: str) -> Section:
@@ -98,6 +106,7 @@ class Section:
         return Section(self.data.get(key), self.key_path(key), self.problems)
 
     def items(self) -> list[tuple[str, Any]]:
+        """Every key and value, all counted as asked for (for maps of free-form keys)."""
         self._seen.update(self.data)
         return [(str(k), v) for k, v in self.data.items()]
 

@@ -30,9 +30,13 @@ class TargetPlugin(Protocol):
     kind: Literal["target"]
     name: str
 
-    def parse(self, section: Section) -> Any: ...
+    def parse(self, section: Section) -> Any:
+        """The target's options (ideally a frozen dataclass); problems go to `section`."""
+        ...
 
-    def create(self, options: Any, resources: Resources) -> Send: ...
+    def create(self, options: Any, resources: Resources) -> Send:
+        """The `Send` for one target's config, from what `parse` returned."""
+        ...
 
 
 @runtime_checkable
@@ -42,9 +46,13 @@ class MiddlewarePlugin(Protocol):
     kind: Literal["middleware"]
     name: str
 
-    def parse(self, section: Section) -> Any: ...
+    def parse(self, section: Section) -> Any:
+        """The middleware's options; problems go to `section`, with their key paths."""
+        ...
 
-    def create(self, options: Any, resources: Resources) -> Middleware: ...
+    def create(self, options: Any, resources: Resources) -> Middleware:
+        """The `Middleware` for one place in a chain, from what `parse` returned."""
+        ...
 
 
 @runtime_checkable
@@ -52,15 +60,23 @@ class VerifierPlugin(Protocol):
     """Creates the `Verifier` of a source's ``verify:``.
 
     `resources` is None when nothing will be verified (``hookgate send`` only signs).
+    hookgate also looks for these optional members, as `VerifierSpec` has them:
+    ``credentials(options)`` (the `Credentials` to store redacted, default none),
+    ``sample_body`` and ``sample_content_type`` (what ``hookgate send`` posts) and
+    ``prepare(options, body, now)`` (the body as the provider would send it).
     """
 
     kind: Literal["verifier"]
     name: str
     default_dedupe: str | None  # where the provider puts its delivery id, e.g. "header:X-..."
 
-    def parse(self, section: Section) -> Any: ...
+    def parse(self, section: Section) -> Any:
+        """The verifier's options; problems go to `section`, with their key paths."""
+        ...
 
-    def create(self, options: Any, resources: Resources | None) -> Verifier: ...
+    def create(self, options: Any, resources: Resources | None) -> Verifier:
+        """The `Verifier` for one source's ``verify:``, from what `parse` returned."""
+        ...
 
 
 Plugin = TargetPlugin | MiddlewarePlugin | VerifierPlugin

@@ -263,4 +263,5 @@ class VerifierSpec:
     kind: Literal["verifier"] = "verifier"
 
     def create(self, options: Any, resources: Any) -> FunctionVerifier:
+        """The `Verifier` that runs `check` and `sign` with `options`."""
         return FunctionVerifier(options, self.check, self.sign)

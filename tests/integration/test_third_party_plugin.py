@@ -5,21 +5,30 @@ isolation) and uninstalled afterwards, whatever the outcome. Every check runs in
 interpreter, so nothing imported by this test process can stand in for the installed
 package. Building without isolation needs a setuptools that builds wheels by itself
 (>= 70.1) or the wheel package: without one the test is skipped, and fails under CI.
+The import-linter contract docs/plugins.md offers plugin packages is run on a copy too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+from conftest import hookgate_process
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hookgate-plugin-example"
 DIST = "hookgate-plugin-example"
@@ -33,8 +42,9 @@ targets:
   orders:
     url: http://127.0.0.1:9000/hooks
     middleware: [{type: add-received-at}]
+  archive: {type: jsonl-file, path: /var/lib/hookgate/archive.jsonl}
 routes:
-  - {source: partner, targets: [orders]}
+  - {source: partner, targets: [orders, archive]}
 """
 
 # Runs in a fresh interpreter after the install: the plugins as hookgate loads them,
@@ -153,23 +163,25 @@ def test_example_plugins_are_unknown_until_installed(tmp_path: Path) -> None:
     assert before.returncode == 1
     assert 'sources.partner.verify.type: unknown verifier type "shared-token"' in before.stderr
     assert "targets.orders.middleware[0].type: unknown middleware type" in before.stderr
+    assert 'targets.archive.type: unknown target type "jsonl-file"' in before.stderr
 
 
 @pytest.mark.usefixtures("install")
 def test_installed_example_plugins_are_checked_and_run(tmp_path: Path) -> None:
     good = hookgate_check(GOOD, tmp_path)
     assert good.returncode == 0, good.stderr
-    assert "ok: 1 sources, 1 targets, 1 routes" in good.stdout
+    assert "ok: 1 sources, 2 targets, 1 routes" in good.stdout
 
     bad = hookgate_check(
-        GOOD.replace("header: X-Partner-Token", "header: X Partner").replace(
-            "{type: add-received-at}", "{type: add-received-at, header: X-Hookgate-Attempt}"
-        ),
+        GOOD.replace("header: X-Partner-Token", "header: X Partner")
+        .replace("{type: add-received-at}", "{type: add-received-at, header: X-Hookgate-Attempt}")
+        .replace("path: /var/lib/hookgate/archive.jsonl", "path: archive.jsonl"),
         tmp_path,
     )
     assert bad.returncode == 1
     assert "sources.partner.verify.header: expected a header name" in bad.stderr
     assert "targets.orders.middleware[0].header: is one of hookgate's identity" in bad.stderr
+    assert 'targets.archive.path: expected an absolute path, got "archive.jsonl"' in bad.stderr
 
     probe = run(sys.executable, "-c", PROBE, cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr
@@ -185,3 +197,124 @@ def test_installed_example_plugins_are_checked_and_run(tmp_path: Path) -> None:
     assert seen["wrong"] == "X-Shared-Token does not match"
     assert seen["missing"] == "missing X-Shared-Token header"
     assert seen["credentials"] == ["X-Shared-Token"]  # stored redacted, like api-key's
+
+
+def guide_block(marker: str) -> str:
+    """The toml block of docs/plugins.md that contains `marker`."""
+    guide = (EXAMPLE.parents[1] / "docs" / "plugins.md").read_text()
+    (found,) = [b for b in re.findall(r"^```toml\n(.*?)^```$", guide, re.M | re.S) if marker in b]
+    return found
+
+
+def lint_imports(project: Path) -> subprocess.CompletedProcess[str]:
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), "--no-cache", str(project / "pyproject.toml")],
+        cwd=project, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+    )  # fmt: skip
+
+
+def test_the_guides_import_contract_for_a_plugin_package_keeps_and_breaks(tmp_path: Path) -> None:
+    # docs/plugins.md offers plugin authors an import-linter contract of their own: run it,
+    # as written, on a copy of the example package under the guide's package name.
+    project = tmp_path / "my-plugins"
+    shutil.copytree(
+        EXAMPLE / "src" / "hookgate_plugin_example", project / "src" / "my_hookgate_plugins"
+    )
+    (project / "pyproject.toml").write_text(guide_block("[tool.importlinter]"))
+    kept = lint_imports(project)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "Contracts: 1 kept, 0 broken." in kept.stdout
+
+    module = project / "src" / "my_hookgate_plugins" / "received_at.py"
+    module.write_text(module.read_text() + "\nfrom gateway.section import show as _show\n")
+    broken = lint_imports(project)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "my_hookgate_plugins.received_at -> gateway.section" in broken.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+SERVED = """\
+database: {{url: "{database}"}}
+server: {{host: 127.0.0.1, port: {port}, shutdown_timeout: 1s}}
+relay: {{enabled: true, poll_interval: 200ms}}
+sources:
+  partner:
+    verify: {{type: shared-token, token: s3cret, header: X-Partner-Token}}
+    event_type: "json:type"
+targets:
+  archive:
+    type: jsonl-file
+    path: {path}
+    middleware: [{{type: add-received-at}}]
+routes:
+  - {{source: partner, targets: [archive]}}
+"""
+
+
+async def answer(port: int, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """POSTs `body` to /in/partner once serve answers /readyz with 200."""
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+        while True:
+            try:
+                async with session.get(f"{base}/readyz") as ready:
+                    if ready.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+        headers = {"X-Partner-Token": token}
+        async with session.post(f"{base}/in/partner", data=body, headers=headers) as response:
+            return response.status, await response.json()
+
+
+def complete_lines(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes() if path.exists() else b""
+    return [json.loads(line) for line in data.split(b"\n")[:-1]]  # not a line being written
+
+
+async def lines_of(path: Path, count: int) -> list[dict[str, Any]]:
+    """The file's first `count` lines, once the target has written them."""
+    async with asyncio.timeout(30):
+        while True:
+            lines = await asyncio.to_thread(complete_lines, path)
+            if len(lines) >= count:
+                return lines
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.usefixtures("install")
+async def test_a_real_serve_verifies_stamps_and_delivers_with_the_example_plugins(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The worked case end to end: hookgate serve, started as a real process, verifies with
+    # shared-token, and relays through add-received-at into the jsonl-file target.
+    port, archive = free_port(), tmp_path / "archive.jsonl"
+    config = tmp_path / "hookgate.yaml"
+    config.write_text(SERVED.format(database=database_url, port=port, path=archive))
+    body = b'{"type": "order.paid", "id": 7}'
+    async with hookgate_process("serve", "--config", str(config)) as process:
+        assert await answer(port, "wrong", body) == (
+            401,
+            {"error": "X-Partner-Token does not match"},
+        )
+        status, accepted = await answer(port, "s3cret", body)
+        assert status == 202, accepted
+        (line,) = await lines_of(archive, 1)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            await process.communicate()
+    assert line["event_id"] == accepted["id"]
+    assert (line["source"], line["target"], line["type"]) == ("partner", "archive", "order.paid")
+    assert base64.b64decode(line["body"]) == body
+    headers = dict(line["headers"])
+    assert headers["X-Received-At"] == line["received_at"]
+    assert headers["Idempotency-Key"] == line["delivery_id"]
+    assert process.returncode == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import gateway
 import gateway.plugin as contract
 from gateway import errors, plugins, section
 from gateway.contract import message, verify
@@ -16,7 +17,7 @@ from gateway.plugin import VerificationError, hexdecode
 from gateway.relay import lanes
 
 ROOT = Path(__file__).parents[2]
-EXAMPLE_PLUGINS = ROOT / "examples" / "hookgate-plugin-example"
+EMBEDDING = ROOT / "examples" / "embedding"
 
 # Changing this list changes what every third-party plugin may rely on: do it on purpose,
 # and say so in docs/plugins.md.
@@ -55,6 +56,28 @@ def test_every_class_and_function_of_the_contract_is_documented(name):
         assert inspect.getdoc(value), f"gateway.plugin.{name} has no docstring"
 
 
+def public_members() -> list[str]:
+    """Every public method and property of the contract's classes, as "Class.member"."""
+    members = []
+    for name in PINNED:
+        value = getattr(contract, name)
+        if not inspect.isclass(value) or not value.__module__.startswith("gateway."):
+            continue
+        for attribute, member in vars(value).items():
+            function = member.fget if isinstance(member, property) else member
+            if not attribute.startswith("_") and inspect.isfunction(function):
+                members.append(f"{name}.{attribute}")
+    return members
+
+
+@pytest.mark.parametrize("member", public_members())
+def test_every_method_and_property_of_the_contract_is_documented(member):
+    name, attribute = member.split(".")
+    member_value = vars(getattr(contract, name))[attribute]
+    function = member_value.fget if isinstance(member_value, property) else member_value
+    assert inspect.getdoc(function), f"gateway.plugin.{member} has no docstring"
+
+
 def test_the_module_docstring_names_every_export():
     doc = contract.__doc__ or ""
     missing = [name for name in PINNED if f"`{name}`" not in doc]
@@ -87,14 +110,38 @@ def gateway_imports(path: Path) -> set[str]:
     return {m for m in modules if m == "gateway" or m.startswith("gateway.")}
 
 
+# What each file under plugins/ and examples/ may import from gateway: a plugin only the
+# contract; the embedding example is a host application, not a plugin, and uses only the
+# embedding API (`gateway.create_app`, `gateway.load_config`), nothing behind it.
+def allowed_from_gateway(path: Path) -> set[str]:
+    if path.is_relative_to(EMBEDDING):
+        return {"gateway"}
+    return {"gateway.plugin"}
+
+
 @pytest.mark.parametrize(
     "path",
-    sorted([*(ROOT / "plugins").rglob("*.py"), *EXAMPLE_PLUGINS.rglob("*.py")]),
+    sorted([*(ROOT / "plugins").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]),
     ids=lambda p: str(p.relative_to(ROOT)),
 )
-def test_plugins_and_the_example_import_only_the_contract_from_gateway(path):
-    # import-linter checks this too (scripts/lint); this names the file when it breaks.
-    assert gateway_imports(path) <= {"gateway.plugin"}
+def test_plugins_and_the_examples_import_only_the_contract_from_gateway(path):
+    # import-linter checks the packages too (scripts/lint); this covers every file, the
+    # embedding host's included, and names the file when it breaks.
+    assert gateway_imports(path) <= allowed_from_gateway(path)
+
+
+@pytest.mark.parametrize("path", sorted(EMBEDDING.rglob("*.py")), ids=lambda p: p.name)
+def test_the_embedding_example_uses_only_the_embedding_api(path):
+    used = {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "gateway"
+    }
+    assert set(gateway.__all__) == {"create_app", "load_config"}
+    assert used, "the example no longer uses gateway.create_app: update this test"
+    assert used <= set(gateway.__all__)
 
 
 @pytest.mark.parametrize(

@@ -1,27 +1,31 @@
 """The cases every verifier passes, run on each through the plugin registry.
 
 Valid, tampered body, wrong secret, expired, from the future, at the tolerance's edge,
-rotation with several secrets, and malformed signature or timestamp headers: each
-provider signs with its own function (tests/verifier_schemes.py), and the verifier is
-created exactly as the gateway creates it. A provider's own edge cases and published
-test vectors are in its own tests/unit/test_verifier_<type>.py.
+the default tolerance the README documents, rotation with several secrets, and malformed
+signature or timestamp headers: each provider signs with its own function
+(tests/verifier_schemes.py), and the verifier is created exactly as the gateway creates
+it. Every verifier module under plugins/verifiers/ must be here. A provider's own edge
+cases and published test vectors are in its own tests/unit/test_verifier_<type>.py.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import inspect
 import re
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 from verifier_schemes import SCHEMES, Scheme, Signed
 from verifiers import NOW, URL, inbound, options
 
-from gateway.plugin import Reply, Resources, VerificationError
+from gateway.plugin import DEFAULT_TOLERANCE, Reply, Resources, VerificationError
 from gateway.plugins import GROUP, load_registry
 
+ROOT = Path(__file__).parents[2]
 REGISTRY = load_registry()
 GARBAGE = [
     "",
@@ -46,6 +50,12 @@ BAD_TIMES = [
     "\udcff",
     "\uff11\uff12\uff13",
 ]  # fullwidth digits: not ASCII
+
+
+# Each provider's default tolerance where it is not DEFAULT_TOLERANCE (5 minutes), as the
+# README's Providers table gives it: the cases below read the default from the options, so
+# this is what holds each one to its documented value.
+TOLERANCES = {"calendly": 180.0, "paddle": 5.0, "twitch": 600.0, "linear": 60.0, "sns": 7200.0}
 
 
 def by(attribute: str) -> list[Scheme]:
@@ -102,6 +112,30 @@ def test_every_built_in_verifier_has_a_scheme():
     assert {scheme.type for scheme in SCHEMES} == built_in
 
 
+def defines_a_plugin(path: Path) -> bool:
+    """Whether the module assigns a module-level `plugin`, as every plugin module does."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "plugin" for t in targets):
+                return True
+    return False
+
+
+def test_every_verifier_module_under_plugins_is_registered_so_the_contract_runs_it():
+    # The check above counts entry points; a module with a `plugin` that nobody registered
+    # would escape it (and hookgate), so count the files too. stamped.py and v0.py are
+    # schemes that several verifiers share and define no plugin of their own.
+    modules = {
+        f"plugins.verifiers.{path.stem}:plugin"
+        for path in (ROOT / "plugins" / "verifiers").glob("*.py")
+        if defines_a_plugin(path)
+    }
+    registered = {entry.value for entry in entry_points(group=GROUP)}
+    assert modules - registered == set()
+    assert len(modules) == len({scheme.type for scheme in SCHEMES})
+
+
 @each(SCHEMES)
 async def test_a_validly_signed_request_is_accepted(scheme):
     assert await verify(scheme, ["secret-a"], signed(scheme)) is None
@@ -126,6 +160,15 @@ async def test_a_scheme_that_does_not_sign_the_body_accepts_any_body(scheme):
     assert (
         await verify(scheme, ["secret-a"], Signed(sent.headers, scheme.tamper(sent.body))) is None
     )
+
+
+@each(by("timestamped"))
+def test_a_verifier_defaults_to_its_providers_documented_tolerance(scheme):
+    assert tolerance(scheme) == TOLERANCES.get(scheme.type, DEFAULT_TOLERANCE)
+
+
+def test_every_documented_tolerance_belongs_to_a_timestamped_scheme():
+    assert set(TOLERANCES) <= {scheme.type for scheme in by("timestamped")}
 
 
 @each(by("timestamped"))
