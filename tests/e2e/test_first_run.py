@@ -8,6 +8,7 @@ import asyncio
 import socket
 from urllib.parse import urlsplit
 
+import aiohttp
 from test_lifecycle import free_port, hookgate, stop, wait_ready, write_config
 
 from gateway.storage.connect import describe
@@ -35,14 +36,21 @@ async def test_serve_says_where_it_listens_and_which_database_it_uses(
 ):
     sink, port = await target(), free_port()
     config = write_config(tmp_path / "h.yaml", database_url, sink.url, port, relay=True)
+    with config.open("a") as file:  # an admin token: the inspector is served, and announced
+        file.write("admin: {tokens: {ops: tok_0123456789abcdef0123}}\n")
     async with hookgate("serve", "--config", str(config)) as process:
         assert process.stdout is not None
-        lines = await read_until(process.stdout, "hookgate: database:")
+        lines = await read_until(process.stdout, "hookgate: admin:")
         await wait_ready(port)
         assert lines == [
             f"hookgate: listening on http://127.0.0.1:{port}",
             f"hookgate: database: PostgreSQL at {describe(database_url)}",
+            f"hookgate: admin: http://127.0.0.1:{port}/admin",
         ]
+        async with aiohttp.ClientSession() as session:  # the URL announced is the inspector's
+            url = lines[-1].removeprefix("hookgate: admin: ")
+            async with session.get(url, allow_redirects=False) as page:
+                assert page.status == 303 and "/admin/login" in page.headers["Location"]
         code, _ = await stop(process)
     assert code == 0
 
