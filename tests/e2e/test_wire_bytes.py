@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
+import json
 import uuid
 import zlib
 
@@ -71,6 +72,7 @@ async def test_a_compressed_body_is_stored_and_relayed_as_received(
     row = await stored(database_url, (await response.json())["id"])
     assert row["body"] == wire  # the wire bytes, not the inflated ones
     assert row["event_type"] == "order.created"  # read from the inflated copy
+    assert ["Content-Encoding", encoding] in json.loads(row["headers"])  # stored with its coding
     await sink.recorder.wait_for(1)
     sent_headers, sent_body = sink.recorder.requests[0]
     assert sent_body == wire
