@@ -137,8 +137,13 @@ SHORT = "header_timeout: 200ms, body_timeout: 200ms"
 )
 async def test_a_head_that_does_not_arrive_in_time_is_408_and_closed(database_url, gateway, data):
     client = await gateway(config(database_url, SHORT))
-    raw = await exchange(client, data)  # returns once the server closed the connection
+    with capture_logs() as logs:
+        raw = await exchange(client, data)  # returns once the server closed the connection
     assert_json_error(raw, 408)
+    about_requests = [e for e in logs if e["event"].startswith("request_")]
+    assert [(e["event"], e["log_level"], e["stage"]) for e in about_requests] == [
+        ("request_timed_out", "info", "head")
+    ]
 
 
 async def test_a_kept_alive_connection_gets_the_head_timeout_for_its_next_request(
@@ -198,9 +203,13 @@ async def test_connections_over_max_connections_are_refused_at_once(database_url
     client = await gateway(config(database_url, "max_connections: 2"))
     held = [await asyncio.open_connection(client.server.host, client.server.port) for _ in range(2)]
     try:
-        raw = await exchange(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        headers = assert_json_error(raw, 503)
-        assert headers["retry-after"] == "1"
+        with capture_logs() as logs:
+            for _ in range(3):  # a flood: one line at once, the rest counted for later
+                raw = await exchange(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                headers = assert_json_error(raw, 503)
+                assert headers["retry-after"] == "1"
+        refused = [e for e in logs if e["event"] == "connection_refused"]
+        assert [(e["log_level"], e["count"]) for e in refused] == [("warning", 1)]
     finally:
         for _, writer in held:
             writer.close()
