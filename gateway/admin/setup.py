@@ -45,7 +45,7 @@ def middlewares(config: Config, access: Access | None) -> list[Middleware]:
     """What the public application needs in front of its routes for the admin surface."""
     if access is None or config.admin.port is not None:
         return []
-    return [admin_guard(access, config.server.trusted_proxies)]
+    return [admin_guard(access, config.server.trusted_proxies, config.server.body_timeout)]
 
 
 def add_routes(app: web.Application) -> None:
@@ -118,7 +118,10 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     access = app[keys.ADMIN_ACCESS]
     admin_app = web.Application(
-        middlewares=[handle_errors, admin_guard(access, config.server.trusted_proxies)],
+        middlewares=[
+            handle_errors,
+            admin_guard(access, config.server.trusted_proxies, config.server.body_timeout),
+        ],
         handler_args={"max_field_size": 16384, "lingering_time": 1.0},
     )
     admin_app.on_response_prepare.append(identify)

@@ -182,6 +182,31 @@ async def test_a_body_that_does_not_arrive_in_time_is_408(database_url, gateway,
     assert [e["status"] for e in logs if e["event"] == "request_handled"] == [408]
 
 
+ADMIN_TOKEN = "tok_0123456789abcdef0123"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /admin/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\ntoken=",
+        b"POST /admin/api/targets/t/pause HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"Authorization: Bearer " + ADMIN_TOKEN.encode() + b'\r\n\r\n{"reason":',
+    ],
+    ids=["the login form", "the admin API"],
+)
+async def test_an_admin_body_that_does_not_arrive_in_time_is_408(database_url, gateway, data):
+    """The admin surface reads its forms and JSON within body_timeout too: a client
+    dripping a login form (no token needed to send one) cannot hold a connection."""
+    yaml = f"""
+server: {{{SHORT}}}
+admin: {{tokens: {{ops: {ADMIN_TOKEN}}}}}
+targets: {{t: {{url: "http://127.0.0.1:9/"}}}}
+"""
+    client = await gateway(make_config(database_url, yaml))
+    assert_json_error(await exchange(client, data), 408)
+
+
 async def test_a_client_that_hangs_up_mid_body_is_one_info_line(database_url, gateway):
     client = await gateway(config(database_url))
     data = b'POST /in/demo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"type":'
