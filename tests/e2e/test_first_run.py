@@ -9,6 +9,7 @@ import socket
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 from test_lifecycle import free_port, hookgate, stop, wait_ready, write_config
 
 from gateway.storage.connect import describe
@@ -71,13 +72,14 @@ async def test_a_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, targ
     ]
 
 
-async def test_an_unreachable_database_is_retried_with_a_countdown_then_exit_1(tmp_path):
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate"])
+async def test_an_unreachable_database_is_retried_with_a_countdown_then_exit_1(tmp_path, command):
     port = free_port()  # nothing listens there
     url = f"postgresql://hookgate:s3cret@127.0.0.1:{port}/hooks"
     config = write_config(tmp_path / "h.yaml", url, "http://127.0.0.1:9/", free_port(), True)
     text = config.read_text().replace("database: {", "database: {connect_timeout: 3s, ")
     config.write_text(text)
-    async with hookgate("serve", "--config", str(config)) as process:
+    async with hookgate(command, "--config", str(config)) as process:
         code, err = await finish(process)
     assert code == 1
     waits = [line for line in err if '"database_connect_failed"' in line]
