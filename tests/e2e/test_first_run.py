@@ -72,6 +72,25 @@ async def test_a_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, targ
     ]
 
 
+async def test_an_admin_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, target):
+    sink = await target()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "h.yaml", database_url, sink.url, free_port(), True)
+        with config.open("a") as file:
+            file.write(f"admin: {{tokens: {{ops: tok_0123456789abcdef0123}}, port: {port}}}\n")
+        async with hookgate("serve", "--config", str(config)) as process:
+            code, err = await finish(process)
+    assert code == 1
+    assert err[-1] == (
+        f"hookgate: cannot listen on 127.0.0.1:{port}: the address is already in use "
+        "(another hookgate? choose another port with admin.port)"
+    )
+    assert not [line for line in err if "Traceback" in line]
+
+
 @pytest.mark.parametrize("command", ["serve", "worker", "migrate"])
 async def test_an_unreachable_database_is_retried_with_a_countdown_then_exit_1(tmp_path, command):
     port = free_port()  # nothing listens there
