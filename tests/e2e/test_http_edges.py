@@ -7,8 +7,13 @@ import asyncio
 import json
 
 import pytest
-from conftest import make_config
+from conftest import GatewayTestServer, make_config
 from structlog.testing import capture_logs
+
+from gateway.app import create_app
+from gateway.config import parse_config
+from gateway.plugin import VerifierSpec
+from gateway.plugins import load_registry
 
 MARK = "Sekr1tMarker"  # must never come back in an answer
 
@@ -244,3 +249,32 @@ async def test_connections_over_max_connections_are_refused_at_once(database_url
         await asyncio.sleep(0.01)
     else:
         raise AssertionError("the cap never let a connection in again")
+
+
+def crash(inbound, options):
+    raise RuntimeError(f"a bug that knows {MARK}")  # what a 500 must not tell the client
+
+
+async def test_an_unexpected_failure_is_a_json_500_with_a_request_id_in_the_log(
+    database_url, aiohttp_client, clock
+):
+    registry = load_registry()
+    registry.add(VerifierSpec(name="crashing", parse=lambda section: None, check=crash))
+    text = "sources: {demo: {verify: {type: crashing}}}"
+    config = parse_config(f"database: {{url: '{database_url}'}}\n{text}", registry, env={})
+    client = await aiohttp_client(
+        GatewayTestServer(create_app(config, clock=clock, registry=registry))
+    )
+    with capture_logs() as logs:
+        answer = await client.post("/in/demo", data=b"{}")
+    assert answer.status == 500
+    assert answer.headers["Server"] == "hookgate"
+    document = await answer.json()
+    assert set(document) == {"error", "request_id"} and document["error"] == "internal error"
+    assert MARK not in await answer.text()
+    crashed = [e for e in logs if e["event"] == "request_crashed"]
+    handled = [e for e in logs if e["event"] == "request_handled"]
+    assert [(e["log_level"], e["request_id"]) for e in crashed] == [
+        ("error", document["request_id"])
+    ]  # logged once, with its traceback, for whoever reads the log
+    assert [(e["status"], e["request_id"]) for e in handled] == [(500, document["request_id"])]
