@@ -45,12 +45,16 @@ async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) 
 
 async def preread(request: web.BaseRequest, within: float = 30.0) -> None:
     """Read the body a handler will take with `request.read()`, `.post()` or `.json()`
-    (aiohttp keeps it for them) within `within` seconds, with `read_body`'s errors; its
-    size is aiohttp's `client_max_size` (413 beyond it)."""
+    (aiohttp keeps it for them; a multipart form as parsed by `.post()`) within `within`
+    seconds, with `read_body`'s errors; its size is aiohttp's `client_max_size` (413
+    beyond it)."""
     if request.content.is_eof():
         return  # nothing left to wait for
     async with _bounded(request, within):
-        await request.read()
+        if request.content_type == "multipart/form-data":
+            await request.post()  # parsed from the stream (read() would leave it empty)
+        else:
+            await request.read()
 
 
 @contextlib.asynccontextmanager
