@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 from test_lifecycle import free_port, wait_ready
 
 ROOT = Path(__file__).parents[2]
@@ -139,3 +140,47 @@ async def test_a_code_change_rebuilds_only_the_code_layers(tmp_path):
         await run(cli, "rmi", "-f", "hookgate-e2e-layers")
     assert cached(progress, "pip install -r /src/requirements.txt")
     assert not cached(progress, "pip install --no-deps /src")
+
+
+async def test_a_redis_stream_target_delivers_from_inside_the_image(tmp_path, redis_url):
+    """The broker extras are not only importable: a redis-stream target relays from the
+    container (the config mounted over the default one, as the README says to)."""
+    cli = docker_cli()
+    tag, name = "hookgate-e2e", f"hookgate-e2e-{uuid.uuid4().hex[:8]}"
+    await build(cli, tag)  # cached after the first test
+    stream = f"hookgate-test-docker:{uuid.uuid4().hex[:12]}"
+    config = tmp_path / "hookgate.yaml"
+    config.write_text(
+        f"""
+database: {{data_dir: /data}}
+server:
+  host: 0.0.0.0
+  port: ${{PORT:-8080}}
+sources: {{demo: {{event_type: "json:type"}}}}
+targets: {{stream: {{type: redis-stream, url: "{redis_url}", stream: "{stream}"}}}}
+routes: [{{source: demo, targets: [stream]}}]
+"""
+    )
+    config.chmod(0o644)  # read by the image's own user
+    port = free_port()
+    await run(cli, "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}",
+              "-v", f"{config}:/etc/hookgate/hookgate.yaml:ro", tag)  # fmt: skip
+    admin = redis.from_url(redis_url)
+    try:
+        await wait_ready(port, timeout=120)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"http://127.0.0.1:{port}/in/demo", data=b'{"type": "t"}') as answer,
+        ):
+            assert answer.status == 202
+        for _ in range(300):  # until the relay has written it (a bound, not a measurement)
+            entries = await admin.xrange(stream)
+            if entries:
+                break
+            await asyncio.sleep(0.1)
+        assert len(entries) == 1
+        await run(cli, "stop", name)
+    finally:
+        await admin.delete(stream)
+        await admin.aclose()
+        await run(cli, "rm", "-f", name)
