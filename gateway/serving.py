@@ -35,7 +35,7 @@ from gateway.storage.connect import describe
 
 log = structlog.get_logger("hookgate.serving")
 
-ADMIN_ROUTE = "admin"  # the name of the admin UI's entry route, when the app has one
+ADMIN_PATH = "/admin"  # the inspector's entry page, wherever the admin surface is mounted
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,15 +215,24 @@ def startup_lines(
     app: web.Application, config: Config, addresses: Sequence[tuple[str, int] | tuple[Any, ...]]
 ) -> list[str]:
     """What a started process tells the person who started it."""
-    urls = [_url(address) for address in addresses]
-    lines = [f"listening on {url}" for url in urls]
+    lines = [f"listening on {_url(address)}" for address in addresses]
     lines.append(f"database: {database_line(config)}")
-    admin = app.router.named_resources().get(ADMIN_ROUTE)
-    if admin is not None and urls:
-        lines.append(f"admin: {urls[0]}{admin.url_for()}")
-    if not urls:
+    admin = admin_url(app, config, [_base(address) for address in addresses])
+    if admin is not None:
+        lines.append(f"admin: {admin}")
+    if not addresses:
         lines.append(f"relaying to {len(config.targets)} targets (no listener: a worker)")
     return lines
+
+
+def admin_url(app: web.Application, config: Config, urls: Sequence[str]) -> str | None:
+    """Where the inspector is: its own listener (`admin.port`) or the first public one;
+    None when the app has no admin surface (no admin token) or nothing serves it."""
+    if keys.ADMIN_ACCESS not in app:
+        return None
+    if config.admin.port is not None:
+        return f"{_base((config.admin.host, config.admin.port))}{ADMIN_PATH}"
+    return f"{urls[0]}{ADMIN_PATH}" if urls else None
 
 
 def database_line(config: Config) -> str:
@@ -233,9 +242,12 @@ def database_line(config: Config) -> str:
 
 
 def _url(address: tuple[Any, ...]) -> str:
+    every = " (every interface)" if address[0] in ("0.0.0.0", "::") else ""
+    return _base(address) + every
+
+
+def _base(address: tuple[Any, ...]) -> str:
     host, port = address[0], address[1]
-    if host in ("0.0.0.0", "::"):
-        return f"http://{'[::]' if host == '::' else host}:{port} (every interface)"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

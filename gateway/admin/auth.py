@@ -27,6 +27,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.clock import Clock
 from gateway.ingress.network import client_address
+from gateway.ingress.request import preread
 from gateway.sources import IPNetwork
 
 COOKIE = "hookgate_session"
@@ -168,26 +169,35 @@ def is_api(path: str) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
-def admin_guard(access: Access, trusted: Sequence[IPNetwork] = ()) -> Middleware:
-    """Middleware: every ``/admin`` request but the login form needs a token or a session."""
+def admin_guard(
+    access: Access, trusted: Sequence[IPNetwork] = (), body_timeout: float = 30.0
+) -> Middleware:
+    """Middleware: every ``/admin`` request but the login form needs a token or a session.
+
+    The body of a request it lets through (a form, the API's JSON) is read here within
+    `body_timeout` (server.body_timeout), as ingest reads its own: else 408, and a client
+    dripping a login form cannot hold a connection open for ever.
+    """
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if not (path == "/admin" or path.startswith("/admin/")) or is_public(path):
+        if not (path == "/admin" or path.startswith("/admin/")):
             return await handler(request)
-        peer = client_address(request, trusted)
-        who = await _authenticate(request, access, peer)
-        if isinstance(who, web.StreamResponse):
-            return who
-        request[IDENTITY] = who
+        if not is_public(path):
+            peer = client_address(request, trusted)
+            who = await _authenticate(request, access, peer, body_timeout)
+            if isinstance(who, web.StreamResponse):
+                return who
+            request[IDENTITY] = who
+        await preread(request, body_timeout)
         return await handler(request)
 
     return guard
 
 
 async def _authenticate(
-    request: web.Request, access: Access, peer: str | None
+    request: web.Request, access: Access, peer: str | None, body_timeout: float
 ) -> Identity | web.StreamResponse:
     now = access.clock.now().timestamp()
     header = request.headers.get("Authorization")
@@ -203,17 +213,18 @@ async def _authenticate(
     who = access.session(request.cookies.get(COOKIE))
     if who is None:
         return unauthorized(request, "authentication required")
-    if request.method in _UNSAFE and not await _csrf_ok(request, who):
+    if request.method in _UNSAFE and not await _csrf_ok(request, who, body_timeout):
         return web.json_response({"error": "missing or invalid CSRF token"}, status=403)
     return who
 
 
-async def _csrf_ok(request: web.Request, who: Identity) -> bool:
+async def _csrf_ok(request: web.Request, who: Identity, body_timeout: float) -> bool:
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.content_type in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
+        await preread(request, body_timeout)
         value = (await request.post()).get(CSRF_FIELD)  # cached: the handler reads it again
         given = value if isinstance(value, str) else None
     return given is not None and hmac.compare_digest(given.encode(), who.csrf.encode())

@@ -9,6 +9,8 @@ public application serves no /admin route at all; a second application on
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 from collections.abc import AsyncIterator
 
 import structlog
@@ -45,7 +47,7 @@ def middlewares(config: Config, access: Access | None) -> list[Middleware]:
     """What the public application needs in front of its routes for the admin surface."""
     if access is None or config.admin.port is not None:
         return []
-    return [admin_guard(access, config.server.trusted_proxies)]
+    return [admin_guard(access, config.server.trusted_proxies, config.server.body_timeout)]
 
 
 def add_routes(app: web.Application) -> None:
@@ -118,7 +120,10 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     access = app[keys.ADMIN_ACCESS]
     admin_app = web.Application(
-        middlewares=[handle_errors, admin_guard(access, config.server.trusted_proxies)],
+        middlewares=[
+            handle_errors,
+            admin_guard(access, config.server.trusted_proxies, config.server.body_timeout),
+        ],
         handler_args={"max_field_size": 16384, "lingering_time": 1.0},
     )
     admin_app.on_response_prepare.append(identify)
@@ -139,8 +144,16 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     except OSError as exc:
         await runner.cleanup()
         where = f"{config.admin.host}:{config.admin.port}"
-        reason = (exc.strerror or str(exc)).lower()
-        raise HookgateError(f"cannot listen on {where} (admin.port): {reason}") from None
+        raise HookgateError(f"cannot listen on {where}: {_bind_reason(exc)}") from None
     log.info("admin_listening", host=config.admin.host, port=config.admin.port)
     yield
     await runner.cleanup()
+
+
+def _bind_reason(exc: OSError) -> str:
+    """Said as `serve` says it of its own port (asyncio's text repeats the address)."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            "the address is already in use (another hookgate? choose another port with admin.port)"
+        )
+    return f"{os.strerror(exc.errno).lower() if exc.errno else str(exc)} (admin.port)"

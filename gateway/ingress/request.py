@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -35,11 +36,33 @@ async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) 
     seconds in all, `ClientDisconnected` when the client hung up before its end, and
     `BadRequest` for a body its framing (chunks, length) does not hold."""
     check_length(request, limit)
+    if request.content.is_eof():  # all of it came with the head: no waiting to bound
+        return _buffered(request, limit)
+    async with _bounded(request, within):
+        body = await _read(request, limit)
+    return body
+
+
+async def preread(request: web.BaseRequest, within: float = 30.0) -> None:
+    """Read the body a handler will take with `request.read()`, `.post()` or `.json()`
+    (aiohttp keeps it for them; a multipart form as parsed by `.post()`) within `within`
+    seconds, with `read_body`'s errors; its size is aiohttp's `client_max_size` (413
+    beyond it)."""
+    if request.content.is_eof():
+        return  # nothing left to wait for
+    async with _bounded(request, within):
+        if request.content_type == "multipart/form-data":
+            await request.post()  # parsed from the stream (read() would leave it empty)
+        else:
+            await request.read()
+
+
+@contextlib.asynccontextmanager
+async def _bounded(request: web.BaseRequest, within: float) -> AsyncIterator[None]:
+    """A body read within `within` seconds, its failures said as ingress errors."""
     try:
-        if request.content.is_eof():  # all of it came with the head: no waiting to bound
-            return _buffered(request, limit)
         async with asyncio.timeout(within):
-            return await _read(request, limit)
+            yield
     except TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {within:g}s") from None
     except (RequestPayloadError, ConnectionError) as exc:

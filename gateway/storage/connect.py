@@ -10,6 +10,7 @@ Where the database is, is always shown as host:port/db, never with its password.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
@@ -93,6 +94,10 @@ async def _as_it_is(conn: asyncpg.Connection) -> None:
 
 def _reason(exc: BaseException) -> str:
     """A short cause: "connection refused", the server's message, or the error's name."""
+    if isinstance(exc, OSError) and exc.errno:
+        # By its number: asyncio's loop says "Connect call failed ('host', port)" where
+        # uvloop (serve, worker) says "Connection refused"; every command says the same.
+        return os.strerror(exc.errno).lower()
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     text = str(exc)

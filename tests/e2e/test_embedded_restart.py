@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from test_first_run import read_until
 from test_lifecycle import free_port, hookgate, stop, wait_ready
 
 
@@ -79,6 +80,12 @@ async def test_a_restart_after_kill_9_adopts_the_embedded_server_and_stops_it(tm
     try:
         async with hookgate("serve", "--config", str(config)) as first:
             await ready(first, port)
+            assert first.stdout is not None  # what a first run tells its user
+            lines = await read_until(first.stdout, "hookgate: database:")
+            assert (
+                lines[-1]
+                == f"hookgate: database: embedded PostgreSQL under {data_dir.resolve() / 'pg'}"
+            )
             pid = postmaster(data_dir)
             first.send_signal(signal.SIGKILL)
             await first.wait()

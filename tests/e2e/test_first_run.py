@@ -8,6 +8,8 @@ import asyncio
 import socket
 from urllib.parse import urlsplit
 
+import aiohttp
+import pytest
 from test_lifecycle import free_port, hookgate, stop, wait_ready, write_config
 
 from gateway.storage.connect import describe
@@ -35,14 +37,21 @@ async def test_serve_says_where_it_listens_and_which_database_it_uses(
 ):
     sink, port = await target(), free_port()
     config = write_config(tmp_path / "h.yaml", database_url, sink.url, port, relay=True)
+    with config.open("a") as file:  # an admin token: the inspector is served, and announced
+        file.write("admin: {tokens: {ops: tok_0123456789abcdef0123}}\n")
     async with hookgate("serve", "--config", str(config)) as process:
         assert process.stdout is not None
-        lines = await read_until(process.stdout, "hookgate: database:")
+        lines = await read_until(process.stdout, "hookgate: admin:")
         await wait_ready(port)
         assert lines == [
             f"hookgate: listening on http://127.0.0.1:{port}",
             f"hookgate: database: PostgreSQL at {describe(database_url)}",
+            f"hookgate: admin: http://127.0.0.1:{port}/admin",
         ]
+        async with aiohttp.ClientSession() as session:  # the URL announced is the inspector's
+            url = lines[-1].removeprefix("hookgate: admin: ")
+            async with session.get(url, allow_redirects=False) as page:
+                assert page.status == 303 and "/admin/login" in page.headers["Location"]
         code, _ = await stop(process)
     assert code == 0
 
@@ -63,13 +72,33 @@ async def test_a_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, targ
     ]
 
 
-async def test_an_unreachable_database_is_retried_with_a_countdown_then_exit_1(tmp_path):
+async def test_an_admin_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, target):
+    sink = await target()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "h.yaml", database_url, sink.url, free_port(), True)
+        with config.open("a") as file:
+            file.write(f"admin: {{tokens: {{ops: tok_0123456789abcdef0123}}, port: {port}}}\n")
+        async with hookgate("serve", "--config", str(config)) as process:
+            code, err = await finish(process)
+    assert code == 1
+    assert err[-1] == (
+        f"hookgate: cannot listen on 127.0.0.1:{port}: the address is already in use "
+        "(another hookgate? choose another port with admin.port)"
+    )
+    assert not [line for line in err if "Traceback" in line]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate"])
+async def test_an_unreachable_database_is_retried_with_a_countdown_then_exit_1(tmp_path, command):
     port = free_port()  # nothing listens there
     url = f"postgresql://hookgate:s3cret@127.0.0.1:{port}/hooks"
     config = write_config(tmp_path / "h.yaml", url, "http://127.0.0.1:9/", free_port(), True)
     text = config.read_text().replace("database: {", "database: {connect_timeout: 3s, ")
     config.write_text(text)
-    async with hookgate("serve", "--config", str(config)) as process:
+    async with hookgate(command, "--config", str(config)) as process:
         code, err = await finish(process)
     assert code == 1
     waits = [line for line in err if '"database_connect_failed"' in line]

@@ -7,8 +7,13 @@ import asyncio
 import json
 
 import pytest
-from conftest import make_config
+from conftest import GatewayTestServer, make_config
 from structlog.testing import capture_logs
+
+from gateway.app import create_app
+from gateway.config import parse_config
+from gateway.plugin import VerifierSpec
+from gateway.plugins import load_registry
 
 MARK = "Sekr1tMarker"  # must never come back in an answer
 
@@ -137,8 +142,13 @@ SHORT = "header_timeout: 200ms, body_timeout: 200ms"
 )
 async def test_a_head_that_does_not_arrive_in_time_is_408_and_closed(database_url, gateway, data):
     client = await gateway(config(database_url, SHORT))
-    raw = await exchange(client, data)  # returns once the server closed the connection
+    with capture_logs() as logs:
+        raw = await exchange(client, data)  # returns once the server closed the connection
     assert_json_error(raw, 408)
+    about_requests = [e for e in logs if e["event"].startswith("request_")]
+    assert [(e["event"], e["log_level"], e["stage"]) for e in about_requests] == [
+        ("request_timed_out", "info", "head")
+    ]
 
 
 async def test_a_kept_alive_connection_gets_the_head_timeout_for_its_next_request(
@@ -177,6 +187,31 @@ async def test_a_body_that_does_not_arrive_in_time_is_408(database_url, gateway,
     assert [e["status"] for e in logs if e["event"] == "request_handled"] == [408]
 
 
+ADMIN_TOKEN = "tok_0123456789abcdef0123"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /admin/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\ntoken=",
+        b"POST /admin/api/targets/t/pause HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"Authorization: Bearer " + ADMIN_TOKEN.encode() + b'\r\n\r\n{"reason":',
+    ],
+    ids=["the login form", "the admin API"],
+)
+async def test_an_admin_body_that_does_not_arrive_in_time_is_408(database_url, gateway, data):
+    """The admin surface reads its forms and JSON within body_timeout too: a client
+    dripping a login form (no token needed to send one) cannot hold a connection."""
+    yaml = f"""
+server: {{{SHORT}}}
+admin: {{tokens: {{ops: {ADMIN_TOKEN}}}}}
+targets: {{t: {{url: "http://127.0.0.1:9/"}}}}
+"""
+    client = await gateway(make_config(database_url, yaml))
+    assert_json_error(await exchange(client, data), 408)
+
+
 async def test_a_client_that_hangs_up_mid_body_is_one_info_line(database_url, gateway):
     client = await gateway(config(database_url))
     data = b'POST /in/demo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"type":'
@@ -198,9 +233,13 @@ async def test_connections_over_max_connections_are_refused_at_once(database_url
     client = await gateway(config(database_url, "max_connections: 2"))
     held = [await asyncio.open_connection(client.server.host, client.server.port) for _ in range(2)]
     try:
-        raw = await exchange(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        headers = assert_json_error(raw, 503)
-        assert headers["retry-after"] == "1"
+        with capture_logs() as logs:
+            for _ in range(3):  # a flood: one line at once, the rest counted for later
+                raw = await exchange(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                headers = assert_json_error(raw, 503)
+                assert headers["retry-after"] == "1"
+        refused = [e for e in logs if e["event"] == "connection_refused"]
+        assert [(e["log_level"], e["count"]) for e in refused] == [("warning", 1)]
     finally:
         for _, writer in held:
             writer.close()
@@ -210,3 +249,32 @@ async def test_connections_over_max_connections_are_refused_at_once(database_url
         await asyncio.sleep(0.01)
     else:
         raise AssertionError("the cap never let a connection in again")
+
+
+def crash(inbound, options):
+    raise RuntimeError(f"a bug that knows {MARK}")  # what a 500 must not tell the client
+
+
+async def test_an_unexpected_failure_is_a_json_500_with_a_request_id_in_the_log(
+    database_url, aiohttp_client, clock
+):
+    registry = load_registry()
+    registry.add(VerifierSpec(name="crashing", parse=lambda section: None, check=crash))
+    text = "sources: {demo: {verify: {type: crashing}}}"
+    config = parse_config(f"database: {{url: '{database_url}'}}\n{text}", registry, env={})
+    client = await aiohttp_client(
+        GatewayTestServer(create_app(config, clock=clock, registry=registry))
+    )
+    with capture_logs() as logs:
+        answer = await client.post("/in/demo", data=b"{}")
+    assert answer.status == 500
+    assert answer.headers["Server"] == "hookgate"
+    document = await answer.json()
+    assert set(document) == {"error", "request_id"} and document["error"] == "internal error"
+    assert MARK not in await answer.text()
+    crashed = [e for e in logs if e["event"] == "request_crashed"]
+    handled = [e for e in logs if e["event"] == "request_handled"]
+    assert [(e["log_level"], e["request_id"]) for e in crashed] == [
+        ("error", document["request_id"])
+    ]  # logged once, with its traceback, for whoever reads the log
+    assert [(e["status"], e["request_id"]) for e in handled] == [(500, document["request_id"])]

@@ -8,11 +8,14 @@ import base64
 import gzip
 import hashlib
 import hmac
+import json
 import logging
+import signal
 
 import asyncpg
-from conftest import make_config
+from conftest import hookgate_process, make_config
 from structlog.testing import capture_logs
+from test_lifecycle import free_port, wait_ready
 
 TOKEN = "tok_9f3c1d7e5b2a48c6"  # the secret, in every position a request can carry it
 B64 = base64.b64encode(f"hooks:{TOKEN}".encode()).decode()
@@ -48,8 +51,6 @@ async def eventually(database_url: str, query: str, count: int):
 
 
 def header(stored, name: str) -> str:
-    import json
-
     return next(v for k, v in json.loads(stored) if k.lower() == name.lower())
 
 
@@ -101,8 +102,8 @@ async def test_credentials_are_stored_redacted_and_signatures_kept(database_url,
     assert TOKEN not in repr([dict(r) for r in stored])
 
 
-async def raw(client, data: bytes, *, hang_up: bool = False) -> bytes:
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+async def raw(address: tuple[str, int], data: bytes, *, hang_up: bool = False) -> bytes:
+    reader, writer = await asyncio.open_connection(*address)
     try:
         writer.write(data)
         await writer.drain()
@@ -141,6 +142,25 @@ MALFORMED = [
     request(f"POST /in/keyq?key={TOKEN}{'a' * 9000} HTTP/1.1"),
     # too many headers
     ("POST /in/open HTTP/1.1\r\n" + f"X-T: {TOKEN}\r\n" * 200 + "\r\n").encode(),
+    # the token as a Content-Length, a Transfer-Encoding, an HTTP version, a Host with a
+    # control byte, an Expect; not HTTP at all (TLS, HTTP/2's preface)
+    request("POST /in/open HTTP/1.1", Content_Length=TOKEN),
+    request("POST /in/open HTTP/1.1", Transfer_Encoding=TOKEN),
+    f"POST /in/open HTTP/{TOKEN}\r\nHost: x\r\n\r\n".encode(),
+    f"POST /in/open HTTP/1.1\r\nHost: {TOKEN}\x01\r\n\r\n".encode(),
+    request("POST /in/open HTTP/1.1", b"{}", Content_Length="2", Expect=TOKEN),
+    f"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03{TOKEN}\r\n\r\n".encode(),
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + TOKEN.encode(),
+    # a method the source does not take, a body over max_body, a WebSocket upgrade
+    request(f"GET /in/keyq?key={TOKEN} HTTP/1.1", Authorization=BEARER),
+    request("POST /in/open HTTP/1.1", BODY, Content_Length="2000000", Authorization=BEARER),
+    request(
+        "GET /in/open HTTP/1.1",
+        Upgrade="websocket",
+        Connection="Upgrade, close",
+        Sec_WebSocket_Key=TOKEN,
+        Sec_WebSocket_Version="13",
+    ),
     # a body that stops short (408 after body_timeout), and a head that never ends
     request("POST /in/open HTTP/1.1", BODY[:10], Content_Length="500", Authorization=BEARER),
     f"POST /in/open HTTP/1.1\r\nAuthorization: {BEARER}\r\nX-Slow: {TOKEN}".encode(),
@@ -172,7 +192,13 @@ MALFORMED = [
         Content_Length=str(len(gzip.compress(BODY))),
         Content_Encoding=f"gzip, {TOKEN}",
     ),
-    # valid requests, the token where it belongs
+    # valid requests, the token where it belongs (and in a header's name, an absolute target)
+    request(
+        f"POST http://hooks:{TOKEN}@x/in/open?t={TOKEN} HTTP/1.1",
+        BODY,
+        Content_Length=str(len(BODY)),
+        **{TOKEN: "x"},
+    ),
     request(
         f"POST /in/keyq?key={TOKEN} HTTP/1.1",
         BODY,
@@ -194,24 +220,67 @@ MALFORMED = [
 ]
 
 
+async def send_every_way(address: tuple[str, int]) -> list[bytes]:
+    """Each of MALFORMED on its own connection (the answers), then a hang-up mid-body and
+    a valid request with a bearer token."""
+    answers = [await raw(address, data) for data in MALFORMED]
+    hang_up = request("POST /in/open HTTP/1.1", BODY[:5], Content_Length="99", Authorization=BEARER)
+    await raw(address, hang_up, hang_up=True)
+    valid = request(
+        "POST /in/open HTTP/1.1", BODY, Content_Length=str(len(BODY)), Authorization=BEARER
+    )
+    answers.append(await raw(address, valid))
+    return answers
+
+
+def assert_answered_as_expected(answers: list[bytes]) -> None:
+    statuses = sorted({int(a.split(b" ")[1]) for a in answers if a})
+    assert statuses == [202, 400, 401, 405, 408, 413, 415, 417], statuses
+    for answer in answers:
+        assert TOKEN.encode() not in answer.partition(b"\r\n\r\n")[2]
+
+
+def assert_no_secret_in(everything: str) -> None:
+    for secret in (TOKEN, B64, TOKEN.encode().hex()):
+        assert secret not in everything
+    assert '"secret"' not in everything  # no body either
+
+
 async def test_no_secret_or_body_is_ever_logged(database_url, gateway, caplog, capfd):
     caplog.set_level(logging.DEBUG)  # every stdlib record, aiohttp's and asyncpg's included
     client = await gateway(make_config(database_url, CONFIG))
     with capture_logs() as logs:
-        answers = [await raw(client, data) for data in MALFORMED]
-        await raw(
-            client, request("POST /in/open HTTP/1.1", BODY[:5], Content_Length="99"), hang_up=True
-        )
-        await client.post("/in/open", data=BODY, headers={"Authorization": BEARER})
+        answers = await send_every_way((client.server.host, client.server.port))
         await asyncio.sleep(0.1)  # let the hung-up request's line be written
-    statuses = sorted({int(a.split(b" ")[1]) for a in answers if a})
-    assert statuses == [202, 400, 401, 408, 415], statuses
+    assert_answered_as_expected(answers)
     assert logs, "nothing was logged: the test would prove nothing"
     assert any(e["event"] == "request_malformed" for e in logs)
     captured = capfd.readouterr()
-    everything = "\n".join([repr(logs), caplog.text, captured.out, captured.err])
-    for secret in (TOKEN, B64, TOKEN.encode().hex()):
-        assert secret not in everything
-    assert '"secret"' not in everything  # no body either
-    for answer in answers:
-        assert TOKEN.encode() not in answer.partition(b"\r\n\r\n")[2]
+    assert_no_secret_in("\n".join([repr(logs), caplog.text, captured.out, captured.err]))
+
+
+async def test_a_real_serve_logs_no_secret_or_body_at_debug_level(tmp_path, database_url):
+    """The same requests to `hookgate --log-level debug serve`: its whole output, as
+    written by the process (structlog's JSON, the libraries' records, anything printed)."""
+    port = free_port()
+    config = tmp_path / "h.yaml"
+    server = f"server: {{host: 127.0.0.1, port: {port}, shutdown_timeout: 1s, "
+    config.write_text(
+        f"database: {{url: '{database_url}'}}\n" + CONFIG.replace("server: {", server)
+    )
+    async with hookgate_process(
+        "--log-level", "debug", "serve", "--config", str(config)
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        output = [asyncio.ensure_future(s.read()) for s in (process.stdout, process.stderr)]
+        await wait_ready(port)
+        answers = await send_every_way(("127.0.0.1", port))
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            out, err = [b.decode(errors="replace") for b in await asyncio.gather(*output)]
+            assert await process.wait() == 0
+    assert_answered_as_expected(answers)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    events = {line["event"] for line in lines}
+    assert {"request_malformed", "request_timed_out", "client_disconnected"} <= events
+    assert_no_secret_in(out + err)

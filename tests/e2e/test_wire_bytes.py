@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
+import json
 import uuid
 import zlib
 
@@ -71,6 +72,7 @@ async def test_a_compressed_body_is_stored_and_relayed_as_received(
     row = await stored(database_url, (await response.json())["id"])
     assert row["body"] == wire  # the wire bytes, not the inflated ones
     assert row["event_type"] == "order.created"  # read from the inflated copy
+    assert ["Content-Encoding", encoding] in json.loads(row["headers"])  # stored with its coding
     await sink.recorder.wait_for(1)
     sent_headers, sent_body = sink.recorder.requests[0]
     assert sent_body == wire
@@ -141,3 +143,27 @@ routes: [{{source: raw, targets: [sink]}}]
     assert response.status == 202  # nothing here needed the JSON: it is relayed as it came
     await sink.recorder.wait_for(1)
     assert sink.recorder.requests[0][1] == wire
+
+
+async def test_a_transform_that_writes_a_new_body_drops_the_encoding(database_url, target, gateway):
+    sink = await target()
+    client = await gateway(
+        make_config(
+            database_url,
+            f"""
+sources: {{shop: {{event_type: "header:X-Kind"}}}}
+targets:
+  sink:
+    url: "{sink.url}"
+    middleware: [{{type: transform, body: '{{"kind": "new"}}'}}]
+routes: [{{source: shop, targets: [sink]}}]
+""",
+        )
+    )
+    wire = gzip.compress(BODY)
+    headers = {"Content-Encoding": "gzip", "X-Kind": "k"}
+    assert (await client.post("/in/shop", data=wire, headers=headers)).status == 202
+    await sink.recorder.wait_for(1)
+    sent_headers, sent_body = sink.recorder.requests[0]
+    assert sent_body == b'{"kind": "new"}'
+    assert "Content-Encoding" not in sent_headers  # the new body is not gzip
