@@ -205,3 +205,56 @@ async def test_with_encryption_on_the_api_shows_stored_requests_decrypted(
     detail = await (await client.get(f"/admin/api/events/{event_id}", headers=AUTH)).json()
     assert detail["request"]["body"]["text"] == '{"type": "order.paid", "email": "ann@example.com"}'
     assert ["X-Customer", "ann"] in detail["request"]["headers"]
+
+
+async def test_pending_status_unmatched_routes_and_the_dead_letter_since(
+    database_url, gateway, clock
+):
+    text = f"""
+admin: {{tokens: {{ops: "{TOKEN}"}}}}
+sources:
+  shop: {{event_type: "json:type"}}
+targets:
+  billing: {{url: "http://127.0.0.1:9/billing"}}
+  audit: {{url: "http://127.0.0.1:9/audit"}}
+routes:
+  - {{source: shop, targets: [billing]}}
+  - {{source: shop, targets: [audit], filter: {{event_type: ["big.*"]}}}}
+relay: {{enabled: false}}
+"""
+    client = await gateway(make_config(database_url, text))
+    small = await ingest(client, b'{"type": "small.one"}')
+    clock.advance(120)
+    big = await ingest(client, b'{"type": "big.one"}')
+
+    async def ids(path: str, **params: str) -> list[str]:
+        page = await (await client.get(path, params=params, headers=AUTH)).json()
+        return [item["id"] for item in page["items"]]
+
+    assert await ids("/admin/api/events", status="pending") == [big, small]
+    assert await ids("/admin/api/events", status="dead") == []
+    assert await ids("/admin/api/events", status="delivered") == []
+    detail = await (await client.get(f"/admin/api/events/{small}", headers=AUTH)).json()
+    assert detail["matched_routes"] == [{"index": 0, "targets": ["billing"]}]
+    assert detail["unmatched_routes"] == [{"index": 1, "targets": ["audit"]}]
+    both = await (await client.get(f"/admin/api/events/{big}", headers=AUTH)).json()
+    assert [r["index"] for r in both["matched_routes"]] == [0, 1]
+    assert both["unmatched_routes"] == []
+
+    pending = await (
+        await client.get("/admin/api/deliveries", params={"status": "pending"}, headers=AUTH)
+    ).json()
+    assert sorted(d["event_id"] for d in pending["items"]) == sorted([big, big, small])
+    later = await (
+        await client.get(
+            "/admin/api/deliveries", params={"status": "pending", "since": "60s"}, headers=AUTH
+        )
+    ).json()
+    assert sorted(d["target"] for d in later["items"]) == ["audit", "billing"]
+    assert {d["event_id"] for d in later["items"]} == {big}
+    just_audit = await (
+        await client.get(
+            "/admin/api/deliveries", params={"status": "pending", "target": "audit"}, headers=AUTH
+        )
+    ).json()
+    assert [d["event_id"] for d in just_audit["items"]] == [big]

@@ -4,6 +4,7 @@ audit rows, dry runs that change nothing, cancel, pause/resume, releasing a FIFO
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
 from conftest import make_config
@@ -270,3 +271,49 @@ async def test_a_bulk_replay_with_new_key_moves_the_history_to_the_new_ids(
     assert orphans[0]["n"] == 0
     sent = [h["Idempotency-Key"] for h, _ in billing.recorder.requests]
     assert sorted(sent[2:]) == sorted(d["id"] for d in after)
+
+
+async def test_every_bulk_filter_key_narrows_what_a_dry_run_counts(database_url, gateway, clock):
+    text = (
+        config_text("http://127.0.0.1:9/x").replace(
+            '  shop: {event_type: "json:type"}', '  shop: {event_type: "json:type"}\n  other: {}'
+        )
+        + "  - {source: other, targets: [billing]}\nrelay: {enabled: false}\n"
+    )
+    client = await gateway(make_config(database_url, text))
+    old = await ingest(client, b'{"type": "a.x", "note": "needle"}')
+    clock.advance(60)
+    middle = await ingest(client, b'{"type": "a.y"}')
+    clock.advance(60)
+    response = await client.post("/in/other", data=b"plain", headers={"X-Tag": "NeedleHeader"})
+    assert response.status == 202
+    await fetch(database_url, "UPDATE hookgate.deliveries SET status = 'dead', "
+                "last_outcome = CASE WHEN event_id = $1 THEN 'HTTP_4XX_PERMANENT' "
+                "ELSE 'HTTP_5XX' END", uuid.UUID(old))  # fmt: skip
+
+    async def would(**filter_: str) -> dict[str, int]:
+        body = {"filter": filter_, "dry_run": True}
+        answer = await client.post("/admin/api/replays", headers=AUTH, json=body)
+        assert answer.status == 200, await answer.text()
+        return (await answer.json())["counts"]["by_target"]
+
+    assert await would() == {"billing": 3}
+    assert await would(status="dead") == {"billing": 3}
+    assert await would(status="pending") == {}
+    assert await would(source="other") == {"billing": 1}
+    assert await would(type="a.*") == {"billing": 2}
+    assert await would(outcome="HTTP_4XX_PERMANENT") == {"billing": 1}
+    assert await would(since="90s") == {"billing": 2}  # middle and newest
+    assert await would(until="90s") == {"billing": 1}  # old
+    assert await would(q="needle") == {"billing": 2}  # old's body, newest's header value
+    assert await would(q="Needle") == {"billing": 1}  # the body is matched case by case
+    assert await would(q="needleheader") == {"billing": 1}  # a header value in any case
+    assert await would(target="backfill") == {}
+    await fetch(database_url, "UPDATE hookgate.deliveries SET status = 'in_flight' "
+                "WHERE event_id = $1", uuid.UUID(middle))  # fmt: skip
+    clock.advance(1)  # the audit lists newest first by time
+    assert await would(type="a.*") == {"billing": 1}  # one being sent is left alone
+    assert (await statuses(database_url)) == {"dead": 2, "in_flight": 1}  # dry runs change nothing
+    audit = (await (await client.get("/admin/api/replays", headers=AUTH)).json())["items"]
+    assert len(audit) == 13 and all(r["dry_run"] for r in audit)
+    assert audit[0]["filter"] == {"type": "a.*"} and audit[0]["deliveries"] == 1
