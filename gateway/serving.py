@@ -35,7 +35,8 @@ from gateway.storage.connect import describe
 
 log = structlog.get_logger("hookgate.serving")
 
-ADMIN_ROUTE = "admin"  # the name of the admin UI's entry route, when the app has one
+# The name of the inspector's entry route (gateway/ui/pages.py), when the app has one.
+ADMIN_ROUTE = "ui.dashboard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +219,9 @@ def startup_lines(
     urls = [_url(address) for address in addresses]
     lines = [f"listening on {url}" for url in urls]
     lines.append(f"database: {database_line(config)}")
-    admin = app.router.named_resources().get(ADMIN_ROUTE)
-    if admin is not None and urls:
-        lines.append(f"admin: {urls[0]}{admin.url_for()}")
+    admin = _admin_url(app, config, addresses)
+    if admin is not None:
+        lines.append(f"admin: {admin}")
     if not urls:
         lines.append(f"relaying to {len(config.targets)} targets (no listener: a worker)")
     return lines
@@ -232,10 +233,26 @@ def database_line(config: Config) -> str:
     return f"embedded PostgreSQL under {(config.database.data_dir / 'pg').resolve()}"
 
 
+def _admin_url(
+    app: web.Application, config: Config, addresses: Sequence[tuple[Any, ...]]
+) -> str | None:
+    """Where the inspector is: on the admin's own listener (admin.port), or on the first
+    public one when the app serves it."""
+    entry = app.router.named_resources().get(ADMIN_ROUTE)
+    if config.admin.enabled and config.admin.port is not None:
+        return f"{_base((config.admin.host, config.admin.port))}/admin"
+    if entry is None or not addresses:
+        return None
+    return f"{_base(addresses[0])}{entry.url_for()}"
+
+
 def _url(address: tuple[Any, ...]) -> str:
+    every = " (every interface)" if address[0] in ("0.0.0.0", "::") else ""
+    return _base(address) + every
+
+
+def _base(address: tuple[Any, ...]) -> str:
     host, port = address[0], address[1]
-    if host in ("0.0.0.0", "::"):
-        return f"http://{'[::]' if host == '::' else host}:{port} (every interface)"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

@@ -8,6 +8,8 @@ import asyncio
 import socket
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from test_lifecycle import free_port, hookgate, stop, wait_ready, write_config
 
 from gateway.storage.connect import describe
@@ -43,6 +45,31 @@ async def test_serve_says_where_it_listens_and_which_database_it_uses(
             f"hookgate: listening on http://127.0.0.1:{port}",
             f"hookgate: database: PostgreSQL at {describe(database_url)}",
         ]
+        code, _ = await stop(process)
+    assert code == 0
+
+
+async def test_with_an_admin_token_serve_says_where_the_inspector_is(
+    tmp_path, database_url, target
+):
+    sink, port = await target(), free_port()
+    config = write_config(tmp_path / "h.yaml", database_url, sink.url, port, relay=False)
+    config.write_text(config.read_text() + 'admin: {tokens: {ops: "first-run-token"}}\n')
+    async with hookgate("serve", "--config", str(config)) as process:
+        assert process.stdout is not None
+        lines = await read_until(process.stdout, "hookgate: admin:")
+        await wait_ready(port)
+        url = f"http://127.0.0.1:{port}/admin"
+        assert lines[-1] == f"hookgate: admin: {url}"
+        jar = aiohttp.CookieJar(unsafe=True)  # the session cookie of an IP address
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            async with session.get(url, allow_redirects=False) as page:
+                assert page.status == 303
+                assert page.headers["Location"] == "/admin/login?next=%2Fadmin"
+            signed_in = await session.post(
+                f"{url}/login", data={"token": "first-run-token", "next": "/admin"}
+            )
+            assert signed_in.status == 200 and "Dashboard" in await signed_in.text()
         code, _ = await stop(process)
     assert code == 0
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import parse_config
-from gateway.serving import ADMIN_ROUTE, startup_lines
+from gateway.serving import startup_lines
 from gateway.storage.connect import describe
 
 
@@ -48,16 +47,28 @@ def test_the_embedded_database_is_announced_by_its_directory(tmp_path):
     ]
 
 
-def test_the_admin_url_is_announced_when_the_app_has_an_admin_route():
+ADMIN = "admin: {tokens: {ops: t0ken}}"
+
+
+def test_the_inspectors_url_is_announced_when_the_app_serves_it():
+    config = parse_config(f"database: {{url: 'postgresql://db/hooks'}}\n{ADMIN}", env={})
+    lines = startup_lines(create_app(config), config, [("127.0.0.1", 8080)])
+    assert lines[-1] == "admin: http://127.0.0.1:8080/admin"
+    every = startup_lines(create_app(config), config, [("0.0.0.0", 8080)])
+    assert every[-1] == "admin: http://0.0.0.0:8080/admin"
+
+
+def test_the_inspector_on_its_own_listener_is_announced_there():
+    text = f"database: {{url: 'postgresql://db/hooks'}}\n{ADMIN[:-1]}, port: 9090}}"
+    config = parse_config(text, env={})
+    lines = startup_lines(create_app(config), config, [("0.0.0.0", 8080)])
+    assert lines[-1] == "admin: http://127.0.0.1:9090/admin"
+
+
+def test_without_an_admin_token_no_admin_url_is_announced():
     config = parse_config("database: {url: 'postgresql://db/hooks'}", env={})
-    app = create_app(config)
-
-    async def admin(request: web.Request) -> web.Response:
-        return web.Response()
-
-    app.router.add_get("/admin/", admin, name=ADMIN_ROUTE)
-    lines = startup_lines(app, config, [("127.0.0.1", 8080)])
-    assert lines[-1] == "admin: http://127.0.0.1:8080/admin/"
+    lines = startup_lines(create_app(config), config, [("127.0.0.1", 8080)])
+    assert not [line for line in lines if line.startswith("admin:")]
 
 
 def test_a_worker_announces_its_database_and_that_it_relays():
