@@ -9,7 +9,6 @@ import socket
 from urllib.parse import urlsplit
 
 import aiohttp
-
 from test_lifecycle import free_port, hookgate, stop, wait_ready, write_config
 
 from gateway.storage.connect import describe
