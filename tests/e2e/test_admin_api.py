@@ -258,3 +258,29 @@ relay: {{enabled: false}}
         )
     ).json()
     assert [d["event_id"] for d in just_audit["items"]] == [big]
+
+
+async def test_verification_is_what_let_the_event_in_not_what_the_config_says_now(
+    database_url, gateway
+):
+    text = f"""
+admin: {{tokens: {{ops: "{TOKEN}"}}}}
+sources:
+  keyed: {{verify: {{type: api-key, secret: k3y}}}}
+  open: {{}}
+relay: {{enabled: false}}
+"""
+    client = await gateway(make_config(database_url, text))
+    keyed = await ingest(client, b"{}", source="keyed", **{"X-API-Key": "k3y"})
+    opened = await ingest(client, b"{}", source="open")
+    swapped = text.replace("keyed: {verify: {type: api-key, secret: k3y}}", "keyed: {}").replace(
+        "open: {}", "open: {verify: {type: api-key, secret: other}}"
+    )
+    client.app[keys.ADMIN_MODEL].use(make_config(database_url, swapped))  # what a reload does
+
+    async def verification(event: str) -> dict:
+        detail = await (await client.get(f"/admin/api/events/{event}", headers=AUTH)).json()
+        return dict(detail["verification"])
+
+    assert await verification(keyed) == {"scheme": "api-key", "verified": True}
+    assert await verification(opened) == {"scheme": None, "verified": False}
