@@ -58,7 +58,12 @@ async def until_status(client, event_id: str, target: str, status: str, clock) -
 async def test_replay_keeps_ids_and_gets_a_fresh_budget(database_url, target, gateway, clock):
     billing = await target()
     billing.recorder.script = [(500, {}, b"no")] * 2  # the whole budget (2 attempts) fails
-    client = await gateway(make_config(database_url, config_text(billing.url)))
+    signed = config_text(billing.url).replace(
+        "breaker: false",
+        'breaker: false, sign: {type: standard-webhooks, secret: "whsec_'
+        'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}',
+    )
+    client = await gateway(make_config(database_url, signed))
     event_id = await ingest(client, b'{"type": "invoice.paid"}')
     dead = await until_status(client, event_id, "billing", "dead", clock)
     assert dead["attempts"] == 2
@@ -89,9 +94,11 @@ async def test_replay_keeps_ids_and_gets_a_fresh_budget(database_url, target, ga
         "ops",
         "dead",
     )
+    assert len(billing.recorder.requests) == 4  # two before the replay, two after
     keys = {headers["Idempotency-Key"] for headers, _ in billing.recorder.requests}
+    webhook_ids = {headers["webhook-id"] for headers, _ in billing.recorder.requests}
     events = {headers["X-Hookgate-Event-Id"] for headers, _ in billing.recorder.requests}
-    assert keys == {dead["id"]} and events == {event_id}
+    assert keys == webhook_ids == {dead["id"]} and events == {event_id}
 
 
 async def test_replay_to_a_new_target_backfills_and_new_key_mints_one(
@@ -243,6 +250,9 @@ async def test_a_blocked_fifo_key_is_released(database_url, target, gateway, clo
     )
     assert (await released.json())["released"] == 1
     await until_status(client, second, "billing", "delivered", clock)
+    detail = await (await client.get(f"/admin/api/events/{first}", headers=AUTH)).json()
+    (held,) = detail["deliveries"]
+    assert (held["status"], held["ordering_key"], held["released_key"]) == ("dead", None, "cus_1")
     again = await client.post(
         "/admin/api/targets/billing/release", headers=AUTH, json={"key": "cus_1"}
     )
