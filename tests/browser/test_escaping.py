@@ -55,6 +55,8 @@ async def test_payloads_are_shown_as_text_on_every_page(inspector: Inspector, br
     await inspector.crm.recorder.wait_for(2)
 
     page = await browser.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
     await sign_in(page, inspector)
     await assert_inert(page, inspector, "/admin")
     await assert_inert(page, inspector, "/admin/events", shows=evil_type)
@@ -88,3 +90,6 @@ async def test_payloads_are_shown_as_text_on_every_page(inspector: Inspector, br
         page, inspector, f"/admin/replays/{searched['id']}", shows=SCRIPT.format("filter")
     )
     await assert_inert(page, inspector, f"/admin/replays/{replayed['id']}", shows=json_event)
+    origin = inspector.url("/")
+    assert fetched and [url for url in fetched if not url.startswith(origin)] == []  # no CDN
+    assert any(url.endswith(".css") or ".css?" in url for url in fetched)
