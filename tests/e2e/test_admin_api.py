@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import uuid
 
+import asyncpg
 import jsonschema
 from conftest import make_config
 
@@ -284,3 +285,33 @@ relay: {{enabled: false}}
 
     assert await verification(keyed) == {"scheme": "api-key", "verified": True}
     assert await verification(opened) == {"scheme": None, "verified": False}
+
+
+async def test_a_targets_breaker_reads_open_then_half_open_as_its_time_passes(
+    database_url, gateway, clock
+):
+    text = config_text("http://127.0.0.1:9/x") + "relay: {enabled: false}\n"
+    client = await gateway(make_config(database_url, text))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO hookgate.targets (name, changed_at, failures, breaker_until,"
+            " breaker_reason) VALUES ('billing', $1, 5, $2, '5 failures in a row')",
+            clock.now(),
+            clock.now() + dt.timedelta(seconds=30),
+        )
+    finally:
+        await conn.close()
+
+    async def billing() -> dict:
+        return dict(await (await client.get("/admin/api/targets/billing", headers=AUTH)).json())
+
+    state = await billing()
+    assert (state["breaker"], state["failures"], state["breaker_reason"]) == (
+        "open", 5, "5 failures in a row",
+    )  # fmt: skip
+    clock.advance(31)
+    assert (await billing())["breaker"] == "half-open"  # cooled down: one probe may go
+    page = await client.get("/admin/targets", headers=AUTH)
+    shown = await page.text()
+    assert page.status == 200 and "probing" in shown and "5 failures in a row" in shown
