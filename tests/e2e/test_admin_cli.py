@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from conftest import make_config
 
+from gateway import keys
 from gateway.cli import _parser
 from gateway.errors import HookgateError
 
@@ -156,6 +157,23 @@ async def test_listen_forwards_the_original_request(database_url, target, gatewa
         ("Content-Type", "application/octet-stream"),
         ("X-Second", "two"),
     ]  # the provider's headers, in the provider's order
+
+
+@pytest.mark.parametrize("command", ["tail", "listen"])
+async def test_tail_and_listen_say_so_when_the_server_ends_the_stream(
+    database_url, target, gateway, command
+):
+    client, _ = await started(database_url, target, gateway)
+    extra = ["--forward", "http://127.0.0.1:9/nothing-listens"] if command == "listen" else []
+    argv = [command, *extra, "--url", str(client.make_url("")), "--token", TOKEN]
+    args = _parser().parse_args(argv)
+    out = Output()
+    task = asyncio.create_task(args.arun(args, out))
+    event_id = await ingest(client, b'{"type": "live"}')
+    await out.until(event_id)  # the command follows the stream
+    await client.app[keys.ADMIN_STREAM].close()  # what the server's shutdown does
+    with pytest.raises(HookgateError, match="ended: the server closed it"):
+        await asyncio.wait_for(task, 20)
 
 
 async def test_a_wrong_token_is_a_clear_error(database_url, target, gateway):
