@@ -151,6 +151,15 @@ async def test_targets_and_dashboard_count_the_last_hour(database_url, target, g
     assert (board["minutes"][-1]["delivered"], board["minutes"][-1]["failed"]) == (1, 1)
     assert sum(m["ingested"] for m in board["minutes"]) == 2
 
+    paused = await client.post("/admin/api/targets/billing/pause", headers=AUTH, json={})
+    assert paused.status == 200  # so its retry, due by then, is not sent
+    clock.advance(3601)  # an hour later the window has moved past all of it
+    (later,) = (await (await client.get("/admin/api/targets", headers=AUTH)).json())["items"]
+    assert (later["attempts"], later["success_ratio"], later["p50_ms"]) == (0, None, None)
+    assert later["pending"] == 1  # the backlog is now, not of the last hour
+    board = await (await client.get("/admin/api/dashboard", headers=AUTH)).json()
+    assert sum(m["ingested"] + m["delivered"] + m["failed"] for m in board["minutes"]) == 0
+
 
 async def test_the_stream_sends_new_events_and_attempts(database_url, target, gateway):
     billing = await target()
