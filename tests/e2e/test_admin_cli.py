@@ -10,6 +10,7 @@ from aiohttp import web
 from conftest import make_config
 
 from gateway import keys
+from gateway.admin.cli import wants_api
 from gateway.cli import _parser
 from gateway.errors import HookgateError
 
@@ -180,4 +181,25 @@ async def test_a_wrong_token_is_a_clear_error(database_url, target, gateway):
     client, _ = await started(database_url, target, gateway)
     args = _parser().parse_args(["events", "--url", str(client.make_url("")), "--token", "nope"])
     with pytest.raises(HookgateError, match="401: invalid token"):
+        await args.arun(args, io.StringIO())
+
+
+async def test_the_url_and_token_come_from_the_environment(
+    database_url, target, gateway, monkeypatch
+):
+    client, _ = await started(database_url, target, gateway)
+    event_id = await ingest(client, b'{"type": "from.env"}')
+    monkeypatch.setenv("HOOKGATE_URL", str(client.make_url("")))
+    monkeypatch.setenv("HOOKGATE_ADMIN_TOKEN", TOKEN)
+    for argv in (["events"], ["targets"]):
+        args = _parser().parse_args(argv)
+        if argv == ["targets"]:  # HOOKGATE_URL and no --config: the API, not the database
+            assert wants_api(args)
+            assert not wants_api(_parser().parse_args([*argv, "--config", "h.yaml"]))
+        out = io.StringIO()
+        assert await asyncio.wait_for(args.arun(args, out), 20) == 0
+        assert (event_id if argv == ["events"] else "billing\tactive") in out.getvalue()
+    monkeypatch.delenv("HOOKGATE_ADMIN_TOKEN")
+    args = _parser().parse_args(["events"])
+    with pytest.raises(HookgateError, match="--token or HOOKGATE_ADMIN_TOKEN"):
         await args.arun(args, io.StringIO())
