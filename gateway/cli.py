@@ -354,7 +354,8 @@ def _targets(args: argparse.Namespace) -> int:
     now = SystemClock().now()
     for state in states:
         paused = f"paused ({state['reason'] or 'no reason given'})" if state["paused"] else "active"
-        line = f"{state['name']}\t{paused}\tbacklog {state['backlog']}\tdead {state['dead']}"
+        counts = f"backlog {state['backlog']}\tqueued {state['queued']}\tdead {state['dead']}"
+        line = f"{state['name']}\t{paused}\t{counts}"
         until = state["breaker_until"]
         if isinstance(until, dt.datetime) and until > now:
             line += f"\tbreaker open until {until.isoformat()} ({state['breaker_reason']})"

@@ -153,10 +153,11 @@ async def _report_removed_targets(app: web.Application, removed: list[str]) -> N
         log.warning("removed_targets_unchecked", targets=removed, error=exc.message)
         return
     for state in states:
-        if state["backlog"]:
+        if state["backlog"] or state["queued"]:  # queued: bulk replays, left until it is back
             log.warning(
-                "removed_target_has_pending", target=state["name"], backlog=state["backlog"]
-            )
+                "removed_target_has_pending", target=state["name"], backlog=state["backlog"],
+                queued=state["queued"],
+            )  # fmt: skip
 
 
 def pid_file(config: Config) -> Path:

@@ -71,6 +71,8 @@ class Client:
                         yield kind, orjson.loads(line[6:])
         except aiohttp.ClientError as exc:
             raise ApiError(f"the stream from {self.url} ended: {exc}") from exc
+        # A clean end is the server's doing (it stops or restarts): say so, exit 1.
+        raise ApiError(f"the stream from {self.url} ended: the server closed it")
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:

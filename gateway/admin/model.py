@@ -126,7 +126,7 @@ class AdminModel:
             event_type=stored.event_type,
             received_at=stored.received_at,
             request=self._request(stored.source, stored),
-            verification=self._verification(stored.source),
+            verification=self._verification(stored),
             matched_routes=self._routes(stored, "matched"),
             unmatched_routes=self._routes(stored, "unmatched"),
             deliveries=tuple(_delivery(d, attempts, marks) for d in rows),
@@ -276,9 +276,15 @@ class AdminModel:
             peer=row.peer,
         )
 
-    def _verification(self, source: str) -> Verification:
-        config = self.config.sources.get(source)
-        scheme = config.verify.type if config is not None and config.verify else None
+    def _verification(self, stored: StoredEvent) -> Verification:
+        """What verified the event when it came in; for rows stored before ingest recorded
+        it, its source's `verify:` in the config now."""
+        decided = stored.routes or {}
+        if "verified_by" in decided:
+            scheme = decided["verified_by"]
+        else:
+            config = self.config.sources.get(stored.source)
+            scheme = config.verify.type if config is not None and config.verify else None
         return Verification(scheme, scheme is not None)
 
     def _routes(self, stored: StoredEvent, which: str) -> tuple[RouteMatch, ...]:

@@ -65,7 +65,7 @@ class RawRequest:
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    scheme: str | None  # the source's verify type now; None: the source verifies nothing
+    scheme: str | None  # the verifier that let it in; None: its source verified nothing
     verified: bool  # stored events passed it; refused requests are in the rejected log
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.body import parsed
-from gateway.config import Config
+from gateway.config import Config, Routing
 from gateway.errors import BadRequest, BodyTooLarge, ClientDisconnected, RequestTimeout
 from gateway.ids import delivery_id, event_id
 from gateway.ingress.redact import Redaction
@@ -147,6 +147,7 @@ def to_record(
     targets = list(routing.targets) if routing else []
     dedupe = source.dedupe
     key = extract(dedupe.key, request.headers, seen) if dedupe and relay else None
+    decided = _decisions(source, routing)
     return EventRecord(
         id=new_id,
         source=source.name,
@@ -161,10 +162,20 @@ def to_record(
         deliveries=[(delivery_id(new_id, target), target) for target in targets],
         dedupe_key=key,
         dedupe_until=now + dt.timedelta(seconds=dedupe.window) if key and dedupe else None,
-        routes={"matched": routing.matched, "unmatched": routing.unmatched} if routing else None,
+        routes=decided or None,
         ordering=_ordering_keys(config, targets, request.headers, seen),
         delivery_routes=dict(routing.targets) if routing else None,
     )
+
+
+def _decisions(source: SourceConfig, routing: Routing | None) -> dict[str, object]:
+    """What ingest decided, kept with the event (`hookgate.events.routes`): which routes
+    matched and which did not, and which verifier let the request in (None: the source
+    verifies nothing). The inspector shows these, not what a later config would decide."""
+    verified_by = source.verify.type if source.verify is not None else None
+    if routing is None:  # a handshake or a proxy source's request: nothing was routed
+        return {"verified_by": verified_by} if verified_by else {}
+    return {"matched": routing.matched, "unmatched": routing.unmatched, "verified_by": verified_by}
 
 
 def _headers(request: web.BaseRequest, redaction: Redaction | None) -> Sequence[tuple[str, str]]:

@@ -88,7 +88,7 @@ class StoredEvent:
     headers: Headers
     body: bytes
     peer: str | None
-    routes: Mapping[str, list[int]] | None
+    routes: Mapping[str, Any] | None  # {"matched", "unmatched", "verified_by"} (ingress/request.py)
 
 
 @dataclass(frozen=True, slots=True)

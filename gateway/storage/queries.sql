@@ -290,6 +290,8 @@ SELECT t.name, coalesce(s.paused, false) AS paused, s.reason, s.changed_at, s.ch
        (SELECT count(*) FROM hookgate.deliveries AS d
         WHERE d.target = t.name AND d.status IN ('pending', 'in_flight')) AS backlog,
        (SELECT count(*) FROM hookgate.deliveries AS d
+        WHERE d.target = t.name AND d.status = 'queued') AS queued,
+       (SELECT count(*) FROM hookgate.deliveries AS d
         WHERE d.target = t.name AND d.status = 'dead') AS dead
 FROM unnest($1::text[]) AS t (name)
 LEFT JOIN hookgate.targets AS s ON s.name = t.name

@@ -63,7 +63,8 @@ class EventRecord:
     deliveries: Sequence[tuple[UUID, str]]  # (delivery id, target)
     dedupe_key: str | None = None  # the provider's delivery id, unique per source while
     dedupe_until: dt.datetime | None = None  # ... this window lasts
-    routes: Mapping[str, list[int]] | None = None  # {"matched": [...], "unmatched": [...]}
+    # what ingest decided: {"matched": [...], "unmatched": [...], "verified_by": ...}
+    routes: Mapping[str, object] | None = None
     ordering: Mapping[str, str] | None = None  # target -> ordering key, for FIFO targets
     delivery_routes: Mapping[str, int] | None = None  # target -> the route that made it
     traceparent: str | None = None  # the trace hookgate started at ingest (gateway/tracing.py)

@@ -8,7 +8,9 @@ is most of a browser test's cost); each test gets its own context (own cookies).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -41,16 +43,26 @@ def chromium_process() -> Iterator[str]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: its helpers are stopped with it
         )
         try:
             yield _endpoint(Path(profile) / "DevToolsActivePort", process)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop Chromium and every helper process it started (renderers, crash handler), so
+    none still writes into the profile while it is removed (rmtree failed with 'Directory
+    not empty' when one did)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # what is left of its group
 
 
 def _endpoint(port_file: Path, process: subprocess.Popen[bytes]) -> str:

@@ -41,12 +41,16 @@ admin: {{tokens: {{ops: "{TOKEN}"}}}}
 sources:
   shop: {{event_type: "json:type"}}
   keyed: {{verify: {{type: api-key, secret: "k-123", header: X-Api-Key}}}}
+  ordered: {{}}
 targets:
   billing: {{url: "{billing}", retry: {{schedule: [1h]}}}}
   crm: {{url: "{crm}", retry: {{schedule: [1h]}}}}
+  fifo: {{url: "http://127.0.0.1:9/refused", retry: {{schedule: []}},
+          ordering: {{key: "json:customer", on_dead: block}}}}
 routes:
   - {{source: shop, targets: [billing, crm]}}
   - {{source: keyed, targets: [billing]}}
+  - {{source: ordered, targets: [fifo]}}
 """
 
 
@@ -79,6 +83,24 @@ class Inspector:
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(f"{event} was not delivered")
+
+    async def api(self, path: str, **json: Any) -> Any:
+        """GET `path` of the admin API, or POST `json` to it when given."""
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        if json:
+            answer = await self.client.post(path, headers=auth, json=json)
+        else:
+            answer = await self.client.get(path, headers=auth)
+        assert answer.status < 300, await answer.text()
+        return await answer.json()
+
+    async def until_blocked(self, target: str) -> None:
+        """Until a dead delivery holds a FIFO key of `target` back (bounded)."""
+        for _ in range(200):
+            if (await self.api(f"/admin/api/targets/{target}/blocked"))["items"]:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no key of {target} was blocked")
 
     async def ingest(self, body: bytes, source: str = "shop", **headers: str) -> str:
         response = await self.client.post(f"/in/{source}", data=body, headers=headers)

@@ -46,10 +46,17 @@ async def test_payloads_are_shown_as_text_on_every_page(inspector: Inspector, br
         "/in/keyed", data=SCRIPT.format("rejected"), headers={"X-Api-Key": "wrong-key-123"}
     )
     assert refused.status == 401
+    for n in range(2):  # the first dies (nothing listens), the second waits behind its key
+        await inspector.ingest(
+            json.dumps({"customer": SCRIPT.format("key"), "n": n}).encode(), source="ordered"
+        )
+    await inspector.until_blocked("fifo")
     await inspector.billing.recorder.wait_for(2)
     await inspector.crm.recorder.wait_for(2)
 
     page = await browser.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
     await sign_in(page, inspector)
     await assert_inert(page, inspector, "/admin")
     await assert_inert(page, inspector, "/admin/events", shows=evil_type)
@@ -71,4 +78,18 @@ async def test_payloads_are_shown_as_text_on_every_page(inspector: Inspector, br
     )
     assert "wrong-key-123" not in rejected  # the api-key source's key header is redacted
     await assert_inert(page, inspector, "/admin/targets")
-    await assert_inert(page, inspector, "/admin/replays")
+    await assert_inert(
+        page, inspector, "/admin/targets/fifo/blocked", shows=SCRIPT.format("key")
+    )  # a FIFO key comes from the payload
+    searched = await inspector.api(
+        "/admin/api/replays", filter={"q": SCRIPT.format("filter")}, dry_run=True
+    )
+    replayed = await inspector.api(f"/admin/api/events/{json_event}/replay", new_key=False)
+    await assert_inert(page, inspector, "/admin/replays", shows=SCRIPT.format("filter"))
+    await assert_inert(
+        page, inspector, f"/admin/replays/{searched['id']}", shows=SCRIPT.format("filter")
+    )
+    await assert_inert(page, inspector, f"/admin/replays/{replayed['id']}", shows=json_event)
+    origin = inspector.url("/")
+    assert fetched and [url for url in fetched if not url.startswith(origin)] == []  # no CDN
+    assert any(url.endswith(".css") or ".css?" in url for url in fetched)

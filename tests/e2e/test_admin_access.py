@@ -34,27 +34,88 @@ relay: {{enabled: false}}
 """
 
 
-def concrete(path: str) -> str:
-    return path.replace("{id}", "019b76da-a800-7761-8a2a-81dd1bbd9b18").replace("{name}", "billing")
+SAMPLE_ID = "019b76da-a800-7761-8a2a-81dd1bbd9b18"
 
 
-async def test_every_admin_route_needs_auth(database_url, gateway):
-    client = await gateway(make_config(database_url, CONFIG))
-    checked = 0
-    for resource in client.app.router.resources():
+def concrete(path: str, event: str = SAMPLE_ID, delivery: str = SAMPLE_ID) -> str:
+    """`path` with its placeholders filled: a delivery's id where the route takes one."""
+    if path.startswith(("/admin/deliveries/", "/admin/api/deliveries/")):
+        path = path.replace("{id}", delivery).replace("{delivery}", delivery)
+    return path.replace("{id}", event).replace("{name}", "billing")
+
+
+def admin_routes(app: web.Application) -> list[tuple[str, str]]:
+    """(method, path template) of every /admin route of `app` but the public ones."""
+    found = []
+    for resource in app.router.resources():
         path = resource.canonical
         if not path.startswith("/admin") or is_public(path):
             continue
         for route in resource:
-            method = "GET" if route.method in ("*", "HEAD") else route.method
-            response = await client.request(method, concrete(path), allow_redirects=False)
-            if path.startswith("/admin/api"):
-                assert response.status == 401, (method, path)
-            else:
-                assert response.status == 303, (method, path)
-                assert response.headers["Location"].startswith("/admin/login?next=")
-            checked += 1
-    assert checked >= 19
+            if route.method != "HEAD":
+                found.append(("GET" if route.method == "*" else route.method, path))
+    return found
+
+
+def assert_refused(method: str, path: str, status: int, location: str | None) -> None:
+    if path.startswith("/admin/api"):
+        assert status == 401, (method, path)
+    else:
+        assert status == 303, (method, path)
+        assert location is not None and location.startswith("/admin/login?next="), path
+
+
+async def test_every_admin_route_needs_auth(database_url, gateway):
+    client = await gateway(make_config(database_url, CONFIG))
+    routes = admin_routes(client.app)
+    for method, template in routes:
+        path = concrete(template)
+        response = await client.request(method, path, allow_redirects=False)
+        assert_refused(method, path, response.status, response.headers.get("Location"))
+    # the API's 19, the pages' 15, logout and the static files' root (login is public)
+    assert len(routes) == 36
+
+
+async def test_on_its_own_listener_every_admin_route_needs_auth_too(database_url, gateway):
+    """The own listener mounts the same routes (gateway/admin/setup.py: add_routes); the
+    shared layout's route table is the list of what to try there, and on the public one."""
+    routes = admin_routes((await gateway(make_config(database_url, CONFIG))).app)
+    port = free_port()
+    client = await gateway(
+        make_config(database_url, CONFIG.replace("login_attempts: 3", f"port: {port}"))
+    )
+    assert admin_routes(client.app) == []
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as admin:
+        for method, template in routes:
+            path = concrete(template)
+            assert (await client.request(method, path, allow_redirects=False)).status == 404
+            async with admin.request(method, path, allow_redirects=False) as response:
+                assert_refused(method, path, response.status, response.headers.get("Location"))
+
+
+async def test_a_session_without_its_csrf_token_changes_nothing(database_url, gateway):
+    """Every state-changing /admin route, posted with a valid session cookie but no CSRF
+    token (as a forged cross-site form would be), is refused before its handler runs."""
+    client = await gateway(make_config(database_url, CONFIG))
+    event = (await (await client.post("/in/shop", data=b'{"type": "a"}')).json())["id"]
+    signed_in = await client.post("/admin/login", data={"token": TOKEN}, allow_redirects=False)
+    assert signed_in.status == 303
+    posts = [(m, p) for m, p in admin_routes(client.app) if m == "POST"]
+    assert len(posts) >= 13
+    detail = await (await client.get(f"/admin/api/events/{event}", headers=AUTH)).json()
+    delivery = detail["deliveries"][0]["id"]
+    for _, template in posts:
+        path = concrete(template, event, delivery)
+        for data in ({"reason": "x", "key": "k", "target": "billing", "confirm": "yes"},
+                     {"csrf_token": "f" * 32}):  # fmt: skip
+            response = await client.post(path, data=data, allow_redirects=False)
+            assert response.status == 403, path
+    after = await (await client.get(f"/admin/api/events/{event}", headers=AUTH)).json()
+    assert after["deliveries"] == detail["deliveries"]
+    assert (await (await client.get("/admin/api/replays", headers=AUTH)).json())["items"] == []
+    state = await (await client.get("/admin/api/targets/billing", headers=AUTH)).json()
+    assert state["paused"] is False
+    assert (await client.get("/admin/api/me")).status == 200  # the session itself still works
 
 
 async def test_without_a_token_there_is_no_admin_route(database_url, gateway):

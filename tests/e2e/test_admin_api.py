@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import uuid
 
+import asyncpg
 import jsonschema
 from conftest import make_config
 
@@ -150,6 +151,15 @@ async def test_targets_and_dashboard_count_the_last_hour(database_url, target, g
     assert (board["minutes"][-1]["delivered"], board["minutes"][-1]["failed"]) == (1, 1)
     assert sum(m["ingested"] for m in board["minutes"]) == 2
 
+    paused = await client.post("/admin/api/targets/billing/pause", headers=AUTH, json={})
+    assert paused.status == 200  # so its retry, due by then, is not sent
+    clock.advance(3601)  # an hour later the window has moved past all of it
+    (later,) = (await (await client.get("/admin/api/targets", headers=AUTH)).json())["items"]
+    assert (later["attempts"], later["success_ratio"], later["p50_ms"]) == (0, None, None)
+    assert later["pending"] == 1  # the backlog is now, not of the last hour
+    board = await (await client.get("/admin/api/dashboard", headers=AUTH)).json()
+    assert sum(m["ingested"] + m["delivered"] + m["failed"] for m in board["minutes"]) == 0
+
 
 async def test_the_stream_sends_new_events_and_attempts(database_url, target, gateway):
     billing = await target()
@@ -205,3 +215,112 @@ async def test_with_encryption_on_the_api_shows_stored_requests_decrypted(
     detail = await (await client.get(f"/admin/api/events/{event_id}", headers=AUTH)).json()
     assert detail["request"]["body"]["text"] == '{"type": "order.paid", "email": "ann@example.com"}'
     assert ["X-Customer", "ann"] in detail["request"]["headers"]
+
+
+async def test_pending_status_unmatched_routes_and_the_dead_letter_since(
+    database_url, gateway, clock
+):
+    text = f"""
+admin: {{tokens: {{ops: "{TOKEN}"}}}}
+sources:
+  shop: {{event_type: "json:type"}}
+targets:
+  billing: {{url: "http://127.0.0.1:9/billing"}}
+  audit: {{url: "http://127.0.0.1:9/audit"}}
+routes:
+  - {{source: shop, targets: [billing]}}
+  - {{source: shop, targets: [audit], filter: {{event_type: ["big.*"]}}}}
+relay: {{enabled: false}}
+"""
+    client = await gateway(make_config(database_url, text))
+    small = await ingest(client, b'{"type": "small.one"}')
+    clock.advance(120)
+    big = await ingest(client, b'{"type": "big.one"}')
+
+    async def ids(path: str, **params: str) -> list[str]:
+        page = await (await client.get(path, params=params, headers=AUTH)).json()
+        return [item["id"] for item in page["items"]]
+
+    assert await ids("/admin/api/events", status="pending") == [big, small]
+    assert await ids("/admin/api/events", status="dead") == []
+    assert await ids("/admin/api/events", status="delivered") == []
+    detail = await (await client.get(f"/admin/api/events/{small}", headers=AUTH)).json()
+    assert detail["matched_routes"] == [{"index": 0, "targets": ["billing"]}]
+    assert detail["unmatched_routes"] == [{"index": 1, "targets": ["audit"]}]
+    both = await (await client.get(f"/admin/api/events/{big}", headers=AUTH)).json()
+    assert [r["index"] for r in both["matched_routes"]] == [0, 1]
+    assert both["unmatched_routes"] == []
+
+    pending = await (
+        await client.get("/admin/api/deliveries", params={"status": "pending"}, headers=AUTH)
+    ).json()
+    assert sorted(d["event_id"] for d in pending["items"]) == sorted([big, big, small])
+    later = await (
+        await client.get(
+            "/admin/api/deliveries", params={"status": "pending", "since": "60s"}, headers=AUTH
+        )
+    ).json()
+    assert sorted(d["target"] for d in later["items"]) == ["audit", "billing"]
+    assert {d["event_id"] for d in later["items"]} == {big}
+    just_audit = await (
+        await client.get(
+            "/admin/api/deliveries", params={"status": "pending", "target": "audit"}, headers=AUTH
+        )
+    ).json()
+    assert [d["event_id"] for d in just_audit["items"]] == [big]
+
+
+async def test_verification_is_what_let_the_event_in_not_what_the_config_says_now(
+    database_url, gateway
+):
+    text = f"""
+admin: {{tokens: {{ops: "{TOKEN}"}}}}
+sources:
+  keyed: {{verify: {{type: api-key, secret: k3y}}}}
+  open: {{}}
+relay: {{enabled: false}}
+"""
+    client = await gateway(make_config(database_url, text))
+    keyed = await ingest(client, b"{}", source="keyed", **{"X-API-Key": "k3y"})
+    opened = await ingest(client, b"{}", source="open")
+    swapped = text.replace("keyed: {verify: {type: api-key, secret: k3y}}", "keyed: {}").replace(
+        "open: {}", "open: {verify: {type: api-key, secret: other}}"
+    )
+    client.app[keys.ADMIN_MODEL].use(make_config(database_url, swapped))  # what a reload does
+
+    async def verification(event: str) -> dict:
+        detail = await (await client.get(f"/admin/api/events/{event}", headers=AUTH)).json()
+        return dict(detail["verification"])
+
+    assert await verification(keyed) == {"scheme": "api-key", "verified": True}
+    assert await verification(opened) == {"scheme": None, "verified": False}
+
+
+async def test_a_targets_breaker_reads_open_then_half_open_as_its_time_passes(
+    database_url, gateway, clock
+):
+    text = config_text("http://127.0.0.1:9/x") + "relay: {enabled: false}\n"
+    client = await gateway(make_config(database_url, text))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO hookgate.targets (name, changed_at, failures, breaker_until,"
+            " breaker_reason) VALUES ('billing', $1, 5, $2, '5 failures in a row')",
+            clock.now(),
+            clock.now() + dt.timedelta(seconds=30),
+        )
+    finally:
+        await conn.close()
+
+    async def billing() -> dict:
+        return dict(await (await client.get("/admin/api/targets/billing", headers=AUTH)).json())
+
+    state = await billing()
+    assert (state["breaker"], state["failures"], state["breaker_reason"]) == (
+        "open", 5, "5 failures in a row",
+    )  # fmt: skip
+    clock.advance(31)
+    assert (await billing())["breaker"] == "half-open"  # cooled down: one probe may go
+    page = await client.get("/admin/targets", headers=AUTH)
+    shown = await page.text()
+    assert page.status == 200 and "probing" in shown and "5 failures in a row" in shown

@@ -4,6 +4,7 @@ audit rows, dry runs that change nothing, cancel, pause/resume, releasing a FIFO
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
 from conftest import make_config
@@ -57,7 +58,12 @@ async def until_status(client, event_id: str, target: str, status: str, clock) -
 async def test_replay_keeps_ids_and_gets_a_fresh_budget(database_url, target, gateway, clock):
     billing = await target()
     billing.recorder.script = [(500, {}, b"no")] * 2  # the whole budget (2 attempts) fails
-    client = await gateway(make_config(database_url, config_text(billing.url)))
+    signed = config_text(billing.url).replace(
+        "breaker: false",
+        'breaker: false, sign: {type: standard-webhooks, secret: "whsec_'
+        'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}',
+    )
+    client = await gateway(make_config(database_url, signed))
     event_id = await ingest(client, b'{"type": "invoice.paid"}')
     dead = await until_status(client, event_id, "billing", "dead", clock)
     assert dead["attempts"] == 2
@@ -88,9 +94,11 @@ async def test_replay_keeps_ids_and_gets_a_fresh_budget(database_url, target, ga
         "ops",
         "dead",
     )
+    assert len(billing.recorder.requests) == 4  # two before the replay, two after
     keys = {headers["Idempotency-Key"] for headers, _ in billing.recorder.requests}
+    webhook_ids = {headers["webhook-id"] for headers, _ in billing.recorder.requests}
     events = {headers["X-Hookgate-Event-Id"] for headers, _ in billing.recorder.requests}
-    assert keys == {dead["id"]} and events == {event_id}
+    assert keys == webhook_ids == {dead["id"]} and events == {event_id}
 
 
 async def test_replay_to_a_new_target_backfills_and_new_key_mints_one(
@@ -242,6 +250,9 @@ async def test_a_blocked_fifo_key_is_released(database_url, target, gateway, clo
     )
     assert (await released.json())["released"] == 1
     await until_status(client, second, "billing", "delivered", clock)
+    detail = await (await client.get(f"/admin/api/events/{first}", headers=AUTH)).json()
+    (held,) = detail["deliveries"]
+    assert (held["status"], held["ordering_key"], held["released_key"]) == ("dead", None, "cus_1")
     again = await client.post(
         "/admin/api/targets/billing/release", headers=AUTH, json={"key": "cus_1"}
     )
@@ -270,3 +281,49 @@ async def test_a_bulk_replay_with_new_key_moves_the_history_to_the_new_ids(
     assert orphans[0]["n"] == 0
     sent = [h["Idempotency-Key"] for h, _ in billing.recorder.requests]
     assert sorted(sent[2:]) == sorted(d["id"] for d in after)
+
+
+async def test_every_bulk_filter_key_narrows_what_a_dry_run_counts(database_url, gateway, clock):
+    text = (
+        config_text("http://127.0.0.1:9/x").replace(
+            '  shop: {event_type: "json:type"}', '  shop: {event_type: "json:type"}\n  other: {}'
+        )
+        + "  - {source: other, targets: [billing]}\nrelay: {enabled: false}\n"
+    )
+    client = await gateway(make_config(database_url, text))
+    old = await ingest(client, b'{"type": "a.x", "note": "needle"}')
+    clock.advance(60)
+    middle = await ingest(client, b'{"type": "a.y"}')
+    clock.advance(60)
+    response = await client.post("/in/other", data=b"plain", headers={"X-Tag": "NeedleHeader"})
+    assert response.status == 202
+    await fetch(database_url, "UPDATE hookgate.deliveries SET status = 'dead', "
+                "last_outcome = CASE WHEN event_id = $1 THEN 'HTTP_4XX_PERMANENT' "
+                "ELSE 'HTTP_5XX' END", uuid.UUID(old))  # fmt: skip
+
+    async def would(**filter_: str) -> dict[str, int]:
+        body = {"filter": filter_, "dry_run": True}
+        answer = await client.post("/admin/api/replays", headers=AUTH, json=body)
+        assert answer.status == 200, await answer.text()
+        return (await answer.json())["counts"]["by_target"]
+
+    assert await would() == {"billing": 3}
+    assert await would(status="dead") == {"billing": 3}
+    assert await would(status="pending") == {}
+    assert await would(source="other") == {"billing": 1}
+    assert await would(type="a.*") == {"billing": 2}
+    assert await would(outcome="HTTP_4XX_PERMANENT") == {"billing": 1}
+    assert await would(since="90s") == {"billing": 2}  # middle and newest
+    assert await would(until="90s") == {"billing": 1}  # old
+    assert await would(q="needle") == {"billing": 2}  # old's body, newest's header value
+    assert await would(q="Needle") == {"billing": 1}  # the body is matched case by case
+    assert await would(q="needleheader") == {"billing": 1}  # a header value in any case
+    assert await would(target="backfill") == {}
+    await fetch(database_url, "UPDATE hookgate.deliveries SET status = 'in_flight' "
+                "WHERE event_id = $1", uuid.UUID(middle))  # fmt: skip
+    clock.advance(1)  # the audit lists newest first by time
+    assert await would(type="a.*") == {"billing": 1}  # one being sent is left alone
+    assert (await statuses(database_url)) == {"dead": 2, "in_flight": 1}  # dry runs change nothing
+    audit = (await (await client.get("/admin/api/replays", headers=AUTH)).json())["items"]
+    assert len(audit) == 13 and all(r["dry_run"] for r in audit)
+    assert audit[0]["filter"] == {"type": "a.*"} and audit[0]["deliveries"] == 1

@@ -48,10 +48,16 @@ async def test_serve_says_where_it_listens_and_which_database_it_uses(
             f"hookgate: database: PostgreSQL at {describe(database_url)}",
             f"hookgate: admin: http://127.0.0.1:{port}/admin",
         ]
-        async with aiohttp.ClientSession() as session:  # the URL announced is the inspector's
-            url = lines[-1].removeprefix("hookgate: admin: ")
+        url = lines[-1].removeprefix("hookgate: admin: ")  # the inspector's, signed in to
+        jar = aiohttp.CookieJar(unsafe=True)  # the session cookie of an IP address
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
             async with session.get(url, allow_redirects=False) as page:
-                assert page.status == 303 and "/admin/login" in page.headers["Location"]
+                assert page.status == 303
+                assert page.headers["Location"] == "/admin/login?next=%2Fadmin"
+            signed_in = await session.post(
+                f"{url}/login", data={"token": "tok_0123456789abcdef0123", "next": "/admin"}
+            )
+            assert signed_in.status == 200 and "Dashboard" in await signed_in.text()
         code, _ = await stop(process)
     assert code == 0
 

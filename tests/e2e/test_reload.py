@@ -85,11 +85,16 @@ async def test_removed_target_keeps_its_pending_deliveries_and_is_reported(
     path = write(tmp_path / "h.yaml", database_url, SHOP_ONLY, "relay: {enabled: false}\n" + routed)
     client = await gateway(load_config(path))
     assert (await client.post("/in/shop", data=b"{}")).status == 202
+    assert (await client.post("/in/shop", data=b"{}")).status == 202
+    await client.app[keys.STORE].pool.execute(  # one of them queued by a bulk replay
+        "UPDATE hookgate.deliveries SET status = 'queued'"
+        " WHERE id = (SELECT id FROM hookgate.deliveries ORDER BY id LIMIT 1)"
+    )
     write(path, database_url, SHOP_ONLY, "relay: {enabled: false}\n")
     with capture_logs() as logs:
         assert await reload(client.app, path)
     (line,) = [line for line in logs if line["event"] == "removed_target_has_pending"]
-    assert (line["target"], line["backlog"]) == ("billing", 1)
+    assert (line["target"], line["backlog"], line["queued"]) == ("billing", 1, 1)
     # Targets are live: removing one needs no restart.
     assert not any(line["event"] == "config_reload_needs_restart" for line in logs)
 

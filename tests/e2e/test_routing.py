@@ -68,11 +68,11 @@ async def test_a_route_filter_decides_at_ingest_and_the_decision_is_recorded(
     large_id = (await (await client.post("/in/shop", data=large)).json())["id"]
 
     assert await routes_of(database_url, small_id) == {
-        "routes": {"matched": [1], "unmatched": [0]},
+        "routes": {"matched": [1], "unmatched": [0], "verified_by": None},
         "targets": ["audit"],
     }
     assert await routes_of(database_url, large_id) == {
-        "routes": {"matched": [0, 1], "unmatched": []},
+        "routes": {"matched": [0, 1], "unmatched": [], "verified_by": None},
         "targets": ["audit", "big"],
     }
     await big.recorder.wait_for(1)
@@ -191,5 +191,5 @@ routes:
         )
     finally:
         await conn.close()
-    assert json.loads(row["routes"]) == {"matched": [], "unmatched": [0]}
+    assert json.loads(row["routes"]) == {"matched": [], "unmatched": [0], "verified_by": None}
     assert row["n"] == 0

@@ -80,11 +80,17 @@ async def test_pause_resume_and_targets_from_the_command_line(tmp_path, database
         "targets: {billing: {url: 'http://127.0.0.1:9/x'}, audit: {url: 'http://127.0.0.1:9/y'}}\n"
     )
     assert (await run_cli("pause", "billing", "--config", str(path), "--reason", "deploy"))[0] == 0
+    await store.insert_events([shop_event(clock, targets=("billing",)) for _ in range(6)])
+    await store.pool.execute(  # 2 dead, 1 queued by a bulk replay, 3 still due
+        "UPDATE hookgate.deliveries SET status = CASE WHEN rank < 3 THEN 'dead' ELSE 'queued' END"
+        " FROM (SELECT id, row_number() OVER (ORDER BY id) AS rank FROM hookgate.deliveries)"
+        " AS r WHERE r.id = deliveries.id AND r.rank <= 3"
+    )
     code, out, _ = await run_cli("targets", "--config", str(path))
     assert code == 0
     assert out.splitlines() == [
-        "audit\tactive\tbacklog 0\tdead 0",
-        "billing\tpaused (deploy)\tbacklog 0\tdead 0",
+        "audit\tactive\tbacklog 0\tqueued 0\tdead 0",
+        "billing\tpaused (deploy)\tbacklog 3\tqueued 1\tdead 2",
     ]
     assert (await run_cli("resume", "billing", "--config", str(path)))[0] == 0
     assert (await store.target_states(["billing"]))[0]["paused"] is False
