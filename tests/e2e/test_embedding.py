@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway import keys
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "embedding" / "host_app.py"
+EXAMPLE = Path(__file__).parents[2] / "docs" / "embedding" / "host_app.py"
 
 
 def example_module():

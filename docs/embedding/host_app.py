@@ -1,6 +1,6 @@
 """hookgate inside an existing aiohttp app: the host keeps its routes, hookgate adds its own.
 
-    python examples/embedding/host_app.py config/example.yaml   # serves on 127.0.0.1:8000
+    python docs/embedding/host_app.py config/example.yaml   # serves on 127.0.0.1:8000
 
 Webhooks then arrive at ``/hooks/in/<source>`` (and ``/hooks/healthz``, ``/hooks/readyz``).
 hookgate's resources (database pool, ingest writers, HTTP client, relay) are cleanup
