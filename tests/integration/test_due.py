@@ -6,7 +6,7 @@ tests check the due times themselves, not how long anything took.
 
 from __future__ import annotations
 
-from conftest import make_config
+from conftest import make_config, settle_shares
 from test_relay import deliver_due, relay_for, shop_event
 
 POLL = 50.0
@@ -54,12 +54,13 @@ async def test_a_retry_scheduled_by_another_relay_is_known_from_the_claim(
 ):
     t = await target()
     t.recorder.script.append((500, {}, b"down"))
-    await store.insert_events([shop_event(clock)])
     config = slow_poll(database_url, t.url, "retry: {schedule: [7s]}")
     async with (
         relay_for(store, config, clock) as first,
         relay_for(store, config, clock, worker="w2") as second,
     ):
+        await settle_shares(clock, first, second)  # the second holds a part: it claims
+        await store.insert_events([shop_event(clock)])
         assert await deliver_due(first) == 1
         assert await deliver_due(second) == 0
         assert second.sleep_for() == 7.0
