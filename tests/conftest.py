@@ -286,3 +286,23 @@ async def hookgate_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(port: int, timeout: float = 30) -> None:  # noqa: ASYNC109
+    """Until a hookgate on 127.0.0.1:`port` answers /readyz with 200."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
+        while True:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)

@@ -5,18 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-from conftest import hookgate_process
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from conftest import free_port, hookgate_process, wait_ready
 
 
 def write_config(path: Path, database_url: str, target_url: str, port: int, relay: bool) -> Path:
@@ -37,18 +30,6 @@ routes:
 
 
 hookgate = hookgate_process
-
-
-async def wait_ready(port: int, timeout: float = 30) -> None:  # noqa: ASYNC109
-    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
-        while True:
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 async def post(port: int, body: bytes) -> tuple[int, dict[str, str]]:

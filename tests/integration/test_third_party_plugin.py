@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,7 +27,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import hookgate_process
+from conftest import free_port, hookgate_process, wait_ready
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hookgate-plugin-example"
 DIST = "hookgate-plugin-example"
@@ -234,12 +233,6 @@ def test_the_guides_import_contract_for_a_plugin_package_keeps_and_breaks(tmp_pa
     assert "my_hookgate_plugins.received_at -> gateway.section" in broken.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 SERVED = """\
 database: {{url: "{database}"}}
 server: {{host: 127.0.0.1, port: {port}, shutdown_timeout: 1s}}
@@ -260,19 +253,13 @@ routes:
 
 async def answer(port: int, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
     """POSTs `body` to /in/partner once serve answers /readyz with 200."""
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-        while True:
-            try:
-                async with session.get(f"{base}/readyz") as ready:
-                    if ready.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-        headers = {"X-Partner-Token": token}
-        async with session.post(f"{base}/in/partner", data=body, headers=headers) as response:
-            return response.status, await response.json()
+    await wait_ready(port)
+    url, headers = f"http://127.0.0.1:{port}/in/partner", {"X-Partner-Token": token}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
+        return response.status, await response.json()
 
 
 def complete_lines(path: Path) -> list[dict[str, Any]]:
