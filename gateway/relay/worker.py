@@ -15,10 +15,10 @@ Each relay holds a share of every target's concurrency for a short term (`SHARE_
 renewed every `SHARE_RENEW`; migration 0022): the shares of all relays add up to at
 most the target's concurrency, and a relay keeps its deliveries in flight within its
 own, so claims neither count nor lock anything for it. A relay whose share is short of
-its fair part, or that holds more than its share, renews every `SHARE_SOON` until the
-parts settle. A slot is free once the target has answered (the result is written in
-the background); a failure keeps its slot until its result, and what it does to the
-breaker, is committed.
+its fair part, or that holds more than its share, renews after `SHARE_SOON`, less often
+while nothing moves (at most every `SHARE_RENEW`), until the parts settle. A slot is
+free once the target has answered (the result is written in the background); a failure
+keeps its slot until its result, and what it does to the breaker, is committed.
 
 Results are written in batches (`GroupCommit`), each with what it says about its
 targets' health, in one transaction: `_write_results` is the one place an attempt ends.
@@ -112,6 +112,7 @@ class Relay:
         self._answered: set[uuid.UUID] = set()  # slots freed, their results being written
         self._shares: dict[str, Share] = {}  # this relay's part of each target's concurrency
         self._shares_due: dt.datetime | None = None  # when to renew them (None: before a claim)
+        self._share_wait = SHARE_SOON  # between renewals while the parts change hands
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._more = False
@@ -205,6 +206,7 @@ class Relay:
         in_flight = {
             name: (lane.config.concurrency, self._busy.get(name, 0)) for name, lane in lanes.items()
         }
+        before = self._shares
         self._shares = await self.store.take_shares(self.worker, in_flight, now, SHARE_TERM)
         if self.lanes is not lanes:  # a reload swapped the targets meanwhile: again
             self._shares_due = None
@@ -213,7 +215,15 @@ class Relay:
             s.share >= s.fair and self._busy.get(name, 0) <= s.share
             for name, s in self._shares.items()
         )
-        wait = SHARE_RENEW if settled else SHARE_SOON
+        if settled:
+            self._share_wait = SHARE_SOON
+            wait = SHARE_RENEW
+        else:
+            # Parts change hands: soon, and less often while nothing moves (a relay that
+            # holds the rest and is idle renews nothing; its share lapses instead).
+            moved = self._shares != before
+            self._share_wait = SHARE_SOON if moved else min(2 * self._share_wait, SHARE_RENEW)
+            wait = self._share_wait
         self._shares_due = now + dt.timedelta(seconds=wait)
 
     async def run_once(self) -> int:

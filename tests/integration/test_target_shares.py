@@ -77,7 +77,7 @@ async def test_two_relays_settle_on_half_each_and_never_exceed_the_concurrency(
         assert await second.run_once() == 0  # nothing free until the first gives some back
         clock.advance(SHARE_RENEW)  # the first renews: its part is 2, but 4 are in flight
         assert await first.run_once() == 0
-        for _ in range(3):  # the second asks again at SHARE_SOON: still nothing free
+        for _ in range(3):  # the second asks again: still nothing free
             assert await second.run_once() == 0
             clock.advance(SHARE_SOON)
         await t.recorder.wait_for(4)
@@ -86,6 +86,7 @@ async def test_two_relays_settle_on_half_each_and_never_exceed_the_concurrency(
         await first.drain()  # its 4 ended: from its next renewal it holds its part, 2
         clock.advance(SHARE_SOON)
         assert await first.run_once() == 2
+        clock.advance(SHARE_RENEW)  # the second's renewal, backed off while nothing moved
         assert await second.run_once() == 2
         await asyncio.gather(first.drain(), second.drain())
         clock.advance(SHARE_SOON)
