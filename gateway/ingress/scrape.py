@@ -4,9 +4,9 @@ Where it is served (README "Operations"):
 
 - on the admin listener (`admin.port`) when there is one, without a token (that
   listener is bound to a private host, 127.0.0.1 by default), and not on the public one;
-- else on the public listener, behind `admin.token` (a bearer token: `authorization:
-  {credentials: ...}` in a Prometheus scrape config); without a token configured it
-  answers 403 rather than expose the gateway's traffic to anyone;
+- else on the public listener, behind any of the admin tokens (a bearer token:
+  `authorization: {credentials: ...}` in a Prometheus scrape config); without a token
+  configured it answers 403 rather than expose the gateway's traffic to anyone;
 - by a `hookgate worker --metrics-port`, on its own listener, without the queue gauges.
 """
 
@@ -31,13 +31,15 @@ def on_admin_listener(config: Config) -> bool:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """The text exposition; 401/403 without the admin token, 503 if the database is down."""
+    """The text exposition; 401 without one of the admin tokens, 403 with none configured,
+    503 if the database is down."""
     app = request.app
-    token = app[keys.CONFIG].admin.token
-    if token is None:
+    tokens = app[keys.CONFIG].admin.tokens.values()
+    if not tokens:
         return web.json_response({"error": "set admin.token to scrape /metrics"}, status=403)
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
+    # Every token compared, in constant time: which one matched takes no longer to find.
+    if not [token for token in tokens if hmac.compare_digest(given, token.encode())]:
         return web.json_response(
             {"error": "the admin token is required"}, status=401, headers=UNAUTHORIZED
         )

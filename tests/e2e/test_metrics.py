@@ -128,6 +128,16 @@ async def test_metrics_need_the_admin_token(database_url, gateway, target):
     )
 
 
+async def test_metrics_take_any_of_the_named_admin_tokens(database_url, gateway):
+    admin = 'admin: {tokens: {ops: "ops-token-0123", grafana: "scrape-token-0123"}}\n'
+    client = await gateway(make_config(database_url, admin + "sources: {shop: {}}"))
+    for token in ("ops-token-0123", "scrape-token-0123"):
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert response.status == 200 and "hookgate_" in await response.text()
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer ops-token"})
+    assert wrong.status == 401
+
+
 def test_verification_reasons_are_classed():
     assert reason_class("missing X-Key header") == "missing"
     assert reason_class("API key does not match") == "mismatch"
