@@ -295,10 +295,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_ready(port: int, timeout: float = 30) -> None:  # noqa: ASYNC109
-    """Until a hookgate on 127.0.0.1:`port` answers /readyz with 200."""
+async def wait_ready(
+    port: int,
+    timeout: float = 30,  # noqa: ASYNC109
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Until a hookgate on 127.0.0.1:`port` answers /readyz with 200; `check` runs before
+    each try (to fail at once when the process has exited, say)."""
     async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
         while True:
+            if check is not None:
+                check()
             try:
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                     if response.status == 200:

@@ -7,9 +7,7 @@ serve process (VmHWM in /proc) is compared with its peak after a small warm-up t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from conftest import free_port, wait_ready
 from front_app import CHUNK, ExistingApp, block
 
 MIB = 1024 * 1024
 SIZE = 256 * MIB  # each way
 FLAT = 24 * MIB  # what buffering even one 256 MiB body would blow past ten times over
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peak_rss(pid: int) -> int:
@@ -71,19 +64,6 @@ def check_running(process: subprocess.Popen[bytes], log: Path) -> None:
     assert process.poll() is None, log.read_text()
 
 
-async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-        while True:
-            check_running(process, log)
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 async def test_a_large_upload_and_download_keep_the_serve_process_flat(tmp_path, database_url):
     existing, app_port, port = ExistingApp(), free_port(), free_port()
@@ -101,7 +81,7 @@ upstream: {{url: "http://127.0.0.1:{app_port}"}}
     log = tmp_path / "serve.log"
     process = start_serve(config, log)
     try:
-        await wait_ready(process, port, log)
+        await wait_ready(port, check=lambda: check_running(process, log))
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
             assert await download(session, f"{base}/download", 4 * MIB) == 4 * MIB  # warm-up
