@@ -294,9 +294,15 @@ class Relay:
         self._wake.set()  # claim at once
         try:
             while not self._stopping:
+                woken = False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.sleep_for())
+                    woken = await asyncio.wait_for(self._wake.wait(), self.sleep_for())
                 self._wake.clear()
+                if not woken and claims:
+                    # A due time passed while a claim is under way: it tells what comes
+                    # due next once it is done; wait for that rather than claim again.
+                    await asyncio.wait(claims, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 while len(claims) >= CLAIMS:
                     await asyncio.wait(claims, return_when=asyncio.FIRST_COMPLETED)
                 if self._stopping:
