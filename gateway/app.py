@@ -45,7 +45,7 @@ from gateway.storage.writers import Connections
 from gateway.tracing import Tracing, from_environment
 
 log = structlog.get_logger("hookgate.app")
-RELAY_CONNECTIONS = 3  # claims, results, and a pause or a release now and then
+RELAY_CONNECTIONS = 3  # two claims under way, results; a pause or a release now and then
 
 
 def create_app(
