@@ -13,7 +13,9 @@ so two apps in a process, or a test's in-memory exporter, do not collide):
   the provider's `traceparent` as stored with the request's headers, else the one
   hookgate started at ingest (stored in `events.traceparent`, migration 0020). The
   outgoing message carries the attempt's own `traceparent` (and the parent's
-  `tracestate`), in place of any the target's `forward_headers` would copy.
+  `tracestate`), in place of any the target's `forward_headers` would copy;
+- `forward` (client span) for a `mode: proxy` source's request to its target, inside
+  `ingest`, its `traceparent` on the forwarded request.
 
 The SDK reads the usual variables: `OTEL_SERVICE_NAME` (default `hookgate` here),
 `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`, `OTEL_EXPORTER_OTLP_HEADERS`, ...
@@ -28,6 +30,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import structlog
+
+from gateway.contract.outcome import DELIVERED
 
 if TYPE_CHECKING:
     from gateway.contract.message import SendResult
@@ -64,7 +68,7 @@ class Tracing:
             "ingest", context=parent, kind=self._trace.SpanKind.SERVER
         ) as span:
             started = None if kept else traceparent(span.get_span_context())
-            yield Ingest(self._tracer, span, started)
+            yield Ingest(self, span, started)
 
     def attempt(self, stored: str | None, headers: Iterable[tuple[str, str]]) -> Any:
         """A started attempt span: a child of the event's `stored` traceparent, else of
@@ -78,17 +82,20 @@ class Tracing:
         (`delivered`, `pending` for a retry, `dead`). Anything but delivered is an error."""
         span.set_attributes(
             {
-                "hookgate.target": claimed.target,
                 "hookgate.event_id": str(claimed.event_id),
                 "hookgate.delivery_id": str(claimed.id),
                 "hookgate.attempt": claimed.attempt,
-                "hookgate.outcome": str(result.outcome),
                 "hookgate.delivery.status": status,
             }
         )
+        self._answered(span, claimed.target, result, status != "delivered")
+
+    def _answered(self, span: Any, target: str, result: SendResult, failed: bool) -> None:
+        span.set_attribute("hookgate.target", target)
+        span.set_attribute("hookgate.outcome", str(result.outcome))
         if result.status is not None:
             span.set_attribute("http.response.status_code", result.status)
-        if status != "delivered":
+        if failed:
             span.set_status(self._trace.StatusCode.ERROR, result.error or str(result.outcome))
         span.end()
 
@@ -117,16 +124,31 @@ class Ingest:
     """One request's ingest span and, when hookgate started the trace (the provider sent
     no valid `traceparent`), that span's traceparent, to store with the event."""
 
-    __slots__ = ("_tracer", "span", "started")
+    __slots__ = ("_tracing", "span", "started")
 
-    def __init__(self, tracer: Any, span: Any, started: str | None) -> None:
-        self._tracer = tracer
+    def __init__(self, tracing: Tracing, span: Any, started: str | None) -> None:
+        self._tracing = tracing
         self.span = span
         self.started = started
 
     def child(self, name: str) -> Any:
         """A span inside this one (`verify`, `commit`), as a context manager."""
-        return self._tracer.start_as_current_span(name)
+        return self._tracing._tracer.start_as_current_span(name)
+
+    def forward(self) -> Any:
+        """A started `forward` span (a `mode: proxy` source's request to its target), a
+        child of this one; `forwarded` ends it."""
+        tracing = self._tracing
+        return tracing._tracer.start_span("forward", kind=tracing._trace.SpanKind.CLIENT)
+
+    def forwarded(self, span: Any, target: str, result: SendResult) -> None:
+        """End the `forward` span with the target's answer (an error unless delivered)."""
+        self._tracing._answered(span, target, result, result.outcome not in DELIVERED)
+
+    def outgoing(
+        self, headers: tuple[tuple[str, str], ...], span: Any
+    ) -> tuple[tuple[str, str], ...]:
+        return self._tracing.outgoing(headers, span)
 
     def set(self, name: str, value: str | int | bool) -> None:
         self.span.set_attribute(name, value)

@@ -60,6 +60,7 @@ from gateway.plugins import Registry, Resources
 from gateway.sources import ProxyConfig, ProxyFallback, SourceConfig
 from gateway.storage.store import Claimed, EventRecord, ProxyAnswer
 from gateway.targets import TargetConfig
+from gateway.tracing import Ingest
 
 log = structlog.get_logger("hookgate.proxy")
 # Describe the hop between the target and us, not the answer; aiohttp sets its own.
@@ -78,8 +79,10 @@ async def answer(
     body: bytes,
     now: dt.datetime,
     caller: str | None,
+    traced: Ingest | None = None,
 ) -> web.Response:
-    """Store the verified request, forward it, and answer with what the target answered."""
+    """Store the verified request, forward it, and answer with what the target answered
+    (with `traced`, in a `forward` span whose traceparent the target gets)."""
     app = request.app
     config = live.config
     target = config.targets[proxy.target]
@@ -94,8 +97,19 @@ async def answer(
     delivery = claimed(record, target.name)
     started_at = app[keys.CLOCK].now()
     message = build_message(delivery, target, started_at)
+    span = None
+    if traced is not None:
+        span = traced.forward()
+        message = replace(message, headers=traced.outgoing(message.headers, span))
     started = time.perf_counter()
-    result = await forward(send, message, proxy.timeout)
+    try:
+        result = await forward(send, message, proxy.timeout)
+    except BaseException:
+        if span is not None:
+            span.end()  # cut short (the handler cancelled): no answer to record
+        raise
+    if traced is not None:
+        traced.forwarded(span, target.name, result)
     duration_ms = (time.perf_counter() - started) * 1000
     fields.update(summary(target.name, result, duration_ms, proxy.fallback))
     finished = app[keys.CLOCK].now()

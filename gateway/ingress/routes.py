@@ -97,7 +97,7 @@ async def _ingest(request: web.Request, name: str | None, traced: Ingest | None)
     guard = live.guards[source.name]
     body, reply = await _admitted(request, config, source, guard, now, caller, traced)
     if source.proxy is not None and reply is None:  # mode: proxy, see gateway/ingress/proxy.py
-        return await proxy.answer(request, live, source, source.proxy, body, now, caller)
+        return await proxy.answer(request, live, source, source.proxy, body, now, caller, traced)
     content = _routable(request, guard, body, config.server.max_body)
     relay = reply is None
     record = to_record(request, source, body, now, config, caller, relay, content, guard.redaction)

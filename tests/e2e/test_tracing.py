@@ -131,6 +131,36 @@ async def test_without_a_traceparent_one_is_started_at_ingest_and_stored(
     assert headers["traceparent"] == f"00-{trace_id}-{attempt.context.span_id:016x}-{flags}"
 
 
+async def test_a_proxy_sources_forward_is_a_span_of_the_ingest_and_the_target_joins_it(
+    database_url, target, traced, exporter
+):
+    bot = await target()
+    bot.recorder.script.append((201, {"Content-Type": "application/json"}, b'{"ok": true}'))
+    cfg = make_config(
+        database_url,
+        f"""
+sources:
+  chat: {{mode: proxy, proxy: {{target: bot}}}}
+targets:
+  bot: {{url: "{bot.url}"}}
+""",
+    )
+    client = await traced(cfg)
+    response = await client.post("/in/chat", data=b"{}", headers=PROVIDER)
+    assert (response.status, await response.read()) == (201, b'{"ok": true}')
+    (forward,) = await spans_named(exporter, "forward")
+    (ingest,) = await spans_named(exporter, "ingest")
+    assert f"{forward.context.trace_id:032x}" == TRACE and forward.kind is SpanKind.CLIENT
+    assert parent_of(forward) == f"{ingest.context.span_id:016x}"
+    assert forward.attributes["hookgate.target"] == "bot"
+    assert forward.attributes["hookgate.outcome"] == "HTTP_2XX"
+    assert forward.attributes["http.response.status_code"] == 201
+    assert forward.status.status_code is not StatusCode.ERROR
+    headers, _ = bot.recorder.requests[0]
+    assert headers["traceparent"] == f"00-{TRACE}-{forward.context.span_id:016x}-01"
+    assert not await spans_named(exporter, "attempt", 0)  # a forward is not an attempt
+
+
 async def test_attempt_spans_carry_target_outcome_and_status(
     database_url, target, traced, exporter
 ):
