@@ -34,7 +34,8 @@ from gateway.clock import FrozenClock
 from gateway.config import Config, parse_config
 from gateway.plugins import Resources, load_registry
 from gateway.relay.lanes import build_lanes
-from gateway.relay.worker import SHARE_RENEW, Relay
+from gateway.relay.shares import SHARE_RENEW
+from gateway.relay.worker import Relay
 from gateway.server import GatewayRunner
 from gateway.storage.migrate import migrate
 from gateway.storage.store import Store

@@ -11,14 +11,10 @@ breaker's cooldown end), and a finish that frees a FIFO key. Freed slots are gat
 a saturated lane claims again once a half of it is free or `GATHER` seconds passed,
 not once per finished delivery. The poll interval is the fallback.
 
-Each relay holds a share of every target's concurrency for a short term (`SHARE_TERM`,
-renewed every `SHARE_RENEW`; migration 0022): the shares of all relays add up to at
-most the target's concurrency, and a relay keeps its deliveries in flight within its
-own, so claims neither count nor lock anything for it. A relay whose share is short of
-its fair part, or that holds more than its share, renews after `SHARE_SOON`, less often
-while nothing moves (at most every `SHARE_RENEW`), until the parts settle. A slot is
-free once the target has answered (the result is written in the background); a failure
-keeps its slot until its result, and what it does to the breaker, is committed.
+Each relay holds a share of every target's concurrency (gateway/relay/shares.py) and
+keeps its deliveries in flight within it. A slot is free once the target has answered
+(the result is written in the background); a failure keeps its slot until its result,
+and what it does to the breaker, is committed.
 
 Results are written in batches (`GroupCommit`), each with what it says about its
 targets' health, in one transaction: `_write_results` is the one place an attempt ends.
@@ -54,9 +50,10 @@ from gateway.logging import Sampled
 from gateway.metrics import Metrics
 from gateway.outbound import attempt_result
 from gateway.relay.lanes import Lane, build_message
+from gateway.relay.shares import Shares
 from gateway.storage.batch import GroupCommit
 from gateway.storage.limits import Health, TargetLimits
-from gateway.storage.store import AttemptResult, Claimed, Share, Store
+from gateway.storage.store import AttemptResult, Claimed, Store
 from gateway.tracing import Tracing
 
 log = structlog.get_logger("hookgate.relay")
@@ -70,12 +67,6 @@ GATHER = 0.002
 CLAIMS = 2
 # Never sleep less than this for a due time (a frozen test clock would otherwise spin).
 MIN_SLEEP = 0.001
-# A relay's shares of its targets' concurrency last this long (a relay that dies gives
-# its part back then), and are renewed when this old, before a claim.
-SHARE_TERM = 5.0
-SHARE_RENEW = 0.5
-# ... or this often while the parts change hands (a relay joined or left).
-SHARE_SOON = 0.05
 
 
 def worker_name() -> str:
@@ -110,9 +101,7 @@ class Relay:
         self.rand = rand
         self._busy = dict.fromkeys(lanes, 0)  # in flight per target (removed ones until done)
         self._answered: set[uuid.UUID] = set()  # slots freed, their results being written
-        self._shares: dict[str, Share] = {}  # this relay's part of each target's concurrency
-        self._shares_due: dt.datetime | None = None  # when to renew them (None: before a claim)
-        self._share_wait = SHARE_SOON  # between renewals while the parts change hands
+        self._shares = Shares(store, self.worker)  # its part of each target's concurrency
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._more = False
@@ -127,7 +116,6 @@ class Relay:
         self._retired: dict[int, Lane] = {}
         self._claiming = 0  # claims under way
         self._reserved: dict[str, int] = {}  # what those claims asked for, per target
-        self._renewing = asyncio.Lock()
         self._recheck = False  # a claim overlapped another: claim again when both are done
         self._closing: set[asyncio.Task[None]] = set()
         self._soon: asyncio.TimerHandle | None = None
@@ -151,7 +139,7 @@ class Relay:
         previous, self.lanes, self.config = self.lanes, lanes, config
         self._limits = {name: _limits(lane) for name, lane in lanes.items()}
         self._saturated &= set(lanes)
-        self._shares_due = None  # the new set of targets, under their new limits
+        self._shares.forget()  # the new set of targets, under their new limits
         for name, lane in previous.items():
             if lanes.get(name) is not lane:
                 self._retired[id(lane)] = lane
@@ -175,56 +163,22 @@ class Relay:
         free = {
             name: self._cap(name, lane) - self._busy.get(name, 0) - self._reserved.get(name, 0)
             for name, lane in self.lanes.items()
-            if name in self._shares
+            if name in self._shares.names()
         }
         return {name: min(n, self.config.batch_size) for name, n in free.items() if n > 0}
 
     def _cap(self, name: str, lane: Lane) -> int:
         """How many of the target's deliveries this relay may have in flight: its share."""
-        share = self._shares.get(name)
-        return min(share.share, lane.config.concurrency) if share else 0
+        return self._shares.cap(name, lane.config.concurrency)
 
     def sleep_for(self) -> float:
         """Seconds until the earliest due time this relay knows of, at most the poll interval."""
         poll = self.config.poll_interval
-        due = [d for d in (self._next_due, self._shares_soon()) if d is not None]
+        due = [d for d in (self._next_due, self._shares.soon(self._busy)) if d is not None]
         if not due:
             return poll
         wait = (min(due) - self.clock.now()).total_seconds()
         return min(poll, max(wait, MIN_SLEEP))
-
-    def _shares_soon(self) -> dt.datetime | None:
-        """When the shares must be renewed while they change hands (else at the next
-        claim, once due: an idle relay lets them lapse)."""
-        due = self._shares_due
-        if due is None or any(s.share < s.fair for s in self._shares.values()):
-            return due
-        return due if any(self._busy.get(n, 0) > s.share for n, s in self._shares.items()) else None
-
-    async def _renew_shares(self, now: dt.datetime) -> None:
-        lanes = self.lanes
-        in_flight = {
-            name: (lane.config.concurrency, self._busy.get(name, 0)) for name, lane in lanes.items()
-        }
-        before = self._shares
-        self._shares = await self.store.take_shares(self.worker, in_flight, now, SHARE_TERM)
-        if self.lanes is not lanes:  # a reload swapped the targets meanwhile: again
-            self._shares_due = None
-            return
-        settled = all(
-            s.share >= s.fair and self._busy.get(name, 0) <= s.share
-            for name, s in self._shares.items()
-        )
-        if settled:
-            self._share_wait = SHARE_SOON
-            wait = SHARE_RENEW
-        else:
-            # Parts change hands: soon, and less often while nothing moves (a relay that
-            # holds the rest and is idle renews nothing; its share lapses instead).
-            moved = self._shares != before
-            self._share_wait = SHARE_SOON if moved else min(2 * self._share_wait, SHARE_RENEW)
-            wait = self._share_wait
-        self._shares_due = now + dt.timedelta(seconds=wait)
 
     async def run_once(self) -> int:
         """Claim what is due and start sending it; the number claimed."""
@@ -243,10 +197,11 @@ class Relay:
             self._close_idle()
 
     async def _claim_due(self) -> int:
-        now = self.clock.now()
-        async with self._renewing:  # one renewal for claims that overlap
-            if self._shares_due is None or now >= self._shares_due:
-                await self._renew_shares(now)
+        now, lanes = self.clock.now(), self.lanes
+        limits = {name: lane.config.concurrency for name, lane in lanes.items()}
+        await self._shares.renew_if_due(now, limits, self._busy)
+        if self.lanes is not lanes:  # a reload swapped the targets meanwhile: again
+            self._shares.forget()
         quotas = self.quotas()
         if not quotas:
             self._more = False  # every lane is full: wait for a slot to free (it wakes us)
@@ -273,7 +228,7 @@ class Relay:
         how many the shared limits allowed each."""
         lanes = self.lanes  # those this claim asks for, whatever a reload swaps in meanwhile
         batch = await self.store.claim_batch(
-            quotas, now, self.config.lease, self.worker, self._limits, self._shares.keys()
+            quotas, now, self.config.lease, self.worker, self._limits, self._shares.names()
         )
         # The claim saw the targets it was asked about; a due time learnt for a full lane
         # is kept until it passes.
@@ -357,10 +312,7 @@ class Relay:
         if unfinished:
             await self.store.release(unfinished, self.clock.now(), self.worker)
             log.info("deliveries_released", count=len(unfinished))
-        if self._shares:
-            # The other relays' at once; if the database is away, theirs in SHARE_TERM.
-            with contextlib.suppress(StorageError):
-                await self.store.release_shares(self.worker)
+        await self._shares.release()  # the other relays' at once
 
     async def _write_results(self, results: list[AttemptResult]) -> list[bool]:
         """Record attempts with what they say about each target's health (its breaker),

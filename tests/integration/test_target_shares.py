@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 from test_relay import relay_config, shop_event
 from test_target_limits import two_relays
 
-from gateway.relay.worker import SHARE_RENEW, SHARE_SOON, SHARE_TERM
+from gateway.relay.shares import SHARE_RENEW, SHARE_SOON, SHARE_TERM
 from gateway.storage.store import Store
 
 
