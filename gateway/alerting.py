@@ -34,7 +34,8 @@ from gateway.storage.store import AttemptResult, Finished, Store
 log = structlog.get_logger("hookgate.alerts")
 CHECK_EVERY = 15.0  # seconds between backlog checks (the queue-gauge query, per relay)
 _WILDCARD = {"0.0.0.0", "::", ""}
-# A breaker change seen in a batch of results: (target, opened), see Relay._breaker_changes.
+# A breaker change seen in a batch of results: (target, opened); see Breakers.changes
+# in gateway/relay/health.py.
 BreakerChange = tuple[str, bool]
 
 

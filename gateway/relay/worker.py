@@ -40,7 +40,7 @@ from typing import Any
 
 import structlog
 
-from gateway.alerting import Alerting, BreakerChange
+from gateway.alerting import Alerting
 from gateway.clock import Clock
 from gateway.config import RelayConfig
 from gateway.contract.message import SendResult
@@ -49,10 +49,10 @@ from gateway.errors import StorageError
 from gateway.logging import Sampled
 from gateway.metrics import Metrics
 from gateway.outbound import attempt_result
+from gateway.relay.health import ANSWERED, Breakers, health_of, limits_of
 from gateway.relay.lanes import Lane, build_message
 from gateway.relay.shares import Shares
 from gateway.storage.batch import GroupCommit
-from gateway.storage.limits import Health, TargetLimits
 from gateway.storage.store import AttemptResult, Claimed, Store
 from gateway.tracing import Tracing
 
@@ -107,8 +107,8 @@ class Relay:
         self._more = False
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
-        self._limits = {name: _limits(lane) for name, lane in lanes.items()}
-        self._open_breakers: set[str] = set()
+        self._limits = {name: limits_of(lane) for name, lane in lanes.items()}
+        self._breakers = Breakers()
         self._saturated: set[str] = set()  # lanes whose last claim left deliveries waiting
         # Lanes a reload replaced, by id, closed once no attempt uses them (nor a claim
         # under way, which may yet start attempts through them).
@@ -137,7 +137,7 @@ class Relay:
         closed once the last of them has ended. A target no longer named is not claimed:
         its deliveries stay pending."""
         previous, self.lanes, self.config = self.lanes, lanes, config
-        self._limits = {name: _limits(lane) for name, lane in lanes.items()}
+        self._limits = {name: limits_of(lane) for name, lane in lanes.items()}
         self._saturated &= set(lanes)
         self._shares.forget()  # the new set of targets, under their new limits
         for name, lane in previous.items():
@@ -318,14 +318,17 @@ class Relay:
         """Record attempts with what they say about each target's health (its breaker),
         in one transaction: a claim that sees a slot freed sees the breaker it opened."""
         now = self.clock.now()
-        health = _health(results, self._limits)
-        if self.alerting and self.alerting.may_alert(results, health, self._open_breakers):
+        health = health_of(results, self._limits)
+        if self.alerting and self.alerting.may_alert(results, health, self._breakers.open):
             finished = await self.alerting.finish(
-                results, now, health, lambda done: self._breaker_changes(done.breakers, health, now)
+                results,
+                now,
+                health,
+                lambda done: self._breakers.changes(done.breakers, health, now),
             )
         else:
             finished = await self.store.finish_many(results, now, health)
-        self._log_breakers(finished.breakers, health, now)
+        self._breakers.record(finished.breakers, health, now)
         self._after_results(results)
         return finished.kept
 
@@ -339,41 +342,10 @@ class Relay:
             elif result.next_status != "pending" and _ordered(self.lanes.get(result.target)):
                 self.wake()
 
-    def _log_breakers(
-        self, rows: list[dict[str, object]], health: list[Health], now: dt.datetime
-    ) -> None:
-        changed = dict(self._breaker_changes(rows, health, now))
-        for row in rows:
-            name, until = str(row["name"]), row["breaker_until"]
-            if changed.get(name) is True:
-                log.warning(
-                    "breaker_opened", target=name, until=str(until), reason=row["breaker_reason"]
-                )
-            elif changed.get(name) is False:
-                log.info("breaker_closed", target=name)
-            is_open = isinstance(until, dt.datetime) and until > now
-            (self._open_breakers.add if is_open else self._open_breakers.discard)(name)
-
-    def _breaker_changes(
-        self, rows: list[dict[str, object]], health: list[Health], now: dt.datetime
-    ) -> list[BreakerChange]:
-        """(target, True) for each breaker these results opened, (target, False) for each
-        they closed that this relay saw open."""
-        failed = {h.target: h for h in health}
-        changes = []
-        for row in rows:
-            name, until = str(row["name"]), row["breaker_until"]
-            is_open = isinstance(until, dt.datetime) and until > now
-            if is_open and failed[name].failed:
-                changes.append((name, True))
-            elif not is_open and name in self._open_breakers:
-                changes.append((name, False))
-        return changes
-
     def saw_open_breakers(self, names: set[str]) -> None:
         """Breakers the database says are open (another relay may have opened them): the
         result that closes one is then known as a close here too."""
-        self._open_breakers |= names & set(self.lanes)
+        self._breakers.saw_open(names & set(self.lanes))
 
     def _start(self, claimed: Claimed, lane: Lane) -> None:
         if not self._results_started:
@@ -398,7 +370,7 @@ class Relay:
 
     def _answer_frees(self, claimed: Claimed, result: SendResult) -> None:
         """The target answered: its slot is free now, while the result is written."""
-        if result.outcome in _ANSWERED and claimed.id in self._tasks:
+        if result.outcome in ANSWERED and claimed.id in self._tasks:
             self._answered.add(claimed.id)
             self._free(claimed)
 
@@ -545,54 +517,6 @@ async def _close(lane: Lane) -> None:
         log.exception("target_close_failed", target=lane.config.name)
     else:
         log.debug("target_closed", target=lane.config.name)
-
-
-def _limits(lane: Lane) -> TargetLimits:
-    rate, breaker = lane.config.rate_limit, lane.config.breaker
-    return TargetLimits(
-        concurrency=lane.config.concurrency,
-        rate=rate.rate if rate else None,
-        burst=rate.burst if rate else 1.0,
-        breaker_failures=breaker.failures if breaker else 0,
-        breaker_cooldown=breaker.cooldown if breaker else 0.0,
-        breaker_ratio=breaker.ratio if breaker else 0.0,
-        breaker_window=breaker.window if breaker else 0,
-        block_on_dead=bool(lane.config.ordering and lane.config.ordering.on_dead == "block"),
-    )
-
-
-# The target answered (whatever it said): it is up. Its trouble: it is not.
-_ANSWERED = DELIVERED | {Outcome.HTTP_3XX, Outcome.HTTP_4XX_PERMANENT, Outcome.GONE}
-_FAILED = frozenset({Outcome.HTTP_5XX, Outcome.TIMEOUT, Outcome.CONNECT_ERROR,
-                     Outcome.DNS_ERROR, Outcome.TLS_ERROR, Outcome.TARGET_ERROR})  # fmt: skip
-
-
-def _health(results: list[AttemptResult], limits: dict[str, TargetLimits]) -> list[Health]:
-    """Per target with a breaker, in order: failures since its last answer in this batch."""
-    # target -> [answered since, failed since its last answer, failed in all, attempts, reason]
-    seen: dict[str, list[Any]] = {}
-    for result in results:
-        limit = limits.get(result.target)
-        if limit is None or not limit.breaker_failures:
-            continue
-        counts = seen.get(result.target)
-        if counts is None:
-            counts = seen[result.target] = [False, 0, 0, 0, None]
-        if result.outcome in _ANSWERED:
-            counts[0], counts[1] = True, 0
-            counts[3] += 1
-        elif result.outcome in _FAILED:
-            counts[1] += 1
-            counts[2] += 1
-            counts[3] += 1
-            counts[4] = result.error or result.outcome
-    return [
-        Health(target, reset, failed, limit.breaker_failures, limit.breaker_cooldown, reason,
-               attempts=attempts, failed_total=failed_total, window=limit.breaker_window,
-               ratio=limit.breaker_ratio)
-        for target, (reset, failed, failed_total, attempts, reason) in seen.items()
-        for limit in (limits[target],)
-    ]  # fmt: skip
 
 
 def _log_attempt(
