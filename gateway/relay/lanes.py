@@ -11,25 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.config import Config
-from gateway.contract.headers import HOP_BY_HOP, IDENTITY_HEADERS, is_identity_header
 from gateway.contract.message import Send, compose
 from gateway.errors import PluginError
-from gateway.outbound import build_message, chain, middleware_for
+from gateway.outbound import chain, middleware_for
 from gateway.plugins import PluginSpec, Registry, Resources
 from gateway.targets import TargetConfig
-
-# The header sets and the send path are defined in gateway.contract.headers and
-# gateway.outbound (shared with proxy mode); still importable from here.
-__all__ = [
-    "HOP_BY_HOP",
-    "IDENTITY_HEADERS",
-    "Lane",
-    "build_lanes",
-    "build_message",
-    "chain",
-    "is_identity_header",
-    "rebuild_lanes",
-]
 
 RouteMiddleware = Mapping[int, tuple[PluginSpec, ...]]  # route index -> its middleware
 

@@ -48,9 +48,9 @@ from gateway.contract.outcome import DELIVERED, Outcome
 from gateway.errors import StorageError
 from gateway.logging import Sampled
 from gateway.metrics import Metrics
-from gateway.outbound import attempt_result
+from gateway.outbound import attempt_result, build_message
 from gateway.relay.health import ANSWERED, Breakers, health_of, limits_of
-from gateway.relay.lanes import Lane, build_message
+from gateway.relay.lanes import Lane
 from gateway.relay.shares import Shares
 from gateway.storage.batch import GroupCommit
 from gateway.storage.store import AttemptResult, Claimed, Store
@@ -370,7 +370,7 @@ class Relay:
 
     def _answer_frees(self, claimed: Claimed, result: SendResult) -> None:
         """The target answered: its slot is free now, while the result is written."""
-        if result.outcome in ANSWERED and claimed.id in self._tasks:
+        if result.outcome in ANSWERED:
             self._answered.add(claimed.id)
             self._free(claimed)
 

@@ -10,11 +10,10 @@ import pytest
 
 import gateway
 import gateway.plugin as contract
-from gateway import errors, plugins, section
+from gateway import errors, outbound, plugins, section
 from gateway.contract import message, verify
 from gateway.contract import outcome as policy
 from gateway.plugin import VerificationError, hexdecode
-from gateway.relay import lanes
 
 ROOT = Path(__file__).parents[2]
 EMBEDDING = ROOT / "docs" / "embedding"
@@ -92,7 +91,7 @@ def test_the_module_docstring_names_every_export():
         ("Message", message), ("SendResult", message), ("compose", message),
         ("Outcome", policy), ("classify_status", policy), ("DELIVERED", policy),
         ("Resources", plugins), ("VerifierPlugin", plugins), ("TargetPlugin", plugins),
-        ("HOP_BY_HOP", lanes), ("is_identity_header", lanes),
+        ("HOP_BY_HOP", outbound), ("is_identity_header", outbound),
         ("Section", section), ("show", section), ("VerificationError", errors),
     ],
 )  # fmt: skip
