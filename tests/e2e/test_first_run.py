@@ -5,7 +5,9 @@ database cannot be reached or refuses us."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -62,12 +64,18 @@ async def test_serve_says_where_it_listens_and_which_database_it_uses(
     assert code == 0
 
 
-async def test_a_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, target):
-    sink = await target()
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that something else listens on meanwhile."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield int(taken.getsockname()[1])
+
+
+async def test_a_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, target):
+    sink = await target()
+    with taken_port() as port:
         config = write_config(tmp_path / "h.yaml", database_url, sink.url, port, relay=True)
         async with hookgate("serve", "--config", str(config)) as process:
             code, err = await finish(process)
@@ -80,10 +88,7 @@ async def test_a_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, targ
 
 async def test_an_admin_port_in_use_is_one_line_and_exit_1(tmp_path, database_url, target):
     sink = await target()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         config = write_config(tmp_path / "h.yaml", database_url, sink.url, free_port(), True)
         with config.open("a") as file:
             file.write(f"admin: {{tokens: {{ops: tok_0123456789abcdef0123}}, port: {port}}}\n")
