@@ -5,15 +5,20 @@
 -- together or not at all. No NOTIFY here: Postgres holds a global lock from a NOTIFY
 -- until its commit is flushed, which would serialise concurrent ingest commits.
 -- An event with a dedupe key is stored only if it takes the key (new, or its window
--- expired by $17, now); the ids of those that did not are returned as duplicates.
+-- expired by $4, now); the ids of those that did not are returned as duplicates. The
+-- batch comes as `insert_events_plain`'s does (below), its events with their dedupe
+-- key and window.
 WITH incoming AS (
     SELECT *
-    FROM unnest(
-        $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-        $6::text[], $7::text[], $8::jsonb[], $9::bytea[], $10::text[],
-        $15::text[], $16::timestamptz[], $18::jsonb[], $21::text[], $22::text[])
-        AS i (id, source, event_type, received_at, method, path, query, headers, body, peer,
-              dedupe_key, dedupe_until, routes, key_id, traceparent)
+    FROM ROWS FROM (
+        json_to_recordset($1::json) AS (
+            id uuid, source text, event_type text, received_at timestamptz, method text,
+            path text, query text, headers jsonb, peer text, routes jsonb, key_id text,
+            traceparent text, dedupe_key text, dedupe_until timestamptz),
+        unnest($3::bytea[]))
+        WITH ORDINALITY AS i (id, source, event_type, received_at, method, path, query,
+                              headers, peer, routes, key_id, traceparent, dedupe_key,
+                              dedupe_until, body, n)
 ), keys AS (
     INSERT INTO hookgate.dedupe AS k (source, key, event_id, expires_at)
     SELECT source, dedupe_key, id, dedupe_until FROM incoming WHERE dedupe_key IS NOT NULL
@@ -22,7 +27,7 @@ WITH incoming AS (
     ORDER BY source, dedupe_key
     ON CONFLICT (source, key) DO UPDATE
         SET event_id = excluded.event_id, expires_at = excluded.expires_at
-        WHERE k.expires_at <= $17  -- the old key's window has ended
+        WHERE k.expires_at <= $4  -- the old key's window has ended
     RETURNING k.event_id
 ), accepted AS (
     SELECT * FROM incoming
@@ -37,11 +42,12 @@ WITH incoming AS (
 ), new_deliveries AS (
     INSERT INTO hookgate.deliveries
         (id, event_id, target, due_at, created_at, updated_at, ordering_key, route)
-    SELECT d.id, d.event_id, d.target, d.due_at, d.due_at, d.due_at, d.ordering_key, d.route
-    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::timestamptz[], $19::text[],
-                $20::integer[])
-        WITH ORDINALITY AS d (id, event_id, target, due_at, ordering_key, route, n)
-    WHERE d.event_id IN (SELECT id FROM accepted)
+    SELECT d.id, e.id, d.target, e.received_at, e.received_at, e.received_at, d.ordering_key,
+           d.route
+    FROM ROWS FROM (json_to_recordset($2::json)
+            AS (id uuid, event integer, target text, ordering_key text, route integer))
+        WITH ORDINALITY AS d (id, event, target, ordering_key, route, n)
+    JOIN accepted AS e ON e.n = d.event
     ORDER BY d.n  -- seq follows arrival order
 )
 SELECT i.id

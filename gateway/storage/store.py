@@ -219,66 +219,30 @@ class Store:
         """Write events and their deliveries in one transaction; the ids not stored because
         their dedupe key is taken. Two records in one call must not share a dedupe key."""
         if all(r.dedupe_key is None for r in records):
-            await self._insert_plain(records)
+            await self._execute("insert_events_plain", *self.plain_args(records))
             return set()
-        deliveries = [(d_id, r.id, target, r.received_at)
-                      for r in records for d_id, target in r.deliveries]  # fmt: skip
-        request, key_ids = self._request_columns(records)
-        rows = await self._execute(
-            "insert_events",
-            *request,
-            *(list(column) for column in zip(*deliveries, strict=True)) if deliveries
-            else ([], [], [], []),
-            [r.dedupe_key for r in records],
-            [r.dedupe_until for r in records],
-            max((r.received_at for r in records), default=None),
-            _routes_column(records),
-            *_delivery_columns(records),
-            key_ids,
-            [r.traceparent for r in records],
-        )  # fmt: skip
+        now = max(r.received_at for r in records)
+        rows = await self._execute("insert_events", *self.plain_args(records, dedupe=True), now)
         return {row["id"] for row in rows}
 
-    async def _insert_plain(self, records: Sequence[EventRecord]) -> None:
-        """Events without dedupe keys and their deliveries, in one statement."""
-        await self._execute("insert_events_plain", *self.plain_args(records))
-
-    def plain_args(self, records: Sequence[EventRecord]) -> list[Any]:
-        """`insert_events_plain`'s arguments for `records` (none with a dedupe key): two
-        JSON texts and the bodies."""
+    def plain_args(self, records: Sequence[EventRecord], dedupe: bool = False) -> list[Any]:
+        """`insert_events_plain`'s arguments for `records` (with `dedupe`, `insert_events`'s
+        first three: each event's dedupe key and window too): two JSON texts and the
+        bodies."""
         events, bodies = [], []
         for r in records:
             key_id, headers, body = self.sealer.seal(event_row(r.id), r.headers, r.body)
-            events.append((r.id, r.source, r.event_type, r.received_at, r.method, r.path,
-                           r.query, orjson.Fragment(headers), r.peer, r.routes,
-                           key_id, r.traceparent))  # fmt: skip
+            event = (r.id, r.source, r.event_type, r.received_at, r.method, r.path, r.query,
+                     orjson.Fragment(headers), r.peer, r.routes, key_id, r.traceparent)  # fmt: skip
+            events.append((*event, r.dedupe_key, r.dedupe_until) if dedupe else event)
             bodies.append(body)
         deliveries = [
             (d_id, n, target, (r.ordering or {}).get(target),
              (r.delivery_routes or {}).get(target))
             for n, r in enumerate(records, 1) for d_id, target in r.deliveries
         ]  # fmt: skip
-        return [_rows_json(events, _EVENT_FIELDS), _rows_json(deliveries, _DELIVERY_FIELDS), bodies]
-
-    def _request_columns(
-        self, records: Sequence[EventRecord]
-    ) -> tuple[list[list[Any]], list[str | None]]:
-        """The stored request of each event as the inserts' first ten arrays (id .. peer,
-        headers and body sealed when encryption is on), and each row's key id."""
-        sealed = [self.sealer.seal(event_row(r.id), r.headers, r.body) for r in records]
-        columns: list[list[Any]] = [
-            [r.id for r in records],
-            [r.source for r in records],
-            [r.event_type for r in records],
-            [r.received_at for r in records],
-            [r.method for r in records],
-            [r.path for r in records],
-            [r.query for r in records],
-            [headers for _, headers, _ in sealed],
-            [body for _, _, body in sealed],
-            [r.peer for r in records],
-        ]
-        return columns, [key_id for key_id, _, _ in sealed]
+        fields = _EVENT_FIELDS + _DEDUPE_FIELDS if dedupe else _EVENT_FIELDS
+        return [_rows_json(events, fields), _rows_json(deliveries, _DELIVERY_FIELDS), bodies]
 
     async def dedupe_originals(
         self, keys: Sequence[tuple[str, str]]
@@ -485,24 +449,13 @@ def finished(rows: Sequence[asyncpg.Record], results: Sequence[AttemptResult]) -
 
 _EVENT_FIELDS = ("id", "source", "event_type", "received_at", "method", "path", "query",
                  "headers", "peer", "routes", "key_id", "traceparent")  # fmt: skip
+_DEDUPE_FIELDS = ("dedupe_key", "dedupe_until")
 _DELIVERY_FIELDS = ("id", "event", "target", "ordering_key", "route")
 
 
 def _rows_json(rows: Sequence[tuple[Any, ...]], fields: tuple[str, ...]) -> str:
     """`rows` as a JSON array of objects with `fields` (what json_to_recordset reads)."""
     return orjson.dumps([dict(zip(fields, row, strict=True)) for row in rows]).decode()
-
-
-def _routes_column(records: Sequence[EventRecord]) -> list[str | None]:
-    return [orjson.dumps(r.routes).decode() if r.routes is not None else None for r in records]
-
-
-def _delivery_columns(records: Sequence[EventRecord]) -> tuple[list[Any], list[Any]]:
-    """Each delivery's ordering key and the route that made it, in delivery order."""
-    return (
-        [(r.ordering or {}).get(target) for r in records for _, target in r.deliveries],
-        [(r.delivery_routes or {}).get(target) for r in records for _, target in r.deliveries],
-    )
 
 
 def _pairs(value: str | None) -> tuple[tuple[str, str], ...]:
