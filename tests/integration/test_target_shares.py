@@ -15,6 +15,7 @@ from test_relay import relay_config, shop_event
 from test_target_limits import two_relays
 
 from gateway.relay.shares import SHARE_RENEW, SHARE_SOON, SHARE_TERM
+from gateway.storage.limits import TargetLimits
 from gateway.storage.store import Store
 
 
@@ -112,3 +113,18 @@ async def test_a_claim_within_a_share_waits_for_no_other_claim(database_url, sto
                 assert await relay.run_once() == 2
             await relay.drain()
     assert len(t.recorder.requests) == 4
+
+
+async def test_a_relay_from_before_the_shares_still_counts_the_deliveries_in_flight(store, clock):
+    # A replica not yet upgraded calls 0010's allowance: the same one, holding no share.
+    await store.insert_events([shop_event(clock) for _ in range(4)])
+    limits = {"t": TargetLimits(concurrency=3)}
+    claimed = await store.claim_batch({"t": 4}, clock.now(), 60.0, "old", limits)
+    assert len(claimed.claimed) == 3
+    async with store.pool.acquire() as conn:
+        allowed = await conn.fetchval(
+            "SELECT allowed FROM hookgate.claim_allowance(ARRAY['t'], ARRAY[4], $1, ARRAY[3],"
+            " ARRAY[NULL]::float8[], ARRAY[1.0]::float8[], ARRAY[false], 60.0)",
+            clock.now(),
+        )
+    assert allowed == 0

@@ -71,8 +71,9 @@ $$;
 -- or a tripped breaker needs it. Those are read first, without a lock, to choose the
 -- locks; every lock is then taken in key order before the decisions, which read the
 -- target again. A breaker that trips between the two reads holds the target back
--- this once (the next claim takes its lock). A new overload: the 0010 one stays for a
--- replica not yet upgraded.
+-- this once (the next claim takes its lock). A new overload; the 0010 one, which a
+-- replica not yet upgraded calls, becomes this one without shares (below), so there is
+-- one allowance to keep.
 CREATE FUNCTION hookgate.claim_allowance(
     p_targets text[], p_quotas integer[], p_now timestamptz, p_concurrency integer[],
     p_rate double precision[], p_burst double precision[], p_breaker boolean[],
@@ -161,4 +162,17 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END
+$$;
+
+-- 0010's signature, for a replica not yet upgraded: the allowance above, no share held.
+CREATE OR REPLACE FUNCTION hookgate.claim_allowance(
+    p_targets text[], p_quotas integer[], p_now timestamptz, p_concurrency integer[],
+    p_rate double precision[], p_burst double precision[], p_breaker boolean[],
+    p_lease double precision
+) RETURNS TABLE (
+    target text, allowed integer, tokens double precision, probe boolean, next_at timestamptz
+)
+LANGUAGE sql VOLATILE ROWS 8 AS $$
+    SELECT * FROM hookgate.claim_allowance(p_targets, p_quotas, p_now, p_concurrency, p_rate,
+                                           p_burst, p_breaker, p_lease, NULL::boolean[])
 $$;
