@@ -632,7 +632,7 @@ class HttpClient:
 
     def __init__(self, ssl_context: ssl_module.SSLContext | None = None) -> None:
         self._ssl = ssl_context
-        self._pools: dict[tuple[str, str, int | None], tuple[Pool, str]] = {}
+        self._pools: dict[tuple[str, str, int | None], Pool] = {}
         self._closed = False
 
     async def request(
@@ -650,13 +650,13 @@ class HttpClient:
         if self._closed:
             raise ConnectionError("the client is closed")
         key = (url.scheme, url.raw_host or "", url.port)
-        pool, host = self._pools.get(key) or self._pool(url, key)
+        pool = self._pools.get(key) or self._pool(url, key)
         sends = bool(body) or method not in _BODYLESS_METHODS
         try:
             response = await pool.request(
                 method,
                 url.raw_path_qs or "/",
-                _headers(headers, host, sends),
+                _headers(headers, pool.authority, sends),
                 body if sends else None,
             )
             try:
@@ -680,14 +680,14 @@ class HttpClient:
         """Close every idle connection; connections in use close when their request ends."""
         self._closed = True
         pools, self._pools = self._pools, {}
-        for pool, _ in pools.values():
+        for pool in pools.values():
             await pool.close()
 
-    def _pool(self, url: URL, key: tuple[str, str, int | None]) -> tuple[Pool, str]:
+    def _pool(self, url: URL, key: tuple[str, str, int | None]) -> Pool:
         context = (self._ssl or _default_context()) if url.scheme == "https" else None
         pool = Pool(str(url.origin()), connections=sys.maxsize, keepalive=KEEP_ALIVE, ssl=context)
-        self._pools[key] = entry = (pool, _host(url))
-        return entry
+        self._pools[key] = pool
+        return pool
 
 
 def _headers(headers: Sequence[tuple[str, str]], host: str, sends: bool) -> list[tuple[str, str]]:
@@ -743,13 +743,6 @@ async def _body(response: Response, keep: int, limit: int | None) -> bytes:
         if total >= cap and (length - total if length is not None else total - cap) > DRAIN:
             break  # too much left to read through: release() closes the connection
     return bytes(body)
-
-
-def _host(url: URL) -> str:
-    host = url.raw_host or ""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return host if url.is_default_port() else f"{host}:{url.port}"
 
 
 def _default_context() -> ssl_module.SSLContext:
