@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ssl as ssl_module
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -382,7 +383,7 @@ class Pool:
         self.authority = origin.raw_authority
         self.ssl: ssl_module.SSLContext | None = None
         if origin.scheme == "https":
-            self.ssl = ssl or ssl_module.create_default_context()
+            self.ssl = ssl or _default_context()
         self.limit = connections
         self.read_buffer = read_buffer
         self.keepalive = keepalive
@@ -572,6 +573,12 @@ def _head(
     return text.encode("utf-8", "surrogateescape")
 
 
+@functools.cache
+def _default_context() -> ssl_module.SSLContext:
+    """The system's trust store, loaded once for every pool (loading it is not cheap)."""
+    return ssl_module.create_default_context()
+
+
 def _lost(exc: BaseException | None) -> str:
     if exc is None:
         return "the origin closed the connection"
@@ -586,7 +593,6 @@ KEEP_ALIVE = 15.0  # seconds an idle delivery connection stays in its pool
 DRAIN = 65536
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
 _OWN = frozenset({"host", "content-length", "transfer-encoding"})  # set here, never passed on
-_CONTEXT: list[ssl_module.SSLContext] = []
 
 
 class AnswerTooLarge(HTTPClientError):
@@ -684,8 +690,7 @@ class HttpClient:
             await pool.close()
 
     def _pool(self, url: URL, key: tuple[str, str, int | None]) -> Pool:
-        context = (self._ssl or _default_context()) if url.scheme == "https" else None
-        pool = Pool(str(url.origin()), connections=sys.maxsize, keepalive=KEEP_ALIVE, ssl=context)
+        pool = Pool(str(url.origin()), connections=sys.maxsize, keepalive=KEEP_ALIVE, ssl=self._ssl)
         self._pools[key] = pool
         return pool
 
@@ -743,9 +748,3 @@ async def _body(response: Response, keep: int, limit: int | None) -> bytes:
         if total >= cap and (length - total if length is not None else total - cap) > DRAIN:
             break  # too much left to read through: release() closes the connection
     return bytes(body)
-
-
-def _default_context() -> ssl_module.SSLContext:
-    if not _CONTEXT:
-        _CONTEXT.append(ssl_module.create_default_context())
-    return _CONTEXT[0]
