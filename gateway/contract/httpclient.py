@@ -441,8 +441,9 @@ class Pool:
         return len(self._idle)
 
     def _reuse(self) -> _Connection | None:
-        """The most recently used idle connection, if it is still good (no await)."""
-        if self._idle and not self._closed:
+        """The most recently used idle connection that is still good (no await); those
+        found gone or idle too long on the way are closed."""
+        while self._idle and not self._closed:
             conn = self._idle.pop()
             if conn.usable(conn._loop.time()):
                 conn.reused = True
@@ -461,13 +462,8 @@ class Pool:
     async def _acquire(self) -> _Connection:
         if self._closed:
             raise HTTPClientError("the pool is closed")
-        now = asyncio.get_running_loop().time()
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.usable(now):
-                conn.reused = True
-                return conn
-            conn.abort()
+        if conn := self._reuse():
+            return conn
         if self._count < self.limit:
             return await self._connect()
         waiter = asyncio.get_running_loop().create_future()
