@@ -588,7 +588,6 @@ KEEP_ALIVE = 15.0  # seconds an idle delivery connection stays in its pool
 # connection) when at most this much is left; past that the connection is closed.
 DRAIN = 65536
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
-_OWN = frozenset({"host", "content-length", "transfer-encoding"})  # set here, never passed on
 
 
 class AnswerTooLarge(HTTPClientError):
@@ -692,13 +691,15 @@ class HttpClient:
 
 
 def _headers(headers: Sequence[tuple[str, str]], host: str, sends: bool) -> list[tuple[str, str]]:
-    """A delivery's headers: Host first, Accept and Content-Type filled in."""
+    """A delivery's headers: Host first (the caller's first one, else the URL's), Accept
+    and Content-Type filled in. The caller's framing headers go on to the Pool, which
+    drops them and sets its own."""
     out = [("Host", host)]
     given = accept = content_type = False
     for name, value in headers:
         lower = name.lower()
-        if lower in _OWN:
-            if lower == "host" and not given:
+        if lower == "host":
+            if not given:
                 out[0], given = (name, value), True
             continue
         accept = accept or lower == "accept"

@@ -81,6 +81,19 @@ async def test_a_caller_host_header_replaces_the_urls(aiohttp_server, client):
     assert answer.body == b"app.example"
 
 
+async def test_a_callers_framing_headers_are_replaced_by_the_bodys(aiohttp_server, client):
+    async def handler(request: web.Request) -> web.Response:
+        seen = (
+            request.headers.getall(name, []) for name in ("Content-Length", "Transfer-Encoding")
+        )
+        return web.Response(text=repr([*seen, await request.read()]))
+
+    base, _ = await serve(aiohttp_server, handler)
+    framing = [("Content-Length", "999"), ("Transfer-Encoding", "chunked")]
+    answer = await client.request("POST", base, framing, b"abc")
+    assert answer.body.decode() == repr([["3"], [], b"abc"])
+
+
 async def test_a_connection_is_kept_alive_between_requests(aiohttp_server, client):
     base, _ = await serve(aiohttp_server, peer_port)
     ports = {(await client.request("POST", base, [], b"x")).body for _ in range(5)}
