@@ -126,12 +126,17 @@ class Response:
     async def read(self) -> bytes:
         """The whole body (for answers known to be small)."""
         try:
-            payload = self._payload
-            if payload.is_eof() and payload.exception() is None:
-                return payload.read_nowait()  # all there already: no wait, no loop
-            return await payload.read()
+            body = self._buffered()
+            return body if body is not None else await self._payload.read()
         finally:
             self.release()
+
+    def _buffered(self) -> bytes | None:
+        """The whole body when all of it is in already (no wait, no loop), else None."""
+        payload = self._payload
+        if payload.is_eof() and payload.exception() is None:
+            return payload.read_nowait()
+        return None
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """The body in pieces as they arrive (at most 2x `read_buffer` held at once)."""
@@ -715,10 +720,9 @@ def _headers(headers: Sequence[tuple[str, str]], host: str, sends: bool) -> list
 def _ready(response: Response, keep: int, limit: int | None) -> bytes | None:
     """What `_body` answers, when the whole body came with the head (the usual small
     answer: no await); None otherwise."""
-    payload = response._payload
-    if not payload.is_eof() or payload.exception() is not None:
+    data = response._buffered()
+    if data is None:
         return None
-    data = payload.read_nowait()
     if limit is None:
         return data[:keep] if len(data) > keep else data
     if len(data) > limit:
