@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ssl as ssl_module
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -125,12 +126,17 @@ class Response:
     async def read(self) -> bytes:
         """The whole body (for answers known to be small)."""
         try:
-            payload = self._payload
-            if payload.is_eof() and payload.exception() is None:
-                return payload.read_nowait()  # all there already: no wait, no loop
-            return await payload.read()
+            body = self._buffered()
+            return body if body is not None else await self._payload.read()
         finally:
             self.release()
+
+    def _buffered(self) -> bytes | None:
+        """The whole body when all of it is in already (no wait, no loop), else None."""
+        payload = self._payload
+        if payload.is_eof() and payload.exception() is None:
+            return payload.read_nowait()
+        return None
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """The body in pieces as they arrive (at most 2x `read_buffer` held at once)."""
@@ -382,7 +388,7 @@ class Pool:
         self.authority = origin.raw_authority
         self.ssl: ssl_module.SSLContext | None = None
         if origin.scheme == "https":
-            self.ssl = ssl or ssl_module.create_default_context()
+            self.ssl = ssl or _default_context()
         self.limit = connections
         self.read_buffer = read_buffer
         self.keepalive = keepalive
@@ -440,8 +446,9 @@ class Pool:
         return len(self._idle)
 
     def _reuse(self) -> _Connection | None:
-        """The most recently used idle connection, if it is still good (no await)."""
-        if self._idle and not self._closed:
+        """The most recently used idle connection that is still good (no await); those
+        found gone or idle too long on the way are closed."""
+        while self._idle and not self._closed:
             conn = self._idle.pop()
             if conn.usable(conn._loop.time()):
                 conn.reused = True
@@ -460,13 +467,8 @@ class Pool:
     async def _acquire(self) -> _Connection:
         if self._closed:
             raise HTTPClientError("the pool is closed")
-        now = asyncio.get_running_loop().time()
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.usable(now):
-                conn.reused = True
-                return conn
-            conn.abort()
+        if conn := self._reuse():
+            return conn
         if self._count < self.limit:
             return await self._connect()
         waiter = asyncio.get_running_loop().create_future()
@@ -572,6 +574,12 @@ def _head(
     return text.encode("utf-8", "surrogateescape")
 
 
+@functools.cache
+def _default_context() -> ssl_module.SSLContext:
+    """The system's trust store, loaded once for every pool (loading it is not cheap)."""
+    return ssl_module.create_default_context()
+
+
 def _lost(exc: BaseException | None) -> str:
     if exc is None:
         return "the origin closed the connection"
@@ -585,8 +593,6 @@ KEEP_ALIVE = 15.0  # seconds an idle delivery connection stays in its pool
 # connection) when at most this much is left; past that the connection is closed.
 DRAIN = 65536
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
-_OWN = frozenset({"host", "content-length", "transfer-encoding"})  # set here, never passed on
-_CONTEXT: list[ssl_module.SSLContext] = []
 
 
 class AnswerTooLarge(HTTPClientError):
@@ -632,7 +638,7 @@ class HttpClient:
 
     def __init__(self, ssl_context: ssl_module.SSLContext | None = None) -> None:
         self._ssl = ssl_context
-        self._pools: dict[tuple[str, str, int | None], tuple[Pool, str]] = {}
+        self._pools: dict[tuple[str, str, int | None], Pool] = {}
         self._closed = False
 
     async def request(
@@ -650,13 +656,13 @@ class HttpClient:
         if self._closed:
             raise ConnectionError("the client is closed")
         key = (url.scheme, url.raw_host or "", url.port)
-        pool, host = self._pools.get(key) or self._pool(url, key)
+        pool = self._pools.get(key) or self._pool(url, key)
         sends = bool(body) or method not in _BODYLESS_METHODS
         try:
             response = await pool.request(
                 method,
                 url.raw_path_qs or "/",
-                _headers(headers, host, sends),
+                _headers(headers, pool.authority, sends),
                 body if sends else None,
             )
             try:
@@ -680,24 +686,25 @@ class HttpClient:
         """Close every idle connection; connections in use close when their request ends."""
         self._closed = True
         pools, self._pools = self._pools, {}
-        for pool, _ in pools.values():
+        for pool in pools.values():
             await pool.close()
 
-    def _pool(self, url: URL, key: tuple[str, str, int | None]) -> tuple[Pool, str]:
-        context = (self._ssl or _default_context()) if url.scheme == "https" else None
-        pool = Pool(str(url.origin()), connections=sys.maxsize, keepalive=KEEP_ALIVE, ssl=context)
-        self._pools[key] = entry = (pool, _host(url))
-        return entry
+    def _pool(self, url: URL, key: tuple[str, str, int | None]) -> Pool:
+        pool = Pool(str(url.origin()), connections=sys.maxsize, keepalive=KEEP_ALIVE, ssl=self._ssl)
+        self._pools[key] = pool
+        return pool
 
 
 def _headers(headers: Sequence[tuple[str, str]], host: str, sends: bool) -> list[tuple[str, str]]:
-    """A delivery's headers: Host first, Accept and Content-Type filled in."""
+    """A delivery's headers: Host first (the caller's first one, else the URL's), Accept
+    and Content-Type filled in. The caller's framing headers go on to the Pool, which
+    drops them and sets its own."""
     out = [("Host", host)]
     given = accept = content_type = False
     for name, value in headers:
         lower = name.lower()
-        if lower in _OWN:
-            if lower == "host" and not given:
+        if lower == "host":
+            if not given:
                 out[0], given = (name, value), True
             continue
         accept = accept or lower == "accept"
@@ -713,10 +720,9 @@ def _headers(headers: Sequence[tuple[str, str]], host: str, sends: bool) -> list
 def _ready(response: Response, keep: int, limit: int | None) -> bytes | None:
     """What `_body` answers, when the whole body came with the head (the usual small
     answer: no await); None otherwise."""
-    payload = response._payload
-    if not payload.is_eof() or payload.exception() is not None:
+    data = response._buffered()
+    if data is None:
         return None
-    data = payload.read_nowait()
     if limit is None:
         return data[:keep] if len(data) > keep else data
     if len(data) > limit:
@@ -743,16 +749,3 @@ async def _body(response: Response, keep: int, limit: int | None) -> bytes:
         if total >= cap and (length - total if length is not None else total - cap) > DRAIN:
             break  # too much left to read through: release() closes the connection
     return bytes(body)
-
-
-def _host(url: URL) -> str:
-    host = url.raw_host or ""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return host if url.is_default_port() else f"{host}:{url.port}"
-
-
-def _default_context() -> ssl_module.SSLContext:
-    if not _CONTEXT:
-        _CONTEXT.append(ssl_module.create_default_context())
-    return _CONTEXT[0]

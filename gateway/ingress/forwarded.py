@@ -49,10 +49,11 @@ _TO_UPSTREAM_WS = _TO_UPSTREAM | WEBSOCKET_HANDSHAKE
 
 def _kept(
     headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: frozenset[str]
-) -> CIMultiDict[str]:
+) -> list[tuple[str, str]]:
+    """The headers in order, minus `drop` and those the Connection header names."""
     if "Connection" in headers:
         drop = drop | connection_tokens(headers)
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
+    return [(k, v) for k, v in headers.items() if k.lower() not in drop]
 
 
 def to_upstream(
@@ -72,11 +73,7 @@ def upstream_pairs(
     websocket: bool = False,
 ) -> list[tuple[str, str]]:
     """`to_upstream` as a list of pairs, in order (what the pass-through's client takes)."""
-    headers = request.headers
-    drop = _TO_UPSTREAM_WS if websocket else _TO_UPSTREAM
-    if "Connection" in headers:
-        drop = drop | connection_tokens(headers)
-    pairs = [(k, v) for k, v in headers.items() if k.lower() not in drop]
+    pairs = _kept(request.headers, _TO_UPSTREAM_WS if websocket else _TO_UPSTREAM)
     if host is not None:
         kept = [(k, v) for k, v in pairs if k.lower() != "host"]
         at = next((i for i, (k, _) in enumerate(pairs) if k.lower() == "host"), len(kept))
@@ -87,7 +84,7 @@ def upstream_pairs(
 
 def to_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """The upstream's answer headers for the client."""
-    return _kept(headers, HOP_BY_HOP)
+    return CIMultiDict(_kept(headers, HOP_BY_HOP))
 
 
 def forwarding(request: web.BaseRequest, trusted: Sequence[IPNetwork]) -> list[tuple[str, str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from conftest import free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -46,6 +46,11 @@ async def serve(aiohttp_server: Server, handler) -> tuple[URL, list[web.Request]
     return URL(str(server.make_url("/"))), seen
 
 
+async def peer_port(request: web.Request) -> web.Response:
+    """Answers with the client's port: the same port twice is one kept-alive connection."""
+    return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+
+
 async def test_it_sends_host_length_and_no_accept_encoding(aiohttp_server, client):
     received: dict[str, object] = {}
 
@@ -76,11 +81,21 @@ async def test_a_caller_host_header_replaces_the_urls(aiohttp_server, client):
     assert answer.body == b"app.example"
 
 
-async def test_a_connection_is_kept_alive_between_requests(aiohttp_server, client):
+async def test_a_callers_framing_headers_are_replaced_by_the_bodys(aiohttp_server, client):
     async def handler(request: web.Request) -> web.Response:
-        return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+        seen = (
+            request.headers.getall(name, []) for name in ("Content-Length", "Transfer-Encoding")
+        )
+        return web.Response(text=repr([*seen, await request.read()]))
 
     base, _ = await serve(aiohttp_server, handler)
+    framing = [("Content-Length", "999"), ("Transfer-Encoding", "chunked")]
+    answer = await client.request("POST", base, framing, b"abc")
+    assert answer.body.decode() == repr([["3"], [], b"abc"])
+
+
+async def test_a_connection_is_kept_alive_between_requests(aiohttp_server, client):
+    base, _ = await serve(aiohttp_server, peer_port)
     ports = {(await client.request("POST", base, [], b"x")).body for _ in range(5)}
     assert len(ports) == 1
 
@@ -127,11 +142,8 @@ async def test_an_answer_over_the_limit_is_refused(aiohttp_server, client):
 
 
 async def test_a_refused_connection_is_a_connection_error(client):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with pytest.raises(ConnectionError):
-        await client.request("POST", URL(f"http://127.0.0.1:{port}/"), [], b"x")
+        await client.request("POST", URL(f"http://127.0.0.1:{free_port()}/"), [], b"x")
 
 
 async def test_an_answer_cut_short_is_a_connection_error(aiohttp_server, client):
@@ -156,7 +168,7 @@ async def test_a_request_cancelled_by_its_timeout_does_not_reuse_the_connection(
     async def handler(request: web.Request) -> web.Response:
         if request.path == "/slow":
             await slow.wait()
-        return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+        return await peer_port(request)
 
     base, _ = await serve(aiohttp_server, handler)
     first = await client.request("POST", base / "fast", [], b"x")
@@ -178,10 +190,6 @@ async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(
     with pytest.raises(ValueError, match="line break"):
         await client.request("POST", base, [("X-Bad", "a\r\nInjected: 1")], b"x")
     assert seen == []
-
-
-async def peer_port(request: web.Request) -> web.Response:
-    return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
 
 
 async def test_a_get_without_a_body_sends_no_length_or_type(aiohttp_server, client):
