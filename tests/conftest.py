@@ -314,3 +314,12 @@ async def wait_ready(
             except aiohttp.ClientConnectionError:
                 pass
             await asyncio.sleep(0.1)
+
+
+async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """`query`'s rows on a connection of its own: what any other client sees committed."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
