@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.admin import setup as admin
-from gateway.alerting import Alerting
+from gateway.alerting import alerting_for
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.contract.httpclient import HttpClient, Pool
@@ -217,11 +217,7 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     pool = await open_pool(app[keys.DSN], RELAY_CONNECTIONS, config.database.connect_timeout,
                            reset=False, settings=settings)  # fmt: skip
     store = Store(pool, app[keys.STORE].sealer)
-    alerting = (
-        Alerting(config.alerts, config.server, store, app[keys.METRICS])
-        if config.alerts.targets
-        else None
-    )
+    alerting = alerting_for(config, store, app[keys.METRICS])
     worker = Relay(
         store,
         lanes,
