@@ -323,3 +323,15 @@ async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Recor
         return await conn.fetch(query, *args)
     finally:
         await conn.close()
+
+
+async def until(check: Callable[[], Any], what: str) -> None:
+    """Poll `check` (sync or async), bounded, until it is true: the relay is asynchronous."""
+    for _ in range(500):
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {what}")
