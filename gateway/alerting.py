@@ -22,7 +22,7 @@ import structlog
 
 from gateway.alerts import AlertsConfig, is_alert_target
 from gateway.clock import Clock
-from gateway.config import ServerConfig
+from gateway.config import Config, ServerConfig
 from gateway.errors import StorageError
 from gateway.ids import delivery_id, event_id
 from gateway.metrics import Metrics
@@ -45,6 +45,13 @@ def inspector_base(config: AlertsConfig, server: ServerConfig) -> str:
         return config.inspector_url
     host = socket.gethostname() if server.host in _WILDCARD else server.host
     return f"http://{f'[{host}]' if ':' in host else host}:{server.port}"
+
+
+def alerting_for(config: Config, store: Store, metrics: Metrics) -> Alerting | None:
+    """The alerts of a process under `config`, over `store`: None without `alerts.targets`."""
+    if not config.alerts.targets:
+        return None
+    return Alerting(config.alerts, config.server, store, metrics)
 
 
 class Alerting:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.admin import setup as admin
-from gateway.alerting import Alerting
+from gateway.alerting import alerting_for
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.contract.httpclient import HttpClient, Pool
@@ -163,14 +163,10 @@ async def upstream_client(app: web.Application) -> AsyncIterator[None]:
             await pool.close()
 
 
-def _resources(app: web.Application) -> Resources:
-    return app[keys.RESOURCES]
-
-
 async def ingest_writer(app: web.Application) -> AsyncIterator[None]:
     """Source guards, group commit, the relay wake-ups, and the rejected-request log."""
     config = app[keys.CONFIG]
-    guards = build_guards(config, app[keys.REGISTRY], _resources(app))
+    guards = build_guards(config, app[keys.REGISTRY], app[keys.RESOURCES])
     app[keys.LIVE] = Live(Snapshot(config, guards))
     # The writers' and the notifier's own connections: no pool acquire, no reset.
     connections = Connections(app[keys.DSN])
@@ -210,7 +206,7 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
 async def relay(app: web.Application) -> AsyncIterator[None]:
     """The relay loop and its LISTEN connection."""
     config = app[keys.CONFIG]
-    lanes = build_lanes(config, app[keys.REGISTRY], _resources(app))
+    lanes = build_lanes(config, app[keys.REGISTRY], app[keys.RESOURCES])
     # The relay's own few connections, without the pool's reset query on release: every
     # claim and every batch of results is one statement, so one round trip, not two. By
     # default they commit without waiting for the WAL flush (relay.synchronous_commit):
@@ -221,11 +217,7 @@ async def relay(app: web.Application) -> AsyncIterator[None]:
     pool = await open_pool(app[keys.DSN], RELAY_CONNECTIONS, config.database.connect_timeout,
                            reset=False, settings=settings)  # fmt: skip
     store = Store(pool, app[keys.STORE].sealer)
-    alerting = (
-        Alerting(config.alerts, config.server, store, app[keys.METRICS])
-        if config.alerts.targets
-        else None
-    )
+    alerting = alerting_for(config, store, app[keys.METRICS])
     worker = Relay(
         store,
         lanes,

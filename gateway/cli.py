@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway import keys, lifecycle_cli, serving
 from gateway import logging as hg_logging
 from gateway.admin import cli as admin_cli
-from gateway.alerting import Alerting
+from gateway.alerting import alerting_for
 from gateway.app import database
 from gateway.clock import SystemClock
 from gateway.config import Config, load_config
@@ -330,8 +330,8 @@ def _set_paused(args: argparse.Namespace, paused: bool) -> int:
     now = SystemClock().now()
 
     async def write(store: Store) -> None:
-        if paused and config.alerts.targets:  # the relays send the alert it writes
-            alerting = Alerting(config.alerts, config.server, store, Metrics())
+        alerting = alerting_for(config, store, Metrics()) if paused else None
+        if alerting is not None:  # the relays send the alert it writes
             await alerting.pause(args.target, reason, now, by)
         else:
             await store.set_paused(args.target, paused, reason, now, by)

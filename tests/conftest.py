@@ -314,3 +314,24 @@ async def wait_ready(
             except aiohttp.ClientConnectionError:
                 pass
             await asyncio.sleep(0.1)
+
+
+async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """`query`'s rows on a connection of its own: what any other client sees committed."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+async def until(check: Callable[[], Any], what: str) -> None:
+    """Poll `check` (sync or async), bounded, until it is true: the relay is asynchronous."""
+    for _ in range(500):
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {what}")

@@ -23,7 +23,7 @@ from gateway.admin.auth import Access, admin_guard
 from gateway.admin.feeder import ReplayFeeder
 from gateway.admin.model import AdminModel
 from gateway.admin.stream import Stream
-from gateway.alerting import Alerting
+from gateway.alerting import alerting_for
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import HookgateError
@@ -91,11 +91,7 @@ async def admin_model(app: web.Application) -> AsyncIterator[None]:
     """The model over the gateway's store, and the live stream's poller."""
     feeder = app[keys.REPLAY_FEEDER]
     config = app[keys.CONFIG]
-    alerting = (
-        Alerting(config.alerts, config.server, app[keys.STORE], app[keys.METRICS])
-        if config.alerts.targets
-        else None
-    )
+    alerting = alerting_for(config, app[keys.STORE], app[keys.METRICS])
     model = AdminModel(
         app[keys.STORE], config, app[keys.CLOCK], feeder.wake, app[keys.REGISTRY], alerting
     )

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
-from conftest import make_config
+from conftest import fetch, make_config
 
 from gateway import keys
 
@@ -32,14 +31,6 @@ async def ingest(client, body: bytes) -> str:
     response = await client.post("/in/shop", data=body)
     assert response.status == 202
     return str((await response.json())["id"])
-
-
-async def fetch(database_url: str, sql: str, *args):
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def until_status(client, event_id: str, target: str, status: str, clock) -> dict:

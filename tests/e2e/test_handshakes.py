@@ -19,9 +19,8 @@ from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import urlencode
 
-import asyncpg
 import pytest
-from conftest import GatewayTestServer, make_config
+from conftest import GatewayTestServer, fetch, make_config
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -52,14 +51,6 @@ routes:
   - {{source: hook, targets: [app]}}
 """,
     )
-
-
-async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 async def stored(database_url: str) -> dict[bytes, int]:

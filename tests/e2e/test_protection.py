@@ -6,8 +6,7 @@ import asyncio
 import hashlib
 import hmac
 
-import asyncpg
-from conftest import make_config
+from conftest import fetch, make_config
 
 SECRET = "It's a Secret to Everybody"
 
@@ -33,14 +32,6 @@ routes:
   - {{source: gh, targets: [ci]}}
 """,
     )
-
-
-async def fetch(database_url: str, query: str):
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetch(query)
-    finally:
-        await conn.close()
 
 
 async def eventually(database_url: str, query: str, count: int):

@@ -9,10 +9,9 @@ import json
 import socket
 import uuid
 
-import asyncpg
 import orjson
 import pytest
-from conftest import make_config
+from conftest import fetch, make_config
 from structlog.testing import capture_logs
 
 from gateway import keys
@@ -63,14 +62,6 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/hook"
-
-
-async def fetch(database_url: str, query: str):
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetch(query)
-    finally:
-        await conn.close()
 
 
 async def test_the_provider_gets_the_targets_status_headers_and_body(

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient
-from conftest import GatewayTestServer
+from conftest import GatewayTestServer, fetch, until
 from probe_target import Probe
 from relay_events import shop_events
 from structlog.testing import capture_logs
@@ -36,26 +36,6 @@ def write(path: Path, database_url: str, body: str, sources: str = "shop: {}") -
 def http_targets(routes: str, **urls: str) -> str:
     targets = ", ".join(f"{name}: {{url: '{url}', timeout: 30s}}" for name, url in urls.items())
     return f"targets: {{{targets}}}\nroutes: [{routes}]\n"
-
-
-async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
-
-
-async def until(check: Callable[[], Any], what: str) -> None:
-    """Poll `check` (sync or async), bounded, until it is true: the relay is asynchronous."""
-    for _ in range(500):
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never: {what}")
 
 
 async def statuses(database_url: str, target: str) -> list[tuple[str, int]]:

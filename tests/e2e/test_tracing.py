@@ -8,9 +8,8 @@ import asyncio
 import sys
 import uuid
 
-import asyncpg
 import pytest
-from conftest import GatewayTestServer, make_config
+from conftest import GatewayTestServer, fetch, make_config
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -72,13 +71,9 @@ def parent_of(span) -> str | None:
 
 
 async def stored_traceparent(database_url: str, event_id: str) -> str | None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetchval(
-            "SELECT traceparent FROM hookgate.events WHERE id = $1", uuid.UUID(event_id)
-        )
-    finally:
-        await conn.close()
+    query = "SELECT traceparent FROM hookgate.events WHERE id = $1"
+    (row,) = await fetch(database_url, query, uuid.UUID(event_id))
+    return row["traceparent"]
 
 
 async def test_a_providers_traceparent_is_kept_through_ingest_attempt_and_target(

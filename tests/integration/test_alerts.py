@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from conftest import Recorder, make_config, relay_for, settle_shares
+from conftest import Recorder, Target, make_config, relay_for, settle_shares
 from multidict import CIMultiDict
 from test_pause import run_cli
 from test_relay import deliver_due, shop_event
@@ -90,11 +90,29 @@ def counted(relay: Relay, kind: str, result: str) -> float:
 async def alert_events(store: Store) -> list[dict]:
     async with store.pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT e.id, e.event_type, d.target, d.status, d.attempts FROM hookgate.events AS e"
+            "SELECT e.id, e.event_type, d.id AS delivery_id, d.target, d.status, d.attempts"
+            " FROM hookgate.events AS e"
             " JOIN hookgate.deliveries AS d ON d.event_id = e.id"
             " WHERE e.source = '_alerts' ORDER BY e.id"
         )
     return [dict(row) for row in rows]
+
+
+async def one_event(
+    store: Store,
+    clock: FrozenClock,
+    target: Callable[[], Awaitable[Target]],
+    answer: tuple,
+    alert_answer: tuple | None = None,
+) -> tuple[Target, Target]:
+    """Targets `t` and `ops`, and one stored shop event for `t`; `t` answers it with
+    `answer`, `ops` answers the first alert with `alert_answer` (else 200)."""
+    t, ops = await target(), await target()
+    t.recorder.script.append(answer)
+    if alert_answer is not None:
+        ops.recorder.script.append(alert_answer)
+    await store.insert_events([shop_event(clock)])
+    return t, ops
 
 
 async def test_a_dead_delivery_sends_one_signed_alert_with_its_reason_and_link(
@@ -133,15 +151,7 @@ async def test_a_dead_delivery_sends_one_signed_alert_with_its_reason_and_link(
     assert (stored["event_type"], stored["target"], stored["status"]) == (
         "delivery.dead", "_alerts.ops", "delivered",
     )  # fmt: skip
-    assert CIMultiDict(request[0])["webhook-id"] == str(await _alert_delivery(store))
-
-
-async def _alert_delivery(store: Store):
-    async with store.pool.acquire() as conn:
-        return await conn.fetchval(
-            "SELECT d.id FROM hookgate.deliveries AS d JOIN hookgate.events AS e"
-            " ON e.id = d.event_id WHERE e.source = '_alerts'"
-        )
+    assert CIMultiDict(request[0])["webhook-id"] == str(stored["delivery_id"])
 
 
 async def test_a_failing_target_alerts_once_per_interval_and_then_reports_the_suppressed(
@@ -207,9 +217,7 @@ async def test_breaker_opened_and_closed_alerts(database_url, store, clock, targ
 
 
 async def test_410_pauses_the_target_and_alerts(database_url, store, clock, target):
-    t, ops = await target(), await target()
-    t.recorder.script.append((410, {}, b"this endpoint was removed"))
-    await store.insert_events([shop_event(clock)])
+    t, ops = await one_event(store, clock, target, (410, {}, b"this endpoint was removed"))
 
     async with alerting_relay(store, alert_config(database_url, t.url, ops.url), clock) as relay:
         assert await deliver_due(relay) == 1
@@ -262,11 +270,10 @@ async def test_an_old_due_delivery_alerts(database_url, store, clock, target):
 async def test_an_alert_target_answering_500_is_retried_by_the_relay(
     database_url, store, clock, target
 ):
-    t, ops = await target(), await target()
-    t.recorder.script.append((422, {}, b""))
-    ops.recorder.script.append((500, {}, b"pager is restarting"))
+    t, ops = await one_event(
+        store, clock, target, (422, {}, b""), (500, {}, b"pager is restarting")
+    )
     config = alert_config(database_url, t.url, ops.url, ops_extra="retry: {schedule: [1s]}")
-    await store.insert_events([shop_event(clock)])
 
     async with alerting_relay(store, config, clock) as relay:
         assert await deliver_due(relay) == 1
@@ -282,11 +289,8 @@ async def test_an_alert_target_answering_500_is_retried_by_the_relay(
 
 
 async def test_an_alert_that_goes_dead_does_not_alert_again(database_url, store, clock, target):
-    t, ops = await target(), await target()
-    t.recorder.script.append((422, {}, b""))
-    ops.recorder.script.append((422, {}, b"pager rejects it"))
+    t, ops = await one_event(store, clock, target, (422, {}, b""), (422, {}, b"pager rejects it"))
     config = alert_config(database_url, t.url, ops.url, alerts_extra="min_interval: 0s")
-    await store.insert_events([shop_event(clock)])
 
     async with alerting_relay(store, config, clock) as relay:
         assert await deliver_due(relay) == 1

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 import aiohttp
+from conftest import until
 from probe_target import Probe
 from test_relay import shop_event
 
@@ -54,14 +55,6 @@ def registry_with(probe: Probe) -> Registry:
     registry = load_registry()
     registry.add(probe)
     return registry
-
-
-async def until(check: Any, what: str) -> None:
-    for _ in range(500):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
 
 
 async def test_a_claim_under_way_at_a_swap_sends_through_the_new_lane_or_a_removed_targets_old_one(
