@@ -54,6 +54,18 @@ def alerting_for(config: Config, store: Store, metrics: Metrics) -> Alerting | N
     return Alerting(config.alerts, config.server, store, metrics)
 
 
+async def set_paused(
+    store: Store, alerting: Alerting | None, target: str, paused: bool, reason: str | None,
+    now: dt.datetime, by: str | None, status: int | None = None,
+) -> None:  # fmt: skip
+    """Pause `target` (alerting about it, in the same transaction, when there are alert
+    targets; `status` 410 when the target asked for it) or resume it."""
+    if paused and alerting is not None:
+        await alerting.pause(target, reason, now, by, status)
+    else:
+        await store.set_paused(target, paused, reason if paused else None, now, by)
+
+
 class Alerting:
     """Raises alerts for one process (a relay, or the admin's pause)."""
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway import keys, lifecycle_cli, serving
 from gateway import logging as hg_logging
 from gateway.admin import cli as admin_cli
-from gateway.alerting import alerting_for
+from gateway.alerting import alerting_for, set_paused
 from gateway.app import database
 from gateway.clock import SystemClock
 from gateway.config import Config, load_config
@@ -329,12 +329,9 @@ def _set_paused(args: argparse.Namespace, paused: bool) -> int:
     by = f"cli {getpass.getuser()}@{socket.gethostname()}"
     now = SystemClock().now()
 
-    async def write(store: Store) -> None:
-        alerting = alerting_for(config, store, Metrics()) if paused else None
-        if alerting is not None:  # the relays send the alert it writes
-            await alerting.pause(args.target, reason, now, by)
-        else:
-            await store.set_paused(args.target, paused, reason, now, by)
+    async def write(store: Store) -> None:  # the relays send the alert a pause writes
+        alerts = alerting_for(config, store, Metrics())
+        await set_paused(store, alerts, args.target, paused, reason, now, by)
 
     asyncio.run(_with_store(config, write))
     print(f"hookgate: {args.target} {'paused' if paused else 'resumed'}")

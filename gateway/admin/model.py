@@ -29,7 +29,7 @@ from gateway.admin.records import (
     encode_cursor,
     page_of,
 )
-from gateway.alerting import Alerting
+from gateway.alerting import Alerting, set_paused
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import AdminError
@@ -248,12 +248,8 @@ class AdminModel:
 
     async def set_paused(self, target: str, paused: bool, reason: str | None, by: str) -> None:
         self._target_config(target)
-        if paused and self.alerting is not None:
-            await self.alerting.pause(target, reason, self.clock.now(), by)
-            return
-        await self.gateway_store.set_paused(
-            target, paused, reason if paused else None, self.clock.now(), by
-        )
+        now = self.clock.now()
+        await set_paused(self.gateway_store, self.alerting, target, paused, reason, now, by)
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ async def answer(
     target = config.targets[proxy.target]
     record = to_record(request, source, body, now, config, caller, relay=False)
     fields = log_fields(request)
-    fields.update(source=source.name, event_type=record.event_type, size=len(body))
+    fields.update(event_type=record.event_type, size=len(body))  # its source is there already
     # Stored redacted; forwarded now as received (the target gets what it is sent).
     stored = await app[keys.INGEST].write(live.guards[source.name].redaction.apply(record))
     fields.update(event_id=str(stored.event_id), deliveries=0, duplicate=False)

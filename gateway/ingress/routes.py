@@ -104,7 +104,7 @@ async def _ingest(request: web.Request, name: str | None, traced: Ingest | None)
     if traced is not None and traced.started is not None:
         record = replace(record, traceparent=traced.started)
     fields = log_fields(request)
-    fields.update(source=source.name, event_type=record.event_type, size=len(body))
+    fields.update(event_type=record.event_type, size=len(body))  # its source is there already
     with NO_SPAN if traced is None else traced.child("commit"):
         stored = await app[keys.INGEST].write(record)
     quoted = _quoted(stored.event_id)

@@ -40,7 +40,7 @@ from typing import Any
 
 import structlog
 
-from gateway.alerting import Alerting
+from gateway.alerting import Alerting, set_paused
 from gateway.clock import Clock
 from gateway.config import RelayConfig
 from gateway.contract.message import SendResult
@@ -478,10 +478,9 @@ class Relay:
         reason = f"the target answered 410 Gone: {snippet}".strip()
         by = f"relay {self.worker}"
         try:
-            if self.alerting is not None:
-                await self.alerting.pause(target, reason, now, by, result.status)
-            else:
-                await self.store.set_paused(target, True, reason, now, by)
+            await set_paused(
+                self.store, self.alerting, target, True, reason, now, by, result.status
+            )
         except StorageError as exc:
             log.error("target_pause_failed", error=exc.message)
             return
