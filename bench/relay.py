@@ -23,9 +23,9 @@ bare client, history within 20% of empty, 2 workers >= 1.3x one. PASS/MISS lines
 print. "problems" lists worker output at warning level and up, and stalls.
 
 Run: ``.venv/bin/python bench/relay.py [--backlog 20000] [--history 1000000]
-[--concurrency 64] [--body-size 1024] [--e2e-events 10000]``; ``--history 0 --backlog
-2000 --e2e-events 0`` is a quick check. It cleans up after itself (processes stopped,
-the database it created dropped), on Ctrl-C too.
+[--concurrency 64] [--body-size 1024] [--e2e-events 10000] [--sink protocol|aiohttp]``;
+``--history 0 --backlog 2000 --e2e-events 0`` is a quick check. It cleans up after itself
+(processes stopped, the database it created dropped), on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--body-size", type=int, default=1024)
     parser.add_argument("--e2e-events", type=int, default=10000, help="0 skips end-to-end")
     parser.add_argument("--workers", default="1,2", help="worker process counts to run")
+    parser.add_argument("--sink", choices=["protocol", "aiohttp"], default="protocol",
+                        help="bench/sink.py's own HTTP/1.1, or its aiohttp app")  # fmt: skip
     return parser.parse_args()
 
 
@@ -176,13 +178,14 @@ class Sink(NamedTuple):
 
 
 @contextmanager
-def sinks(tmp: Path, count: int, tag: str) -> Iterator[list[Sink]]:
-    """`count` sink processes."""
+def sinks(tmp: Path, count: int, tag: str, kind: str = "protocol") -> Iterator[list[Sink]]:
+    """`count` sink processes (`kind`: bench/sink.py's own HTTP/1.1, or its aiohttp app)."""
     with ExitStack() as stack:
         started = []
         for n in range(count):
             port = free_port()
             command = [sys.executable, str(BENCH / "sink.py"), "--port", str(port)]
+            command += ["--aiohttp"] if kind == "aiohttp" else []
             sink = stack.enter_context(running(f"sink{n}", command, tmp / f"sink-{tag}-{n}.log"))
             sink.wait_ready(f"http://127.0.0.1:{port}/stats", 30)
             started.append(Sink(f"http://127.0.0.1:{port}", sink))
@@ -287,7 +290,7 @@ def _loud(line: str) -> bool:
 
 
 def measure_client(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    with sinks(tmp, 1, "bare") as ((base, _),):
+    with sinks(tmp, 1, "bare", args.sink) as ((base, _),):
         command = [sys.executable, str(BENCH / "client.py"), "--url", f"{base}/hooks",
                    "--count", str(args.backlog), "--concurrency", str(args.concurrency),
                    "--body-size", str(args.body_size)]  # fmt: skip
@@ -302,7 +305,7 @@ def measure_drain(
 ) -> dict[str, Any]:  # fmt: skip
     label = f"{sink_count} sink(s), {workers} worker(s)"
     assert db.url is not None
-    with sinks(tmp, sink_count, f"{sink_count}-{workers}") as started_sinks:
+    with sinks(tmp, sink_count, f"{sink_count}-{workers}", args.sink) as started_sinks:
         bases = [sink.base for sink in started_sinks]
         config = write_config(tmp, db, [f"{b}/hooks" for b in bases], args.concurrency, "drain")
         targets = [f"sink{n}" for n in range(sink_count)]
@@ -330,7 +333,7 @@ def measure_e2e(args: argparse.Namespace, tmp: Path, db: Database, problems: lis
     """Ingest and relay in one `hookgate serve`, the bundled generator posting to it."""
     from generators import Load, python_command
 
-    with sinks(tmp, 1, "e2e") as ((base, _),):
+    with sinks(tmp, 1, "e2e", args.sink) as ((base, _),):
         config = write_config(tmp, db, [f"{base}/hooks"], args.concurrency, "e2e")
         port = yaml.safe_load(config.read_text())["server"]["port"]
         command = hookgate_command("serve", "--config", str(config))
@@ -363,7 +366,7 @@ def verdict(ok: bool) -> str:
 def report(args: argparse.Namespace, db: Database, bare: dict[str, Any], runs: dict[Any, Any],
            e2e: dict[str, Any] | None, problems: list[str]) -> None:  # fmt: skip
     print(f"\nhookgate relay benchmark: {args.backlog} deliveries per drain, {args.body_size}-byte"
-          f" bodies, concurrency {args.concurrency} per target")  # fmt: skip
+          f" bodies, concurrency {args.concurrency} per target, {args.sink} sink")  # fmt: skip
     print(f"database: {db.label}")
     print(f"machine:  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end\n")
     base = bare["rate"]
