@@ -372,12 +372,14 @@ def report(args: argparse.Namespace, db: Database, bare: dict[str, Any], runs: d
     base = bare["rate"]
     print(f"bare aiohttp client loop, 1 sink: {base:,.0f} deliveries/s ({bare['seconds']:.2f} s)")
     print(f"\n{'history':>10}{'sinks':>7}{'workers':>9}{'per s':>9}{'x bare':>8}{'dups':>6}"
-          f"{'cpu us/dlv: worker':>20}{'postgres':>10}{'sink':>6}")  # fmt: skip
+          f"{'cpu us/dlv: worker':>20}{'postgres':>10}{'sink':>6}{'cores busy':>12}")  # fmt: skip
     for (history, sink_count, workers), r in runs.items():
         cpu = {name: f"{seconds * 1e6:,.0f}" for name, seconds in r["cpu"].items()}
+        # What the three kept busy of the machine: the rate times their CPU per delivery.
+        busy = f"{r['rate'] * sum(r['cpu'].values()):.2f}" if r["cpu"] else "-"
         print(f"{history:>10,}{sink_count:>7}{workers:>9}{r['rate']:>9,.0f}"
               f"{r['rate'] / base:>8.2f}{r['duplicates']:>6}{cpu.get('worker', '-'):>20}"
-              f"{cpu.get('postgres', '-'):>10}{cpu.get('sink', '-'):>6}")  # fmt: skip
+              f"{cpu.get('postgres', '-'):>10}{cpu.get('sink', '-'):>6}{busy:>12}")  # fmt: skip
     one = runs.get((0, 1, 1))
     if one:
         print(f"\nbudget 1 worker >= 0.6x bare:  {verdict(one['rate'] >= 0.6 * base)} "
