@@ -1,7 +1,8 @@
 -- The end of a batch of attempts (0021) in one statement instead of three.
 --
 -- Postgres spent about as much CPU per relayed delivery as the relay itself, and
--- finishing was nearly half of it (bench/pgcost.py). Each of the three statements paid
+-- finishing was nearly half of it (about 45 of 100 us of backend CPU a delivery, in
+-- batches of 32, claimed and finished serially). Each of the three statements paid
 -- its own start-up: a snapshot, checking its cached plan (which locks every day
 -- partition of the tables it names, and each of their indexes), starting a scan of
 -- each partition. Now the health, the deliveries and the attempts are one statement's
