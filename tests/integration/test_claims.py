@@ -18,7 +18,7 @@ from gateway.ids import delivery_id, event_id
 from gateway.plugins import Resources, load_registry
 from gateway.relay.lanes import build_lanes
 from gateway.relay.worker import Relay
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import AttemptResult, EventRecord, Store
 
 LEASE = 60.0
 
@@ -177,3 +177,43 @@ async def test_claim_hands_out_the_oldest_due_first(store, clock):
     claimed = await store.claim({"a": 2}, clock.now(), LEASE, "w")
 
     assert {item.event_id for item in claimed} == {oldest.id, older.id}
+
+
+def delivered(claimed, worker: str, now: dt.datetime) -> AttemptResult:
+    """`claimed`'s attempt, answered 200 by its target, as `worker` reports it."""
+    return AttemptResult(
+        claimed.id, claimed.attempt, 1.0, "HTTP_2XX", 200, [], b"ok", None, "delivered", now,
+        target=claimed.target, worker=worker, event_id=claimed.event_id,
+    )  # fmt: skip
+
+
+async def test_a_late_result_replaces_its_lease_expired_attempt_and_moves_nothing(store, clock):
+    """A worker whose lease ran out still has its attempt written (over the LEASE_EXPIRED
+    row the next claim wrote), but the delivery stays with the worker that took it over;
+    a result whose delivery is no longer stored writes nothing."""
+    record = event_to(("a",), clock.now())
+    await store.insert_events([record])
+    (first,) = await store.claim({"a": 1}, clock.now(), LEASE, "w1")
+    clock.advance(LEASE + 1)
+    (second,) = await store.claim({"a": 1}, clock.now(), LEASE, "w2")
+    assert (first.id, first.attempt, second.attempt) == (second.id, 1, 2)
+    assert [a["outcome"] for a in await store.attempts(first.id)] == ["LEASE_EXPIRED"]
+
+    late = await store.finish_many([delivered(first, "w1", clock.now())], clock.now())
+    assert late.kept == [False]
+    (delivery,) = await store.deliveries(record.id)
+    assert (delivery["status"], delivery["attempts"], delivery["worker"]) == ("in_flight", 2, "w2")
+
+    gone = AttemptResult(
+        delivery_id(event_id(clock.now()), "a"), 1, 1.0, "HTTP_2XX", 200, [], b"", None,
+        "delivered", clock.now(), target="a", worker="w1",
+    )  # fmt: skip
+    taken_over = delivered(second, "w2", clock.now())
+    assert (await store.finish_many([taken_over, gone], clock.now())).kept == [True, False]
+    (delivery,) = await store.deliveries(record.id)
+    assert delivery["status"] == "delivered"
+    attempts = await store.attempts(first.id)
+    assert [(a["attempt"], a["worker"], a["outcome"]) for a in attempts] == [
+        (1, "w1", "HTTP_2XX"), (2, "w2", "HTTP_2XX")
+    ]  # fmt: skip
+    assert await store.attempts(gone.delivery_id) == []
