@@ -93,8 +93,9 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = error_response(exc, 0)
     except (IngressError, StorageError) as exc:
         response = error_response(exc, request.app[keys.CONFIG].ingest.retry_after)
-    except Exception:
-        log.exception("request_crashed", method=request.method, path=request.path, **fields)
+    except Exception as exc:
+        site = logging.crash_site(exc)  # not the message: it may carry request data
+        log.error("request_crashed", method=request.method, path=request.path, **site, **fields)
         response = web.json_response({"error": "internal error", "request_id": rid}, status=500)
     seconds = time.perf_counter() - started
     _count(request, fields, response.status, seconds)
