@@ -155,7 +155,11 @@ async def upstream_client(app: web.Application) -> AsyncIterator[None]:
         cookie_jar=aiohttp.DummyCookieJar(),
     ) as session:
         app[keys.UPSTREAM] = PassThrough(
-            config.upstream, pool, session, config.server.trusted_proxies
+            config.upstream,
+            pool,
+            session,
+            config.server.trusted_proxies,
+            body_timeout=config.server.body_timeout,
         )
         try:
             yield

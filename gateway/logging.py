@@ -22,6 +22,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 import orjson
@@ -158,6 +159,19 @@ def info(logger: Any, event: str, fields: dict[str, Any]) -> None:
     except structlog.DropEvent:
         return
     bound._logger.info(*args, **kw)
+
+
+def crash_site(exc: BaseException) -> dict[str, object]:
+    """Where `exc` happened, for a log line: its type and its traceback's places
+    (``file:line in function``, innermost last), not its message. A message may hold what
+    the failing code was handed (a header's value, part of a body, a secret); the places
+    are the code's own."""
+    kind = type(exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    return {
+        "error": f"{kind.__module__}.{kind.__qualname__}",
+        "frames": [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames],
+    }
 
 
 _LEVELS = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level names them

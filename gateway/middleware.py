@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 
 from gateway import keys, logging
 from gateway.errors import ClientDisconnected, IngressError, RateLimited, StorageError
+from gateway.ingress.redact import REDACTED
 from gateway.metrics import UNKNOWN_SOURCE
 from gateway.server import SERVER
 
@@ -93,14 +94,15 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = error_response(exc, 0)
     except (IngressError, StorageError) as exc:
         response = error_response(exc, request.app[keys.CONFIG].ingest.retry_after)
-    except Exception:
-        log.exception("request_crashed", method=request.method, path=request.path, **fields)
+    except Exception as exc:
+        site = logging.crash_site(exc)  # not the message: it may carry request data
+        log.error("request_crashed", method=request.method, path=request.path, **site, **fields)
         response = web.json_response({"error": "internal error", "request_id": rid}, status=500)
     seconds = time.perf_counter() - started
     _count(request, fields, response.status, seconds)
     line: dict[str, object] = {
         "method": request.method,
-        "path": request.path,
+        "path": logged_path(request.path, response.status),
         "status": response.status,
         "duration_ms": round(seconds * 1000, 2),
         "peer": request.remote,
@@ -108,6 +110,16 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     line.update(fields)
     logging.info(log, event, line)
     return response
+
+
+def logged_path(path: str, status: int) -> str:
+    """The path as the request's line says it (never the query): a 404's only up to its
+    first segment (``/in/[redacted]``). Nothing answers to that path, so past the route
+    family it is only what the client typed, perhaps a token pasted into a URL."""
+    if status != 404:
+        return path
+    first, _, rest = path[1:].partition("/")
+    return f"/{first}/{REDACTED}" if rest else path
 
 
 def _count(request: web.Request, fields: dict[str, object], status: int, seconds: float) -> None:

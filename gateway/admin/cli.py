@@ -17,6 +17,7 @@ import orjson
 
 from gateway.admin.model import Body
 from gateway.errors import HookgateError
+from gateway.ingress.redact import REDACTED
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 # Not forwarded by `listen`: they describe the hop to hookgate, not the webhook.
@@ -300,7 +301,7 @@ async def tail(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def listen(args: argparse.Namespace, out: TextIO) -> int:
-    """Forward each new event's method, headers (credentials are not) and body."""
+    """Forward each new event's method, query and headers (credentials are not) and body."""
 
     async def work(client: Client) -> int:
         forwarded = 0
@@ -321,9 +322,10 @@ async def listen(args: argparse.Namespace, out: TextIO) -> int:
 async def _forward(session: aiohttp.ClientSession, url: str, event: dict[str, Any]) -> str:
     request = event["request"]
     headers = [(name, value) for name, value in request["headers"]
-               if name.lower() not in _NOT_FORWARDED and "[redacted]" not in value]  # fmt: skip
+               if name.lower() not in _NOT_FORWARDED and REDACTED not in value]  # fmt: skip
     body = Body(request["body"]["text"], request["body"]["base64"], request["body"]["size"]).raw()
-    target = url + (f"?{request['query']}" if request["query"] and "?" not in url else "")
+    query = _unredacted(request["query"])
+    target = url + (f"?{query}" if query and "?" not in url else "")
     try:
         async with session.request(
             request["method"],
@@ -336,6 +338,12 @@ async def _forward(session: aiohttp.ClientSession, url: str, event: dict[str, An
             return f"{event['id']}  {event['source']}  → {response.status} {url}"
     except aiohttp.ClientError as exc:
         return f"{event['id']}  {event['source']}  → failed: {type(exc).__name__}: {exc}"
+
+
+def _unredacted(query: str) -> str:
+    """The stored query without the parameters stored redacted (credentials, hookgate's
+    own among them: an api-key's query parameter), as redacted headers are left out."""
+    return "&".join(part for part in query.split("&") if part.partition("=")[2] != REDACTED)
 
 
 async def targets(args: argparse.Namespace, out: TextIO) -> int:

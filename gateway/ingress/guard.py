@@ -35,6 +35,8 @@ class Guard:
     reads_body: bool = False  # routing looks into the JSON: a compressed body is inflated
     # What is stored of its requests' credentials.
     redaction: Redaction = field(default_factory=Redaction)
+    # The verifier's own credential inputs: a proxy forward leaves them out.
+    own: Redaction = field(default_factory=Redaction)
 
 
 def build_guards(config: Config, registry: Registry, resources: Resources) -> dict[str, Guard]:
@@ -51,7 +53,19 @@ def _guard(source: SourceConfig, registry: Registry, resources: Resources, reads
         assert plugin is not None  # the config named an installed verifier
         verifier = plugin.create(source.verify.options, resources)
     limiter = Limiter(source.rate_limit, source.peer_rate_limit)
-    return Guard(limiter, verifier, reads, redaction_for(source, registry))
+    own = verifier_credentials(source, registry)
+    return Guard(limiter, verifier, reads, redaction_for(source, registry), own)
+
+
+def verifier_credentials(source: SourceConfig, registry: Registry) -> Redaction:
+    """What the source's verifier declares as its credential inputs (api-key's header or
+    query parameter, basic auth's Authorization, ...): hookgate's own, not the receiver's."""
+    credentials = Credentials()
+    plugin = registry.verifier(source.verify.type) if source.verify is not None else None
+    if plugin is not None and source.verify is not None:
+        declared = getattr(plugin, "credentials", None)  # optional for third-party verifiers
+        credentials = declared(source.verify.options) if declared else credentials
+    return Redaction.of(credentials.headers, credentials.query)
 
 
 def redaction_for(
@@ -59,13 +73,8 @@ def redaction_for(
 ) -> Redaction:
     """What of the source's requests is a credential: its redact_headers, what its verifier
     declares, and `always` (the admin surface adds the default headers whatever the list)."""
-    credentials = Credentials()
-    plugin = registry.verifier(source.verify.type) if source.verify is not None else None
-    if plugin is not None and source.verify is not None:
-        declared = getattr(plugin, "credentials", None)  # optional for third-party verifiers
-        credentials = declared(source.verify.options) if declared else credentials
-    headers = (*source.redact_headers, *credentials.headers, *always)
-    return Redaction.of(headers, credentials.query)
+    own = verifier_credentials(source, registry)
+    return Redaction.of((*source.redact_headers, *own.headers, *always), own.query)
 
 
 def reads_body(config: Config, source: SourceConfig) -> bool:

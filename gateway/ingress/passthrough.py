@@ -12,10 +12,15 @@ unchanged). Websocket upgrades are proxied message by message over an aiohttp se
   (or DNS, TLS failure) is 502. Both are JSON ``{"error": ...}`` and logged on the
   request's line. A body of up to 64 KiB with a Content-Length is read first and sent in
   one piece, and so is an answer like that: what makes small requests cheap.
+* The whole body must arrive within ``server.body_timeout``, as at hookgate's own routes
+  (streamed or not; a trickle as well as a stall): else 408 and the connection closed, the
+  upstream's request aborted, ``upstream_error: body_timeout`` on the line. A client that
+  hangs up mid-body is one ``client_disconnected`` line, as at ``/in/``.
 * ``upstream.max_body`` is the pass-through's own limit (none by default), not the
   webhook one: 413, decided from Content-Length or while streaming.
 * Nothing is stored or relayed. Each request is one ``request_handled`` line (method,
-  path, status, duration, ``passthrough: true``; never query values or headers) and
+  path (a 404's up to its first segment), status, duration, ``passthrough: true``;
+  never query values or headers) and
   counted in `Counts`, for an exporter to read.
 """
 
@@ -32,7 +37,9 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.contract import httpclient
+from gateway.errors import IngressError, RequestTimeout
 from gateway.ingress import forwarded, websocket
+from gateway.ingress.request import bounded
 from gateway.middleware import log_fields
 from gateway.sources import IPNetwork
 from gateway.upstream import UpstreamConfig
@@ -68,12 +75,14 @@ class PassThrough:
         session: aiohttp.ClientSession,
         trusted: Sequence[IPNetwork],
         counts: Counts | None = None,
+        body_timeout: float = 30.0,
     ) -> None:
         self.config = config
         self.pool = pool
         self.session = session
         self.trusted = trusted
         self.counts = counts or Counts()
+        self.body_timeout = body_timeout  # server.body_timeout: the whole body, as at /in/
 
     def url(self, request: web.BaseRequest) -> URL:
         """The upstream URL for `request`: the same raw path and query."""
@@ -98,13 +107,17 @@ class PassThrough:
         if limit is not None and (length or 0) > limit:
             return self._failed(request, 413, "too_large", f"Content-Length over {limit}")
         body: bytes | AsyncIterator[bytes] | None = None
+        since = asyncio.get_running_loop().time()  # the body's deadline counts from here
         if length is not None and length <= SMALL:
             try:
-                body = await _read(request, length)
+                async with bounded(request, self.body_timeout):
+                    body = await _read(request, length)
             except asyncio.IncompleteReadError:
                 return web.json_response({"error": "the request body ended early"}, status=400)
+            except RequestTimeout as exc:
+                return self._late(request, exc)
         elif request.body_exists:
-            body = self._body(request)
+            body = self._body(request, since)
         headers = forwarded.upstream_pairs(request, self.trusted, self.config.host)
         started = time.perf_counter()
         try:
@@ -116,8 +129,13 @@ class PassThrough:
             seconds = f"{self.config.timeout:g}s"
             return self._failed(request, 504, "timeout", f"no answer within {seconds}")
         except httpclient.HTTPClientError as exc:
-            if isinstance(exc.__cause__, _TooLarge):
+            cause = exc.__cause__
+            if isinstance(cause, _TooLarge):
                 return self._failed(request, 413, "too_large", f"the body is over {limit} bytes")
+            if isinstance(cause, RequestTimeout):
+                return self._late(request, cause)
+            if isinstance(cause, IngressError):
+                raise cause from None  # the client's doing (it hung up, bad chunks): as at /in/
             kind = "refused" if isinstance(exc, httpclient.ConnectFailed) else "failed"
             return self._failed(request, 502, kind, _describe(exc))
         log_fields(request)["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -126,9 +144,13 @@ class PassThrough:
         finally:
             upstream.release()
 
-    async def _body(self, request: web.Request) -> AsyncIterator[bytes]:
+    async def _body(self, request: web.Request, since: float) -> AsyncIterator[bytes]:
         size, limit = 0, self.config.max_body
-        async for chunk in request.content.iter_chunked(CHUNK):
+        while True:
+            async with bounded(request, self.body_timeout, since):  # not across the yield
+                chunk = await request.content.read(CHUNK)
+            if not chunk:
+                return
             size += len(chunk)
             if limit is not None and size > limit:
                 raise _TooLarge()
@@ -169,12 +191,20 @@ class PassThrough:
         await response.write_eof()
         return response
 
-    def _failed(self, request: web.Request, status: int, kind: str, detail: str) -> web.Response:
-        """A JSON error for the client; the detail (it may name internal hosts) is logged."""
+    def _late(self, request: web.Request, exc: RequestTimeout) -> web.Response:
+        """408: the body did not arrive within server.body_timeout (told as at /in/)."""
+        return self._failed(request, 408, "body_timeout", exc.message, exc.message)
+
+    def _failed(
+        self, request: web.Request, status: int, kind: str, detail: str, error: str = ""
+    ) -> web.Response:
+        """A JSON error for the client (`error`, else `failure_message`); the detail (it may
+        name internal hosts) is logged."""
         self.counts.failures[kind] += 1
         log_fields(request).update(upstream_error=kind, upstream_detail=detail)
-        response = web.json_response({"error": failure_message(status, self.config)}, status=status)
-        if status == 413:
+        error = error or failure_message(status, self.config)
+        response = web.json_response({"error": error}, status=status)
+        if status in (408, 413):
             response.force_close()  # do not read the rest of what we refused
         return response
 

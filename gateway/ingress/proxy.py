@@ -20,7 +20,8 @@ answered by the verifier and never forwarded):
    relay never sends it, and no route may start at a proxy source (a config error).
 2. It is forwarded exactly as the relay would send it (`build_message`: the target's
    forwarded headers, the X-Hookgate-* identity headers, Idempotency-Key = the delivery
-   id of (event, target)), through the target's middleware chain, so ``sign:`` applies.
+   id of (event, target)), through the target's middleware chain, so ``sign:`` applies;
+   never with the verifier's own credential inputs (an api-key header), checked already.
    `proxy.timeout` bounds it all, from the first middleware to the answer's last byte.
 3. Any answer is passed back as it is, 4xx and 5xx included: the status, the headers
    minus hop-by-hop ones (and minus Server and Date, which are this hop's), and the
@@ -89,12 +90,14 @@ async def answer(
     record = to_record(request, source, body, now, config, caller, relay=False)
     fields = log_fields(request)
     fields.update(event_type=record.event_type, size=len(body))  # its source is there already
-    # Stored redacted; forwarded now as received (the target gets what it is sent).
-    stored = await app[keys.INGEST].write(live.guards[source.name].redaction.apply(record))
+    # Stored redacted; forwarded now as received (the target gets what it is sent), less
+    # the verifier's credential inputs: hookgate's own, checked, of no use to the target.
+    guard = live.guards[source.name]
+    stored = await app[keys.INGEST].write(guard.redaction.apply(record))
     fields.update(event_id=str(stored.event_id), deliveries=0, duplicate=False)
     resources = app[keys.RESOURCES]
     send = chain(target, app[keys.REGISTRY], resources, config.server.max_body)
-    delivery = claimed(record, target.name)
+    delivery = claimed(guard.own.strip(record), target.name)
     started_at = app[keys.CLOCK].now()
     message = build_message(delivery, target, started_at)
     span = None

@@ -14,7 +14,8 @@ auth scheme is kept), ``session=[redacted]; theme=[redacted]`` (cookie names are
 kept), ``[redacted]`` otherwise, and ``key=[redacted]`` in the query. There is no
 fingerprint: an unkeyed hash of a short secret can be guessed offline. Signature
 headers are not credentials (they prove one body, not the sender's key): they stay,
-so a stored request can be verified again.
+so a stored request can be verified again. A proxy forward leaves out (`strip`) the
+verifier's credential inputs: hookgate's own, checked already.
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ class Redaction:
             return record  # most requests carry no credential: no copy
         return replace(record, headers=headers, query=query)
 
+    def strip(self, record: R) -> R:
+        """The record without the credentials at all, names and values: what is forwarded
+        to a receiver that has no use for them (hookgate's own, checked already)."""
+        if not self.headers and not self.query:
+            return record
+        headers = [
+            (name, value) for name, value in record.headers if name.lower() not in self.headers
+        ]
+        kept = (part for part in record.query.split("&") if not self._named(part))
+        query = "&".join(kept) if self.query and record.query else record.query
+        return replace(record, headers=headers, query=query)
+
+    def _named(self, part: str) -> bool:
+        return unquote_plus(part.partition("=")[0]) in self.query
+
     def redact_headers(self, headers: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
         """The headers with credentials redacted (the same object when there are none)."""
         names = self.headers
@@ -73,7 +89,7 @@ class Redaction:
 
     def _parameter(self, part: str) -> str:
         name, eq, _ = part.partition("=")
-        return f"{name}={REDACTED}" if eq and unquote_plus(name) in self.query else part
+        return f"{name}={REDACTED}" if eq and self._named(part) else part
 
 
 def redact_value(name: str, value: str) -> str:

@@ -38,7 +38,7 @@ async def read_body(request: web.BaseRequest, limit: int, within: float = 30.0) 
     check_length(request, limit)
     if request.content.is_eof():  # all of it came with the head: no waiting to bound
         return _buffered(request, limit)
-    async with _bounded(request, within):
+    async with bounded(request, within):
         body = await _read(request, limit)
     return body
 
@@ -50,7 +50,7 @@ async def preread(request: web.BaseRequest, within: float = 30.0) -> None:
     beyond it)."""
     if request.content.is_eof():
         return  # nothing left to wait for
-    async with _bounded(request, within):
+    async with bounded(request, within):
         if request.content_type == "multipart/form-data":
             await request.post()  # parsed from the stream (read() would leave it empty)
         else:
@@ -58,10 +58,14 @@ async def preread(request: web.BaseRequest, within: float = 30.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _bounded(request: web.BaseRequest, within: float) -> AsyncIterator[None]:
-    """A body read within `within` seconds, its failures said as ingress errors."""
+async def bounded(
+    request: web.BaseRequest, within: float, since: float | None = None
+) -> AsyncIterator[None]:
+    """A body read within `within` seconds (of `since`, a loop time, when the body is read
+    piece by piece; else of now), its failures said as ingress errors."""
+    start = asyncio.get_running_loop().time() if since is None else since
     try:
-        async with asyncio.timeout(within):
+        async with asyncio.timeout_at(start + within):
             yield
     except TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {within:g}s") from None

@@ -20,6 +20,7 @@ admin: {{tokens: {{dev: "{TOKEN}"}}}}
 sources:
   shop: {{event_type: "json:type"}}
   other: {{}}
+  keyed: {{verify: {{type: api-key, secret: "gw-secret", query: key}}}}
 targets:
   billing: {{url: "URL", retry: {{schedule: [], jitter: 0}}}}
 routes:
@@ -158,6 +159,30 @@ async def test_listen_forwards_the_original_request(database_url, target, gatewa
         ("Content-Type", "application/octet-stream"),
         ("X-Second", "two"),
     ]  # the provider's headers, in the provider's order
+
+
+async def test_listen_forwards_no_credential_of_hookgates_in_the_query(
+    database_url, target, gateway, aiohttp_server
+):
+    client, _ = await started(database_url, target, gateway)
+    received: list[tuple[str, list[tuple[str, str]]]] = []
+
+    async def laptop_hook(request: web.Request) -> web.Response:
+        received.append((request.rel_url.raw_path_qs, list(request.headers.items())))
+        return web.Response(status=204)
+
+    laptop = web.Application()
+    laptop.router.add_route("*", "/hooks", laptop_hook)
+    local = str((await aiohttp_server(laptop)).make_url("/hooks"))
+    task = asyncio.create_task(
+        run(client, "listen", "--forward", local, "--source", "keyed", "--count", "1")
+    )
+    response = await client.post("/in/keyed?a=1&key=gw-secret&b=%20", data=b"{}")
+    assert response.status == 202
+    await task
+    ((path_qs, _),) = received
+    assert path_qs == "/hooks?a=1&b=%20"  # the key parameter is dropped, like a redacted header
+    assert "gw-secret" not in repr(received) and "redacted" not in repr(received)
 
 
 @pytest.mark.parametrize("command", ["tail", "listen"])

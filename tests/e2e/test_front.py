@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
+import json
 import os
 import socket
 import uuid
@@ -349,6 +351,77 @@ async def test_a_slow_client_is_not_the_upstreams_timeout(front):
     response = await client.post("/echo", data=slowly())
     assert response.status == 201
     assert len(await response.read()) == 100_001
+
+
+async def stalled(client, head: bytes, sent: list[bytes], pause: float = 0.0) -> bytes:
+    """Sends `head` and then `sent` (`pause` seconds apart) and stalls; what came back."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+
+    async def answer() -> bytes:
+        data = b""
+        with contextlib.suppress(ConnectionError):  # a write after the server closed
+            while chunk := await reader.read(65536):
+                data += chunk
+        return data
+
+    answered = asyncio.ensure_future(answer())
+    try:
+        writer.write(head)
+        for part in sent:
+            await asyncio.sleep(pause)
+            if answered.done():
+                break  # answered and closed: the rest is not wanted
+            writer.write(part)
+        async with asyncio.timeout(10):  # a bound for a server that never answers
+            return await answered
+    finally:
+        answered.cancel()
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("framing", "sent", "pause"),
+    [
+        ("Content-Length: 500", [b"x" * 10], 0.0),  # a small body, read whole before sending
+        ("Content-Length: 200000", [b"x" * 70_000], 0.0),  # a large one, streamed
+        ("Transfer-Encoding: chunked", [b"1\r\nx\r\n"] * 40, 0.05),  # trickled, never stalled
+    ],
+)
+async def test_a_pass_through_body_must_arrive_within_the_body_timeout(front, framing, sent, pause):
+    existing, _, client, _ = await front(extra="server: {body_timeout: 400ms}")
+    head = f"POST /echo?token=do-not-log HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n"
+    with capture_logs() as logs:
+        answer = await stalled(client, head.encode(), sent, pause)
+    head_, _, body = answer.partition(b"\r\n\r\n")
+    assert head_.split(b"\r\n")[0] == b"HTTP/1.1 408 Request Timeout"
+    assert json.loads(body) == {"error": "the body did not arrive within 0.4s"}
+    (line,) = [entry for entry in logs if entry["event"] == "request_handled"]
+    assert (line["status"], line["passthrough"], line["upstream_error"]) == (
+        408,
+        True,
+        "body_timeout",
+    )
+    assert client.app[keys.UPSTREAM].counts.failures["body_timeout"] == 1
+    assert client.app[keys.UPSTREAM].counts.by_status[408] == 1
+    assert existing.seen == []  # the app never got a whole request
+    assert "do-not-log" not in repr(logs)
+
+
+@pytest.mark.parametrize("framing", ["Content-Length: 500", "Content-Length: 200000"])
+async def test_a_client_hanging_up_mid_pass_through_body_is_one_info_line(front, framing):
+    _, _, client, _ = await front()
+    _, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    with capture_logs() as logs:
+        writer.write(f"POST /echo HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n".encode())
+        writer.write(b"x" * 70_000 if "200000" in framing else b"x" * 10)
+        await writer.drain()
+        writer.close()
+        for _ in range(500):  # its line is written once the server notices
+            if any(e["event"] == "client_disconnected" for e in logs):
+                break
+            await asyncio.sleep(0.02)
+    ours = {"client_disconnected", "request_crashed", "request_handled"}
+    assert [e["event"] for e in logs if e["event"] in ours] == ["client_disconnected"]
 
 
 async def test_the_pass_through_body_limit_is_its_own(front):

@@ -256,7 +256,7 @@ def crash(inbound, options):
 
 
 async def test_an_unexpected_failure_is_a_json_500_with_a_request_id_in_the_log(
-    database_url, aiohttp_client, clock
+    database_url, aiohttp_client, clock, capsys
 ):
     registry = load_registry()
     registry.add(VerifierSpec(name="crashing", parse=lambda section: None, check=crash))
@@ -276,5 +276,16 @@ async def test_an_unexpected_failure_is_a_json_500_with_a_request_id_in_the_log(
     handled = [e for e in logs if e["event"] == "request_handled"]
     assert [(e["log_level"], e["request_id"]) for e in crashed] == [
         ("error", document["request_id"])
-    ]  # logged once, with its traceback, for whoever reads the log
+    ]  # logged once, with where it happened, for whoever reads the log
+    (line,) = crashed
+    assert line["error"] == "builtins.RuntimeError"
+    assert line["frames"][-1].endswith(" in crash")  # the traceback's places, innermost last
+    assert any("test_http_edges.py:" in frame for frame in line["frames"])
+    assert "exc_info" not in line  # no rendered traceback: it would carry the message
+    assert MARK not in repr(logs)  # an exception's text may hold request data
+    capsys.readouterr()
+    assert (await client.post("/in/demo", data=b"{}")).status == 500
+    rendered = capsys.readouterr()  # what the configured renderer wrote of it
+    assert "request_crashed" in rendered.out + rendered.err
+    assert MARK not in rendered.out + rendered.err
     assert [(e["status"], e["request_id"]) for e in handled] == [(500, document["request_id"])]

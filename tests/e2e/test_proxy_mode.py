@@ -98,6 +98,35 @@ async def test_a_4xx_or_5xx_answer_is_passed_through_not_replaced_by_the_fallbac
     assert (busy.status, busy.headers["Retry-After"], await busy.read()) == (503, "9", b"busy")
 
 
+async def test_hookgates_own_credential_is_not_forwarded_but_stored_redacted(
+    database_url, target, gateway
+):
+    bot = await target()
+    bot.recorder.script = [(200, {}, b"ok")]
+    config = make_config(
+        database_url,
+        f"""
+sources:
+  keyed:
+    verify: {{type: api-key, secret: "gw-secret", header: X-API-Key}}
+    mode: proxy
+    proxy: {{target: bot}}
+targets:
+  bot: {{url: "{bot.url}", forward_headers: ["*"]}}
+""",
+    )
+    client = await gateway(config)
+    headers = {"X-API-Key": "gw-secret", "X-Other": "kept", "Authorization": "Bearer theirs"}
+    answer = await client.post("/in/keyed", data=b"{}", headers=headers)
+    assert (answer.status, await answer.read()) == (200, b"ok")
+    ((sent, _),) = bot.recorder.requests
+    assert "X-API-Key" not in sent  # hookgate's, checked: of no use to the target
+    assert (sent["X-Other"], sent["Authorization"]) == ("kept", "Bearer theirs")  # as received
+    (row,) = await fetch(database_url, "SELECT headers FROM hookgate.events")
+    stored = dict(json.loads(row["headers"]))
+    assert (stored["X-API-Key"], stored["Authorization"]) == ("[redacted]", "Bearer [redacted]")
+
+
 async def test_a_forged_request_is_401_and_never_forwarded(database_url, target, gateway, clock):
     bot = await target()
     client = await gateway(proxy_config(database_url, bot.url))

@@ -151,6 +151,9 @@ MALFORMED = [
     request("POST /in/open HTTP/1.1", b"{}", Content_Length="2", Expect=TOKEN),
     f"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03{TOKEN}\r\n\r\n".encode(),
     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + TOKEN.encode(),
+    # a path nothing answers to, the token in it: an unknown source, an unknown route
+    request(f"POST /in/{TOKEN} HTTP/1.1", BODY, Content_Length=str(len(BODY))),
+    request(f"GET /hooks/{TOKEN}/x?key={TOKEN} HTTP/1.1"),
     # a method the source does not take, a body over max_body, a WebSocket upgrade
     request(f"GET /in/keyq?key={TOKEN} HTTP/1.1", Authorization=BEARER),
     request("POST /in/open HTTP/1.1", BODY, Content_Length="2000000", Authorization=BEARER),
@@ -235,7 +238,7 @@ async def send_every_way(address: tuple[str, int]) -> list[bytes]:
 
 def assert_answered_as_expected(answers: list[bytes]) -> None:
     statuses = sorted({int(a.split(b" ")[1]) for a in answers if a})
-    assert statuses == [202, 400, 401, 405, 408, 413, 415, 417], statuses
+    assert statuses == [202, 400, 401, 404, 405, 408, 413, 415, 417], statuses
     for answer in answers:
         assert TOKEN.encode() not in answer.partition(b"\r\n\r\n")[2]
 
@@ -244,6 +247,23 @@ def assert_no_secret_in(everything: str) -> None:
     for secret in (TOKEN, B64, TOKEN.encode().hex()):
         assert secret not in everything
     assert '"secret"' not in everything  # no body either
+
+
+async def test_a_path_nothing_answers_to_is_logged_up_to_its_first_segment(database_url, gateway):
+    client = await gateway(make_config(database_url, CONFIG))
+    paths = [f"/in/{TOKEN}", f"/hooks/{TOKEN}/x?key={TOKEN}", f"/admin/{TOKEN}", "/in/", "/in/open"]
+    with capture_logs() as logs:
+        answers = [await client.post(path, data=b"{}") for path in paths]
+    assert [a.status for a in answers] == [404, 404, 404, 404, 202]
+    logged = [(e["status"], e["path"]) for e in logs if e["event"] == "request_handled"]
+    assert logged == [
+        (404, "/in/[redacted]"),  # which route family was asked, not what was typed into it
+        (404, "/hooks/[redacted]"),
+        (404, "/admin/[redacted]"),
+        (404, "/in/"),
+        (202, "/in/open"),  # a path something answers to is the route's own
+    ]
+    assert TOKEN not in repr(logs)
 
 
 async def test_no_secret_or_body_is_ever_logged(database_url, gateway, caplog, capfd):

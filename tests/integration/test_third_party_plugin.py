@@ -262,9 +262,13 @@ async def answer(port: int, token: str, body: bytes) -> tuple[int, dict[str, Any
         return response.status, await response.json()
 
 
+CUT_SHORT = b'{"event_id": "0b1e", "body": "eyJ0'  # a line a crash cut short, mid-write
+
+
 def complete_lines(path: Path) -> list[dict[str, Any]]:
     data = path.read_bytes() if path.exists() else b""
-    return [json.loads(line) for line in data.split(b"\n")[:-1]]  # not a line being written
+    lines = data.split(b"\n")[:-1]  # not a line being written
+    return [json.loads(line) for line in lines if line != CUT_SHORT]
 
 
 async def lines_of(path: Path, count: int) -> list[dict[str, Any]]:
@@ -286,6 +290,7 @@ async def test_a_real_serve_verifies_stamps_and_delivers_with_the_example_plugin
     port, archive = free_port(), tmp_path / "archive.jsonl"
     config = tmp_path / "hookgate.yaml"
     config.write_text(SERVED.format(database=database_url, port=port, path=archive))
+    archive.write_bytes(CUT_SHORT)  # the last run crashed mid-line
     body = b'{"type": "order.paid", "id": 7}'
     async with hookgate_process("serve", "--config", str(config)) as process:
         assert await answer(port, "wrong", body) == (
@@ -305,3 +310,6 @@ async def test_a_real_serve_verifies_stamps_and_delivers_with_the_example_plugin
     assert headers["X-Received-At"] == line["received_at"]
     assert headers["Idempotency-Key"] == line["delivery_id"]
     assert process.returncode == 0
+    # The cut line is ended, not joined to the new one, and not a byte of it is lost.
+    first, written, end = archive.read_bytes().split(b"\n")
+    assert (first, json.loads(written)["delivery_id"], end) == (CUT_SHORT, line["delivery_id"], b"")

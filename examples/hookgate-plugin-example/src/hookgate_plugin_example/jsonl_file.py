@@ -9,7 +9,9 @@ Each line holds ``event_id``, ``delivery_id`` (the idempotency key), ``attempt``
 ``source``, ``target``, ``type``, ``received_at`` (ISO 8601), ``headers`` (the outgoing
 headers, as ``[[name, value], ...]``, what the target's middleware made of them) and
 ``body`` (the provider's bytes, in base64). A line is acknowledged once it is written
-and fsynced: only then does the file hold it. A write that fails is retried on the
+and fsynced: only then does the file hold it. A line a crash or a failed write cut short
+is ended with a newline before the next one is appended (its bytes are kept; a reader
+skips the one line that does not parse). A write that fails is retried on the
 target's schedule. At least once: a retry after a crash or a timeout, or a replay,
 appends another line with the same ``delivery_id``; readers deduplicate on it.
 """
@@ -17,6 +19,7 @@ appends another line with the same ``delivery_id``; readers deduplicate on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -59,9 +62,15 @@ class JsonlFile:
                 self._file = self.options.path.open("ab")
                 if created:  # the new file's name must survive a crash too
                     _fsync_directory(self.options.path.parent)
-            self._file.write(line)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+                elif _cut_short(self.options.path):  # a crash mid-line: end it, lose nothing
+                    self._file.write(b"\n")
+            try:
+                self._file.write(line)
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError:
+                self._close_file()  # the next attempt reopens, ending what this one cut
+                raise
 
     async def aclose(self) -> None:
         """Called once, at shutdown or after a reload replaced this target."""
@@ -69,9 +78,22 @@ class JsonlFile:
 
     def _close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):  # what it failed to write, it failed to write
+                file.close()
+
+
+def _cut_short(path: Path) -> bool:
+    """Whether the file's last line has no newline: a write a crash (or a full disk) cut."""
+    with path.open("rb") as existing:
+        if existing.seek(0, os.SEEK_END) == 0:
+            return False
+        existing.seek(-1, os.SEEK_END)
+        return existing.read(1) != b"\n"
 
 
 def _fsync_directory(path: Path) -> None:
