@@ -9,10 +9,10 @@ new delivery, so the end-to-end time does not depend on how often it is polled.
 It speaks HTTP/1.1 itself over an ``asyncio.Protocol`` on uvloop (keep-alive,
 ``Content-Length`` or chunked bodies, pipelining), like ``bench/loadgen.py`` does on the
 client side: a target elsewhere costs the relay's machine nothing, and on a 2-core box
-an aiohttp sink took ~50 µs of CPU a request from the relay and Postgres it shares the
-cores with (``bench/relay.py`` prints it). ``--aiohttp`` serves the same routes with an
-aiohttp app instead, for comparison. The bare client loop and the relay post to the same
-sink, so their ratio is fair either way.
+an aiohttp sink took 50 to 110 µs of CPU a request (this one ~30) from the relay and
+Postgres it shares the cores with (``bench/relay.py`` prints it). ``--aiohttp`` serves
+the same routes with an aiohttp app instead, for comparison. The bare client loop and
+the relay post to the same sink, so their ratio is fair either way.
 
 Run: ``python bench/sink.py --port 18090 [--aiohttp]``.
 """
