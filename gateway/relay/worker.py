@@ -49,6 +49,7 @@ from gateway.errors import StorageError
 from gateway.logging import Sampled
 from gateway.metrics import Metrics
 from gateway.outbound import attempt_result, build_message
+from gateway.relay.ahead import Ahead
 from gateway.relay.health import ANSWERED, Breakers, health_of, limits_of
 from gateway.relay.lanes import Lane
 from gateway.relay.shares import Shares
@@ -102,6 +103,7 @@ class Relay:
         self._busy = dict.fromkeys(lanes, 0)  # in flight per target (removed ones until done)
         self._answered: set[uuid.UUID] = set()  # slots freed, their results being written
         self._shares = Shares(store, self.worker)  # its part of each target's concurrency
+        self._ahead = Ahead(store, self.worker, clock)  # claimed beyond it, not yet sent
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._more = False
@@ -143,6 +145,7 @@ class Relay:
         for name, lane in previous.items():
             if lanes.get(name) is not lane:
                 self._retired[id(lane)] = lane
+                self._ahead.give_back([name])
         self._close_idle()
         self.wake()  # a new target's deliveries are claimed at once
 
@@ -160,12 +163,29 @@ class Relay:
     def quotas(self) -> dict[str, int]:
         """How many each target may take now: what is free of this relay's share of its
         concurrency, at most a batch."""
-        free = {
-            name: self._cap(name, lane) - self._busy.get(name, 0) - self._reserved.get(name, 0)
-            for name, lane in self.lanes.items()
-            if name in self._shares.names()
-        }
+        free = {name: self._free_of(name, lane) for name, lane in self.lanes.items()
+                if name in self._shares.names()}  # fmt: skip
         return {name: min(n, self.config.batch_size) for name, n in free.items() if n > 0}
+
+    def _free_of(self, name: str, lane: Lane) -> int:
+        room, held = self._room(name, lane), self._ahead.count(name)
+        free = self._cap(name, lane) + room - self._busy.get(name, 0)
+        free -= self._reserved.get(name, 0) + held
+        if free <= 0 and 0 < held <= room:
+            # Full, with some claimed ahead: ask for one all the same, so that a claim
+            # allowed none (paused, or its breaker tripped) gives back what it holds.
+            return 1
+        return free
+
+    def _room(self, name: str, lane: Lane) -> int:
+        """How many more than its share it may claim ahead (gateway/relay/ahead.py): a
+        lane's worth while the claim loop runs, for a target with no rate limit and no
+        ordering whose breaker this relay has not seen open; none otherwise."""
+        if self._loop is None or self._loop.done() or self._stopping:
+            return 0
+        if lane.config.rate_limit or lane.config.ordering or name in self._breakers.open:
+            return 0
+        return min(self._cap(name, lane), self.config.batch_size)
 
     def _cap(self, name: str, lane: Lane) -> int:
         """How many of the target's deliveries this relay may have in flight: its share."""
@@ -238,7 +258,13 @@ class Relay:
         for item in batch.claimed:
             counts[item.target] += 1
             # Reloaded during the claim: the new lane, or the old one if the target is gone.
-            self._start(item, self.lanes.get(item.target, lanes[item.target]))
+            lane = self.lanes.get(item.target, lanes[item.target])
+            if self._busy.get(item.target, 0) >= self._cap(item.target, lane):
+                self._ahead.hold(item, lane)  # beyond its share: sent as slots free up
+            else:
+                self._start(item, lane)
+        # Allowed nothing: paused, or its breaker tripped (other relays' results).
+        self._ahead.give_back(n for n in quotas if batch.allowed and not batch.allowed.get(n))
         return counts, batch.allowed or {}
 
     async def run(self) -> None:
@@ -301,6 +327,7 @@ class Relay:
             # A claim may be under way: let it finish and start its sends, so every
             # delivery it took is among those finished or released below.
             await asyncio.wait([self._loop], timeout=grace)
+        await self._ahead.close()  # never sent: back as they were, no attempt written
         pending = list(self._tasks.values())
         if pending:
             await asyncio.wait(pending, timeout=grace)
@@ -329,6 +356,7 @@ class Relay:
         else:
             finished = await self.store.finish_many(results, now, health)
         self._breakers.record(finished.breakers, health, now)
+        self._ahead.give_back(self._breakers.open)
         self._after_results(results)
         return finished.kept
 
@@ -375,21 +403,35 @@ class Relay:
             self._free(claimed)
 
     def _free(self, claimed: Claimed) -> None:
-        """One slot of the delivery's target is free: claim again when enough are."""
+        """One slot of the delivery's target is free: send one claimed ahead, and claim
+        again when enough are."""
         self._busy[claimed.target] -= 1
         current = self.lanes.get(claimed.target)
         if current is None:  # removed by a reload: nothing more to claim for it
             if not self._busy[claimed.target]:
                 del self._busy[claimed.target]
             return
+        self._send_ahead(claimed.target, current)
         if claimed.target not in self._saturated:
             return  # it took all that was due: new work comes with a NOTIFY or a due time
-        cap = self._cap(claimed.target, current)
-        free = cap - self._busy[claimed.target]
+        cap, name = self._cap(claimed.target, current), claimed.target
+        free = cap + self._room(name, current) - self._busy[name] - self._ahead.count(name)
         if free >= max(1, min(self.config.batch_size, cap) // 2):
             self.wake()
         elif self._soon is None:
             self._soon = asyncio.get_running_loop().call_later(GATHER, self._gathered)
+
+    def _send_ahead(self, name: str, lane: Lane) -> None:
+        """Start what is held ahead for `name` while its share has room (given back
+        instead once the relay stops or has seen the target's breaker open)."""
+        if self._stopping or name in self._breakers.open:
+            self._ahead.give_back([name])
+            return
+        while self._busy.get(name, 0) < self._cap(name, lane):
+            held = self._ahead.take(name)
+            if held is None:
+                return
+            self._start(*held)
 
     def _gathered(self) -> None:
         self._soon = None
@@ -484,6 +526,7 @@ class Relay:
         except StorageError as exc:
             log.error("target_pause_failed", error=exc.message)
             return
+        self._ahead.give_back([target])
         log.warning("target_paused", reason=reason)
 
     def _next_step(

@@ -278,8 +278,22 @@ SELECT id, event_id, attempts, $3, claimed_at, 'RELEASED', 'released unfinished 
 FROM released
 ON CONFLICT (delivery_id, attempt, event_id) DO NOTHING;  -- event_id: the partition key (0017)
 
+-- name: unclaim_deliveries
+-- Claimed ahead and never sent (gateway/relay/ahead.py): pending again as the claim found
+-- them, its attempt undone and no attempt written (none was made), while this worker ($4)
+-- still holds them at that attempt. A lost lease the claim wrote as LEASE_EXPIRED stays
+-- written, and counted. $1 ids, $2 their events' ids (the partition key), $3 attempts.
+UPDATE hookgate.deliveries AS d
+SET status = 'pending', attempts = d.attempts - 1, worker = NULL, due_at = $5,
+    updated_at = $5
+FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS u (id, event_id, attempt)
+WHERE d.id = u.id AND d.event_id = u.event_id AND d.attempts = u.attempt
+  AND d.worker = $4 AND d.status = 'in_flight';
+
 -- name: set_target_paused
--- Pause or resume a target for every relay; $2 true pauses. Resuming wakes the relays.
+-- Pause or resume a target for every relay; $2 true pauses. Either wakes the relays: a
+-- resumed target's deliveries go at once, and a relay holding some claimed ahead for a
+-- paused one hears of it at its next claim (gateway/relay/ahead.py) and gives them back.
 WITH state AS (
     INSERT INTO hookgate.targets AS t (name, paused, reason, changed_at, changed_by)
     VALUES ($1, $2, $3, $4, $5)
@@ -288,7 +302,7 @@ WITH state AS (
             changed_at = excluded.changed_at, changed_by = excluded.changed_by
     RETURNING t.name
 )
-SELECT pg_notify('hookgate_deliveries', '') FROM state WHERE NOT $2;
+SELECT pg_notify('hookgate_deliveries', '') FROM state;
 
 -- name: target_states
 SELECT t.name, coalesce(s.paused, false) AS paused, s.reason, s.changed_at, s.changed_by,

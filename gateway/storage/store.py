@@ -382,6 +382,13 @@ class Store:
     async def release(self, ids: Sequence[UUID], now: dt.datetime, worker: str) -> None:
         await self._execute("release_deliveries", list(ids), now, worker)
 
+    async def unclaim(self, claimed: Sequence[Claimed], now: dt.datetime, worker: str) -> None:
+        """Hand back deliveries claimed and never sent, as if they had not been claimed."""
+        await self._execute(
+            "unclaim_deliveries", [c.id for c in claimed], [c.event_id for c in claimed],
+            [c.attempt for c in claimed], worker, now,
+        )  # fmt: skip
+
     async def event(self, event_id: UUID) -> dict[str, Any] | None:
         rows = await self._execute("get_event", event_id)
         return self._event(rows[0]) if rows else None
