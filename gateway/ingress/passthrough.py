@@ -19,9 +19,9 @@ unchanged). Websocket upgrades are proxied message by message over an aiohttp se
 * ``upstream.max_body`` is the pass-through's own limit (none by default), not the
   webhook one: 413, decided from Content-Length or while streaming.
 * Nothing is stored or relayed. Each request is one ``request_handled`` line (method,
-  path (a 404's up to its first segment), status, duration, ``passthrough: true``;
-  never query values or headers) and
-  counted in `Counts`, for an exporter to read.
+  path (a 404's as `gateway.middleware.logged_path` cuts it), status, duration,
+  ``passthrough: true``; never query values or headers) and counted in `Counts`, for an
+  exporter to read.
 """
 
 from __future__ import annotations
