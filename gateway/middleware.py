@@ -102,7 +102,7 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     _count(request, fields, response.status, seconds)
     line: dict[str, object] = {
         "method": request.method,
-        "path": logged_path(request.path, response.status),
+        "path": logged_path(request, response.status),
         "status": response.status,
         "duration_ms": round(seconds * 1000, 2),
         "peer": request.remote,
@@ -112,14 +112,30 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
-def logged_path(path: str, status: int) -> str:
+def logged_path(request: web.Request, status: int) -> str:
     """The path as the request's line says it (never the query): a 404's only up to its
-    first segment (``/in/[redacted]``). Nothing answers to that path, so past the route
-    family it is only what the client typed, perhaps a token pasted into a URL."""
+    first segment (``/in/[redacted]``), and a one-segment 404 whole only when that segment
+    is one of the router's own (``/in``, ``/admin``), else ``/[redacted]``. Nothing answers
+    to that path, so past the route family it is only what the client typed, perhaps a
+    token pasted into a URL."""
+    path = request.path
     if status != 404:
         return path
     first, _, rest = path[1:].partition("/")
-    return f"/{first}/{REDACTED}" if rest else path
+    if rest:
+        return f"/{first}/{REDACTED}"
+    if not first or first in own_first_segments(request.app.router):
+        return path
+    return f"/{REDACTED}{path[1 + len(first) :]}"  # a trailing slash stays
+
+
+def own_first_segments(router: web.UrlDispatcher) -> set[str]:
+    """Each route's first path segment, up to a variable part (``in`` of ``/in/{source}``,
+    ``healthz``, a source path's): the router's text, never a client's."""
+    return {
+        resource.canonical[1:].partition("/")[0].partition("{")[0]
+        for resource in router.resources()
+    }
 
 
 def _count(request: web.Request, fields: dict[str, object], status: int, seconds: float) -> None:

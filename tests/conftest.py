@@ -32,7 +32,7 @@ from gateway import keys
 from gateway.app import create_app
 from gateway.clock import FrozenClock
 from gateway.config import Config, parse_config
-from gateway.plugins import Resources, load_registry
+from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
 from gateway.relay.shares import SHARE_RENEW
 from gateway.relay.worker import Relay
@@ -244,13 +244,19 @@ def gateway(
 
 @asynccontextmanager
 async def relay_for(
-    store: Store, config: Config, clock: FrozenClock, worker: str = "w1", **options: Any
+    store: Store,
+    config: Config,
+    clock: FrozenClock,
+    worker: str = "w1",
+    registry: Registry | None = None,
+    **options: Any,
 ) -> AsyncIterator[Relay]:
-    """A relay over `config`'s targets with its own client session (jitter fixed at the
-    middle); stopped, in-flight sends released and its lanes closed on exit. `options`
-    go to `Relay` (metrics, alerting, ...)."""
+    """A relay over `config`'s targets (their plugins from `registry`, the built-ins by
+    default) with its own client session (jitter fixed at the middle); stopped, in-flight
+    sends released and its lanes closed on exit. `options` go to `Relay` (metrics,
+    alerting, ...)."""
     async with aiohttp.ClientSession() as session:
-        lanes = build_lanes(config, load_registry(), Resources(session, clock))
+        lanes = build_lanes(config, registry or load_registry(), Resources(session, clock))
         relay = Relay(store, lanes, config.relay, clock, worker=worker, rand=lambda: 0.5,
                       **options)  # fmt: skip
         try:

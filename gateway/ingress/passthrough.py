@@ -19,9 +19,9 @@ unchanged). Websocket upgrades are proxied message by message over an aiohttp se
 * ``upstream.max_body`` is the pass-through's own limit (none by default), not the
   webhook one: 413, decided from Content-Length or while streaming.
 * Nothing is stored or relayed. Each request is one ``request_handled`` line (method,
-  path (a 404's up to its first segment), status, duration, ``passthrough: true``;
-  never query values or headers) and
-  counted in `Counts`, for an exporter to read.
+  path (a 404's as `gateway.middleware.logged_path` cuts it), status, duration,
+  ``passthrough: true``; never query values or headers) and counted in `Counts`, for an
+  exporter to read.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from gateway.contract import httpclient
 from gateway.errors import IngressError, RequestTimeout
 from gateway.ingress import forwarded, websocket
 from gateway.ingress.request import bounded
+from gateway.logging import crash_site
 from gateway.middleware import log_fields
 from gateway.sources import IPNetwork
 from gateway.upstream import UpstreamConfig
@@ -137,7 +138,7 @@ class PassThrough:
             if isinstance(cause, IngressError):
                 raise cause from None  # the client's doing (it hung up, bad chunks): as at /in/
             kind = "refused" if isinstance(exc, httpclient.ConnectFailed) else "failed"
-            return self._failed(request, 502, kind, _describe(exc))
+            return self._failed(request, 502, kind, exc)
         log_fields(request)["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
         try:
             return await self._answer(request, upstream)
@@ -167,7 +168,7 @@ class PassThrough:
             try:
                 body = await upstream.read()
             except httpclient.HTTPClientError as exc:
-                return self._failed(request, 502, "cut_short", _describe(exc))
+                return self._failed(request, 502, "cut_short", exc)
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
             )
@@ -183,7 +184,7 @@ class PassThrough:
         except (httpclient.HTTPClientError, OSError) as exc:
             # Cut short (by the upstream, or the client went away): abort rather than end
             # the answer as if it were whole.
-            log_fields(request).update(upstream_error="cut_short", upstream_detail=_describe(exc))
+            log_fields(request).update(upstream_error="cut_short", **_described(exc))
             self.counts.failures["cut_short"] += 1
             if request.transport is not None:
                 request.transport.abort()
@@ -196,12 +197,18 @@ class PassThrough:
         return self._failed(request, 408, "body_timeout", exc.message, exc.message)
 
     def _failed(
-        self, request: web.Request, status: int, kind: str, detail: str, error: str = ""
+        self,
+        request: web.Request,
+        status: int,
+        kind: str,
+        detail: str | BaseException,
+        error: str = "",
     ) -> web.Response:
         """A JSON error for the client (`error`, else `failure_message`); the detail (it may
         name internal hosts) is logged."""
         self.counts.failures[kind] += 1
-        log_fields(request).update(upstream_error=kind, upstream_detail=detail)
+        described = {"upstream_detail": detail} if isinstance(detail, str) else _described(detail)
+        log_fields(request).update(upstream_error=kind, **described)
         error = error or failure_message(status, self.config)
         response = web.json_response({"error": error}, status=status)
         if status in (408, 413):
@@ -209,9 +216,20 @@ class PassThrough:
         return response
 
 
-def _describe(exc: BaseException) -> str:
-    """The failure's class and message; never the request's headers or body."""
-    return f"{type(exc).__name__}: {exc}"
+# Failures whose text is hookgate's own, around the OS's error for the connection to the
+# configured upstream: no byte of the request or of the answer in it.
+_OWN_TEXT = (httpclient.TimedOut, httpclient.ConnectFailed, httpclient.Disconnected, OSError)
+
+
+def _described(exc: BaseException) -> dict[str, object]:
+    """A failure for the request's line: a connection failure's class and message as
+    ``upstream_detail``; else its type there and its places as ``upstream_frames``
+    (`crash_site`), not its message: a malformed or cut answer's quotes the upstream's
+    bytes (which may echo the request), a failed body's is whatever its reader raised."""
+    if isinstance(exc, _OWN_TEXT):
+        return {"upstream_detail": f"{type(exc).__name__}: {exc}"}
+    site = crash_site(exc)  # under the line's own names: `error` is the handler's
+    return {"upstream_detail": site["error"], "upstream_frames": site["frames"]}
 
 
 async def _read(request: web.Request, length: int) -> bytes:

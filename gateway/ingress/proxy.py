@@ -55,6 +55,7 @@ from gateway.contract.outcome import DELIVERED, Outcome
 from gateway.ids import delivery_id
 from gateway.ingress.live import Snapshot
 from gateway.ingress.request import to_record
+from gateway.logging import crash_site
 from gateway.middleware import log_fields
 from gateway.outbound import attempt_result, build_message
 from gateway.plugins import Registry, Resources
@@ -159,8 +160,11 @@ async def forward(send: Send, message: Message, seconds: float) -> SendResult:
         return SendResult(Outcome.TIMEOUT, error=f"no answer within {seconds:g}s")
     except Exception as exc:
         # A broken middleware must not cost the provider its answer: it gets the fallback.
-        log.exception("proxy_forward_crashed", target=message.target)
-        return SendResult(Outcome.TARGET_ERROR, error=f"{type(exc).__name__}: {exc}")
+        # Its type, not its message (it may quote the request): the attempt's error is on
+        # the request's line (proxy_error) and shown in the inspector.
+        site = crash_site(exc)
+        log.error("proxy_forward_crashed", target=message.target, **site)
+        return SendResult(Outcome.TARGET_ERROR, error=f"the forward crashed: {site['error']}")
 
 
 def respond(result: SendResult, fallback: ProxyFallback | None, event_id: UUID) -> web.Response:

@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.ingress.forwarded import connection_tokens
+from gateway.logging import crash_site
 from gateway.middleware import log_fields
 
 # Codes a peer may not send in a close frame (RFC 6455 §7.4.1); said instead as 1011.
@@ -58,8 +59,14 @@ async def proxy(
         return web.json_response(
             {"error": f"the upstream did not answer within {connect_within:g}s"}, status=504
         )
-    except (aiohttp.ClientError, OSError) as exc:
+    except OSError as exc:  # aiohttp's connection errors too: the OS's text, the upstream's host
         fields.update(upstream_error="refused", upstream_detail=f"{type(exc).__name__}: {exc}")
+        return web.json_response({"error": "the upstream is unreachable"}, status=502)
+    except aiohttp.ClientError as exc:  # its message may quote the URL: the client's path and query
+        site = crash_site(exc)
+        fields.update(
+            upstream_error="refused", upstream_detail=site["error"], upstream_frames=site["frames"]
+        )
         return web.json_response({"error": "the upstream is unreachable"}, status=502)
     async with upstream:
         chosen = [upstream.protocol] if upstream.protocol else []

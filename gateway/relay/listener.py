@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from gateway.logging import Sampled
+from gateway.logging import Sampled, crash_site
 
 CHANNEL = "hookgate_deliveries"
 KEEPALIVE = 15.0
@@ -33,8 +33,8 @@ async def listen(dsn: str, on_notify: Callable[[], None], retry: float = 1.0) ->
             asyncpg.InternalClientError,
         ) as exc:
             failures.hit(time.monotonic(), error=type(exc).__name__, retry_in=retry)
-        except Exception:
-            log.exception("listener_crashed", retry_in=retry)  # polling covers us meanwhile
+        except Exception as exc:  # polling covers us meanwhile
+            log.error("listener_crashed", retry_in=retry, **crash_site(exc))
         await asyncio.sleep(retry)
 
 

@@ -46,7 +46,7 @@ from gateway.config import RelayConfig
 from gateway.contract.message import SendResult
 from gateway.contract.outcome import DELIVERED, Outcome
 from gateway.errors import StorageError
-from gateway.logging import Sampled
+from gateway.logging import Sampled, crash_site
 from gateway.metrics import Metrics
 from gateway.outbound import attempt_result, build_message
 from gateway.relay.ahead import Ahead
@@ -302,9 +302,9 @@ class Relay:
         except StorageError as exc:
             self._claim_failures.hit(time.monotonic(), error=exc.message)
             self._more = False
-        except Exception:
+        except Exception as exc:
             # A bug must not silently stop all delivery: log it and try again later.
-            log.exception("relay_loop_crashed")
+            log.error("relay_loop_crashed", **crash_site(exc))
             self._more = False
         if self._recheck and not self._claiming:
             self._recheck = False
@@ -511,8 +511,11 @@ class Relay:
         except TimeoutError:
             return SendResult(Outcome.TIMEOUT, error=f"no answer within {lane.config.timeout}s")
         except Exception as exc:
-            log.exception("target_crashed")
-            return SendResult(Outcome.TARGET_ERROR, error=f"{type(exc).__name__}: {exc}")
+            # Its type, not its message (which may quote the message it was sending): the
+            # attempt's error is logged (delivery_*) and shown in the inspector too.
+            site = crash_site(exc)
+            log.error("target_crashed", **site)
+            return SendResult(Outcome.TARGET_ERROR, error=f"the target crashed: {site['error']}")
 
     async def _pause_gone(self, target: str, result: SendResult, now: dt.datetime) -> None:
         """A 410 pauses the whole target: its deliveries wait, keeping their attempts."""
@@ -555,8 +558,8 @@ def _ordered(lane: Lane | None) -> bool:
 async def _close(lane: Lane) -> None:
     try:
         await lane.close()
-    except Exception:  # a plugin's own: logged, and the other lanes still close
-        log.exception("target_close_failed", target=lane.config.name)
+    except Exception as exc:  # a plugin's own: logged, and the other lanes still close
+        log.error("target_close_failed", target=lane.config.name, **crash_site(exc))
     else:
         log.debug("target_closed", target=lane.config.name)
 

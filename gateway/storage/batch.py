@@ -22,7 +22,7 @@ import structlog
 
 from gateway.config import IngestConfig
 from gateway.errors import StorageError, StorageUnavailable
-from gateway.logging import Sampled
+from gateway.logging import Sampled, crash_site
 from gateway.storage.notify import Notifier
 from gateway.storage.store import EventRecord, Store, Stored
 
@@ -175,7 +175,7 @@ class GroupCommit(Generic[T, R]):
                     await self._commit([pending])
             return
         except Exception as exc:
-            log.exception("batch_write_crashed", rows=len(batch))
+            log.error("batch_write_crashed", rows=len(batch), **crash_site(exc))
             _fail(batch, StorageError(f"batch write failed: {type(exc).__name__}"))
             return
         self._failures.flush()  # the outage is over: say how many batches it cost

@@ -340,6 +340,43 @@ async def test_no_answer_within_the_timeout_is_a_504_json_and_logged(front):
     assert client.app[keys.UPSTREAM].counts.failures["timeout"] == 1
 
 
+async def test_a_malformed_answer_is_logged_by_type_and_place_never_by_its_bytes(
+    database_url, aiohttp_client
+):
+    async def echo_badly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")  # an upstream echoing what it was sent
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nX-Echo: " + head.split(b" ")[1] + b"\r\nBad Header\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo_badly, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    refused = free_port()
+    try:
+        client = await aiohttp_client(
+            GatewayTestServer(create_app(front_config(database_url, port)))
+        )
+        down = await aiohttp_client(
+            GatewayTestServer(create_app(front_config(database_url, refused)))
+        )
+        with capture_logs() as logs:
+            assert (await client.get("/hello?token=Sekr1tMarker")).status == 502
+            assert (await down.get("/hello?token=Sekr1tMarker")).status == 502
+    finally:
+        server.close()
+        await server.wait_closed()
+    bad, gone = [entry for entry in logs if entry["event"] == "request_handled"]
+    assert bad["upstream_error"] == "failed"
+    assert bad["upstream_detail"] == "gateway.contract.httpclient.BadAnswer"  # its type only
+    assert any("passthrough.py:" in frame for frame in bad["upstream_frames"])
+    assert "Sekr1tMarker" not in repr(logs)  # the upstream's bytes quoted the request
+    assert gone["upstream_error"] == "refused"  # a connection's own text is kept: the OS's
+    assert gone["upstream_detail"].startswith("ConnectFailed: ")
+    assert str(refused) in gone["upstream_detail"] and "upstream_frames" not in gone
+
+
 async def test_a_slow_client_is_not_the_upstreams_timeout(front):
     _, _, client, _ = await front(upstream="timeout: 300ms")
 

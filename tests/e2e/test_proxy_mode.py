@@ -11,15 +11,17 @@ import uuid
 
 import orjson
 import pytest
-from conftest import fetch, make_config
+from conftest import GatewayTestServer, fetch, make_config
 from structlog.testing import capture_logs
 
 from gateway import keys
+from gateway.app import create_app
 from gateway.config import parse_config
 from gateway.errors import ConfigError
 from gateway.ids import delivery_id
 from gateway.ingress.proxy import passed_back
-from gateway.plugin import Outcome, SendResult
+from gateway.plugin import Message, Outcome, Send, SendResult
+from gateway.plugins import load_registry
 from gateway.sources import ProxyConfig, ProxyFallback
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -192,6 +194,71 @@ async def test_the_targets_answer_is_on_the_request_log_line(database_url, targe
     assert (line["proxy_status"], line["proxy_bytes"], line["proxy_error"]) == (201, 12, None)
     assert line["proxy_headers"] == {"content-type": "application/json"}
     assert uuid.UUID(line["event_id"])
+
+
+MARK = "Sekr1tMarker"  # in the command a crashing middleware quotes: never in a log line
+
+
+class Crashing:
+    """A middleware plugin with a bug: it raises, quoting the request it was handed."""
+
+    kind = "middleware"
+    name = "crashing"
+
+    def parse(self, section):
+        return None
+
+    def create(self, options, resources):
+        return self
+
+    async def __call__(self, message: Message, call_next: Send) -> SendResult:
+        raise RuntimeError(f"cannot read {message.body!r}")
+
+
+async def test_a_crashing_forward_is_logged_by_type_and_place_never_by_its_message(
+    database_url, target, aiohttp_client, clock, capsys
+):
+    bot = await target()
+    registry = load_registry()
+    registry.add(Crashing())
+    text = f"""
+database: {{url: '{database_url}'}}
+sources:
+  commands:
+    verify: {{type: slack, secret: "{SECRET}"}}
+    mode: proxy
+    proxy: {{target: bot, fallback: {{body: "Busy"}}}}
+targets:
+  bot: {{url: "{bot.url}", middleware: [{{type: crashing}}]}}
+"""
+    config = parse_config(text, registry, env={})
+    app = create_app(config, clock=clock, registry=registry)
+    client = await aiohttp_client(GatewayTestServer(app))
+    command = COMMAND + f"&token={MARK}".encode()
+    with capture_logs() as logs:
+        answer = await client.post("/in/commands", data=command, headers=slack(command, clock))
+    assert (answer.status, await answer.text()) == (200, "Busy")  # the provider's answer
+    (crashed,) = [e for e in logs if e["event"] == "proxy_forward_crashed"]
+    assert (crashed["log_level"], crashed["target"]) == ("error", "bot")
+    assert crashed["error"] == "builtins.RuntimeError"
+    assert crashed["frames"][-1].endswith(" in __call__")  # the middleware's place
+    assert "exc_info" not in crashed  # no rendered traceback: it would carry the message
+    (line,) = [e for e in logs if e["event"] == "request_handled"]
+    assert line["proxy_error"] == "the forward crashed: builtins.RuntimeError"
+    assert MARK not in repr(logs)
+    capsys.readouterr()
+    await client.post("/in/commands", data=command, headers=slack(command, clock))
+    rendered = capsys.readouterr()  # what the renderer wrote of it
+    assert "proxy_forward_crashed" in rendered.out + rendered.err
+    assert MARK not in rendered.out + rendered.err
+    assert bot.recorder.requests == []
+    stored: list = []
+    for _ in range(100):  # the attempt is written in the background
+        stored = await fetch(database_url, "SELECT error FROM hookgate.attempts")
+        if len(stored) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [row["error"] for row in stored] == ["the forward crashed: builtins.RuntimeError"] * 2
 
 
 async def test_a_slow_target_gets_the_fallback(database_url, target, gateway, clock):

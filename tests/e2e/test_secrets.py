@@ -17,6 +17,8 @@ from conftest import hookgate_process, make_config
 from structlog.testing import capture_logs
 from test_lifecycle import free_port, wait_ready
 
+from gateway.middleware import own_first_segments
+
 TOKEN = "tok_9f3c1d7e5b2a48c6"  # the secret, in every position a request can carry it
 B64 = base64.b64encode(f"hooks:{TOKEN}".encode()).decode()
 GH_SECRET = "gh-secret"
@@ -262,6 +264,29 @@ async def test_a_path_nothing_answers_to_is_logged_up_to_its_first_segment(datab
         (404, "/admin/[redacted]"),
         (404, "/in/"),
         (202, "/in/open"),  # a path something answers to is the route's own
+    ]
+    assert TOKEN not in repr(logs)
+
+
+async def test_a_one_segment_path_nothing_answers_to_is_logged_only_if_it_is_hookgates_own(
+    database_url, gateway
+):
+    extra = "admin: {tokens: {ops: an-admin-token}}\n"
+    extra += "sources: {shop: {path: /webhooks/shop}}\n"
+    client = await gateway(make_config(database_url, extra))
+    own = own_first_segments(client.app.router)  # read from the router, not a list
+    assert {"in", "healthz", "readyz", "metrics", "admin", "webhooks"} <= own
+    paths = [f"/{TOKEN}", f"/{TOKEN}/", "/in", "/webhooks", "/"]
+    with capture_logs() as logs:
+        answers = [await client.post(path, data=b"{}") for path in paths]
+    assert [a.status for a in answers] == [404] * 5
+    logged = [(e["status"], e["path"]) for e in logs if e["event"] == "request_handled"]
+    assert logged == [
+        (404, "/[redacted]"),  # the client's text: perhaps a token pasted into a URL
+        (404, "/[redacted]/"),
+        (404, "/in"),  # one of hookgate's own first segments: the router's text
+        (404, "/webhooks"),  # a source path's
+        (404, "/"),
     ]
     assert TOKEN not in repr(logs)
 

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.config import IngestConfig
 from gateway.errors import StorageError, StorageUnavailable
@@ -90,6 +91,40 @@ async def test_a_row_the_database_rejects_fails_only_its_own_caller(store):
     assert stored == {r.id for r in [*batch, *kept] if r is not bad}
     assert orphans == 0
     assert deliveries == 18  # two per stored event, none for the refused one
+
+
+MARK = "Sekr1tMarker"  # in a body a crashing write quotes: never in a log line
+
+
+async def test_a_crashed_batch_is_logged_once_by_type_and_place_never_by_its_message(capsys):
+    async def write_with_a_bug(records: list[EventRecord]) -> list[Stored]:
+        raise RuntimeError(f"cannot write {records[-1].body!r}")
+
+    writer = GroupCommit(write_with_a_bug, writers=1)
+    marked = dataclasses.replace(record(), body=f'{{"token": "{MARK}"}}'.encode())
+    writer.start()
+    try:
+        with capture_logs() as logs:
+            results = await asyncio.gather(
+                writer.write(record()), writer.write(marked), return_exceptions=True
+            )
+        capsys.readouterr()
+        with pytest.raises(StorageError):  # again, through the renderer
+            await writer.write(marked)
+    finally:
+        await writer.stop()
+    rendered = capsys.readouterr()
+    assert [type(r) for r in results] == [StorageError, StorageError]  # both callers told
+    assert {str(r) for r in results} == {"batch write failed: RuntimeError"}
+    crashed = [e for e in logs if e["event"] == "batch_write_crashed"]
+    assert [(e["log_level"], e["rows"]) for e in crashed] == [("error", 2)]  # one per batch
+    (line,) = crashed
+    assert line["error"] == "builtins.RuntimeError"
+    assert line["frames"][-1].endswith(" in write_with_a_bug")
+    assert "exc_info" not in line  # no rendered traceback: it would carry the message
+    assert MARK not in repr(logs)
+    assert "batch_write_crashed" in rendered.out + rendered.err
+    assert MARK not in rendered.out + rendered.err
 
 
 async def test_a_write_after_stop_is_refused_not_left_waiting(store):

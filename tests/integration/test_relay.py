@@ -11,14 +11,18 @@ import datetime as dt
 import socket
 from collections.abc import Sequence
 from email.utils import format_datetime
+from typing import Any
 
 from conftest import Recorder, make_config, relay_for
 from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
+from structlog.testing import capture_logs
 
 from gateway.clock import FrozenClock
-from gateway.config import Config
+from gateway.config import Config, parse_config
 from gateway.ids import delivery_id, event_id
+from gateway.plugin import Message, SendResult
+from gateway.plugins import load_registry
 from gateway.relay.worker import Relay
 from gateway.storage.store import AttemptResult, EventRecord, Store
 
@@ -515,3 +519,57 @@ async def test_static_target_headers_never_replace_identity_or_signature_headers
     headers = received(t.recorder, 0)
     assert headers.getall("Idempotency-Key") == [str(delivery_id(event.id, "t"))]
     assert headers["X-Team"] == "pay"
+
+
+MARK = "Sekr1tMarker"  # in the body a crashing target quotes: never in a log line
+
+
+class Crashing:
+    """A target plugin with a bug: it raises, quoting the message it was sending."""
+
+    kind = "target"
+    name = "crashing"
+
+    def parse(self, section: Any) -> None:
+        return None
+
+    def create(self, options: None, resources: Any) -> Crashing:
+        return self
+
+    async def __call__(self, message: Message) -> SendResult:
+        raise RuntimeError(f"cannot send {message.body!r}")
+
+
+async def test_a_crashing_target_is_logged_by_type_and_place_never_by_its_message(
+    database_url, store, clock, capsys
+):
+    registry = load_registry()
+    registry.add(Crashing())
+    text = (
+        f"database: {{url: '{database_url}'}}\nrelay: {{enabled: false}}\n"
+        "sources: {shop: {}}\ntargets: {t: {type: crashing}}\n"
+        "routes: [{source: shop, targets: [t]}]\n"
+    )
+    config = parse_config(text, registry, env={})
+    event = shop_event(clock, body=f'{{"token": "{MARK}"}}'.encode())
+    await store.insert_events([event])
+    async with relay_for(store, config, clock, registry=registry) as relay:
+        with capture_logs() as logs:
+            assert await deliver_due(relay) == 1
+        clock.advance(5)
+        capsys.readouterr()
+        assert await deliver_due(relay) == 1  # its second attempt, through the renderer
+    rendered = capsys.readouterr()
+    crashed = [e for e in logs if e["event"] == "target_crashed"]
+    assert [e["log_level"] for e in crashed] == ["error"]  # one line for the crash
+    (line,) = crashed
+    assert line["error"] == "builtins.RuntimeError"
+    assert line["frames"][-1].endswith(" in __call__")  # the plugin's place, innermost last
+    assert "exc_info" not in line  # no rendered traceback: it would carry the message
+    (attempt,) = [e for e in logs if e["event"] == "delivery_retry_scheduled"]
+    assert attempt["error"] == "the target crashed: builtins.RuntimeError"
+    assert MARK not in repr(logs)
+    assert "target_crashed" in rendered.out + rendered.err
+    assert MARK not in rendered.out + rendered.err
+    attempts = await store.attempts(delivery_id(event.id, "t"))
+    assert [a["error"] for a in attempts] == ["the target crashed: builtins.RuntimeError"] * 2
