@@ -175,11 +175,20 @@ WITH allowance AS (
         worker = $5,
         updated_at = $3
     FROM wanted AS w
-    -- By primary key (= ANY): joined on `w.id` alone, a large estimate for `wanted`
-    -- could make the planner hash-join the whole deliveries table. With the event's id,
-    -- the partition key, each row is looked up in its own day's partition only (the
-    -- nested loop prunes the others as it runs), not probed for in every day's (0021).
-    WHERE d.id = ANY (ARRAY(SELECT id FROM wanted)) AND d.id = w.id AND d.event_id = w.event_id
+    -- Each row by its full key, the event's id (the partition key) included, in a nested
+    -- loop that prunes, as it runs, every day partition but the row's own (0021): the
+    -- same few buffers whatever the days of history kept. The key is matched as ranges,
+    -- not with `=`, so that no hash or merge join is possible: under the generic plan
+    -- (the relay's, RELAY_SESSION) `wanted` is estimated at thousands of rows, and with
+    -- `=` the planner hash-joined it with the whole table, or, given
+    -- `d.id = ANY (ARRAY(SELECT id FROM wanted))`, with a probe for every id in every
+    -- day's key index. (`event_id = ANY` of an array known only at run time prunes
+    -- nothing.) IS NOT DISTINCT FROM, which no join method but the nested loop can use,
+    -- is there for the estimate: a row per wanted row, as `=` would give, where the four
+    -- ranges alone are taken for millions (and the rest of the plan costed on them).
+    WHERE d.id >= w.id AND d.id <= w.id
+      AND d.event_id >= w.event_id AND d.event_id <= w.event_id
+      AND d.id IS NOT DISTINCT FROM w.id
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
               d.budget_from, w.previous_status, w.previous_worker, w.previous_start
 ), expired AS (

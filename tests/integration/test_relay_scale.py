@@ -8,6 +8,7 @@ would share.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import re
 from contextlib import AsyncExitStack
@@ -27,7 +28,7 @@ from gateway.relay.lanes import build_lanes
 from gateway.relay.worker import Relay
 from gateway.storage.limits import limit_columns
 from gateway.storage.queries import QUERIES
-from gateway.storage.store import EventRecord, Store
+from gateway.storage.store import RELAY_SESSION, EventRecord, Store
 
 TARGETS = {
     "ok1": "ok", "ok2": "ok", "ok3": "ok",
@@ -219,3 +220,84 @@ def table(node: dict) -> str | None:
 
 def full(node: dict, empty: set[str]) -> bool:
     return node.get("Relation Name") not in empty
+
+
+async def explain_generic(conn: asyncpg.Connection, query: str, *args: Any) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of `query`'s generic plan (the relay's: RELAY_SESSION) run
+    with `args`, its effects rolled back."""
+    types = [
+        await conn.fetchval("SELECT $1::oid::regtype::text", p.oid)
+        for p in (await conn.prepare(query)).get_parameters()
+    ]
+    literals = [
+        await conn.fetchval(f"SELECT format('%L::{t}', $1::{t})", arg)
+        for t, arg in zip(types, args, strict=True)
+    ]
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE generic ({', '.join(types)}) AS {query}")
+        (row,) = await conn.fetch(
+            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE generic ({', '.join(literals)})"
+        )
+    finally:
+        await transaction.rollback()  # what the claim wrote
+        await conn.execute("DEALLOCATE generic")  # not transactional
+    explained: dict[str, Any] = orjson.loads(row[0])[0]
+    return explained
+
+
+async def test_the_claims_update_reads_only_the_days_of_the_rows_it_claims(database_url):
+    """Each claimed row is updated in its own day's partition: under the generic plan, the
+    days of history holding none of them are not probed at all, however many are kept."""
+    now = SystemClock().now()
+    today = now.date()
+    days = [today - dt.timedelta(days=k) for k in range(6, -1, -1)]
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2,
+                                     server_settings=RELAY_SESSION)  # fmt: skip
+    store = Store(pool)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT hookgate.ensure_partitions($1, $2)", days[0], today)
+        for day in days[:-1]:  # a day of history each: delivered
+            noon = dt.datetime.combine(day, dt.time(12), dt.UTC)
+            await store.insert_events([event(event_id(noon), noon, ["hot"]) for _ in range(500)])
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE hookgate.deliveries SET status = 'delivered'")
+            # Retries due now of an event of yesterday and of one three days ago.
+            retries = await conn.fetch(
+                "UPDATE hookgate.deliveries SET status = 'pending', due_at = $1"
+                " WHERE id IN (SELECT DISTINCT ON (hookgate.id_day(event_id)) id"
+                "   FROM hookgate.deliveries WHERE hookgate.id_day(event_id) = ANY ($2::date[]))"
+                " RETURNING id",
+                now - dt.timedelta(hours=1), [days[-2], days[-4]],
+            )  # fmt: skip
+        await store.insert_events(events(20, ["hot"]))  # today's backlog
+        now = SystemClock().now()
+        async with pool.acquire() as conn:
+            await conn.execute("ANALYZE")
+            quotas = {"hot": 10}
+            concurrency, rate, burst, breaker, blocks = limit_columns(quotas, {})
+            explained = await explain_generic(
+                conn, QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now,
+                60.0, "w", blocks, concurrency, rate, burst, breaker, [False],
+            )  # fmt: skip
+        batch = await store.claim_batch(quotas, now, 60.0, "w")
+    finally:
+        await pool.close()
+
+    (update,) = [n for n in plan_nodes(explained["Plan"]) if n.get("Operation") == "Update"]
+    assert update["Actual Rows"] == 10
+    assert update["Plan Rows"] < 1000  # estimated as a join on the key, not millions
+    probed = {
+        node["Relation Name"]
+        for child in update["Plans"]
+        for node in plan_nodes(child)
+        if table(node) == "deliveries" and node["Actual Loops"] > 0
+    }
+    claimed_days = {days[-1], days[-2], days[-4]}
+    assert probed == {f"deliveries_p{day:%Y%m%d}" for day in claimed_days}
+    # The same claim, for real: the two retries first (due earliest), then today's.
+    assert {c.id for c in batch.claimed} >= {r["id"] for r in retries}
+    assert len(batch.claimed) == 10
