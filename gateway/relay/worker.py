@@ -12,7 +12,8 @@ a saturated lane claims again once a half of it is free or `GATHER` seconds pass
 not once per finished delivery. The poll interval is the fallback.
 
 Each relay holds a share of every target's concurrency (gateway/relay/shares.py) and
-keeps its deliveries in flight within it. A slot is free once the target has answered
+keeps its deliveries in flight within it; while its claim loop runs it also holds up to
+a share's worth claimed ahead, sent as slots free up (gateway/relay/ahead.py). A slot is free once the target has answered
 (the result is written in the background); a failure keeps its slot until its result,
 and what it does to the breaker, is committed.
 
