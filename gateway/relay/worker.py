@@ -13,9 +13,9 @@ not once per finished delivery. The poll interval is the fallback.
 
 Each relay holds a share of every target's concurrency (gateway/relay/shares.py) and
 keeps its deliveries in flight within it; while its claim loop runs it also holds up to
-a share's worth claimed ahead, sent as slots free up (gateway/relay/ahead.py). A slot is free once the target has answered
-(the result is written in the background); a failure keeps its slot until its result,
-and what it does to the breaker, is committed.
+a share's worth claimed ahead, sent as slots free up (gateway/relay/ahead.py). A slot
+is free once the target has answered (the result is written in the background); a
+failure keeps its slot until its result, and what it does to the breaker, is committed.
 
 Results are written in batches (`GroupCommit`), each with what it says about its
 targets' health, in one transaction: `_write_results` is the one place an attempt ends.
