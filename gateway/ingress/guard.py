@@ -54,7 +54,7 @@ def _guard(source: SourceConfig, registry: Registry, resources: Resources, reads
         verifier = plugin.create(source.verify.options, resources)
     limiter = Limiter(source.rate_limit, source.peer_rate_limit)
     own = verifier_credentials(source, registry)
-    return Guard(limiter, verifier, reads, redaction_for(source, registry), own)
+    return Guard(limiter, verifier, reads, _stored(source, own), own)
 
 
 def verifier_credentials(source: SourceConfig, registry: Registry) -> Redaction:
@@ -73,7 +73,10 @@ def redaction_for(
 ) -> Redaction:
     """What of the source's requests is a credential: its redact_headers, what its verifier
     declares, and `always` (the admin surface adds the default headers whatever the list)."""
-    own = verifier_credentials(source, registry)
+    return _stored(source, verifier_credentials(source, registry), always)
+
+
+def _stored(source: SourceConfig, own: Redaction, always: Iterable[str] = ()) -> Redaction:
     return Redaction.of((*source.redact_headers, *own.headers, *always), own.query)
 
 

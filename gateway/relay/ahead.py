@@ -10,9 +10,10 @@ open, and starts those as its slots free up: it still sends at most its share at
 A delivery held here was never sent. It is given back (pending again, the claim's
 attempt undone, no attempt written: none was made) when the relay stops, a reload
 replaces its target, its breaker opens, a claim finds the target paused or tripped, or
-it waited `STALE` seconds, far inside its lease. A pause set elsewhere stops new sends
-at this relay's next claim, milliseconds away while it is busy; what it holds until
-then may still go out, as a claim under way at the moment of a pause always could.
+it waited `STALE` seconds (found on a timer every `STALE`), far inside its lease. A
+pause set elsewhere stops new sends at this relay's next claim, milliseconds away while
+it is busy; what it holds until then may still go out, as a claim under way at the
+moment of a pause always could.
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ class Ahead:
             self._timer = asyncio.get_running_loop().call_later(STALE, self._expire)
 
     def take(self, name: str) -> tuple[Claimed, Lane] | None:
-        """The oldest held for `name` still fresh; the stale ones before it go back."""
-        self._drop_stale(name)
+        """The oldest held for `name` (the stale ones went back on the timer)."""
         held = self._held.get(name)
         if not held:
             return None
@@ -83,18 +83,16 @@ class Ahead:
         await asyncio.gather(*self._giving, return_exceptions=True)
 
     def _expire(self) -> None:
+        """Every `STALE` seconds while anything is held: give back what waited that long
+        (so nothing waits more than twice that, far inside its lease)."""
         self._timer = None
-        for name in list(self._held):
-            self._drop_stale(name)
+        now, stale = time.monotonic(), []
+        for held in self._held.values():
+            while held and now - held[0][2] >= STALE:
+                stale.append(held.popleft()[0])
+        self._back(stale)
         if any(self._held.values()):
             self._timer = asyncio.get_running_loop().call_later(STALE, self._expire)
-
-    def _drop_stale(self, name: str) -> None:
-        held = self._held.get(name)
-        stale = []
-        while held and time.monotonic() - held[0][2] >= STALE:
-            stale.append(held.popleft()[0])
-        self._back(stale)
 
     def _back(self, claimed: list[Claimed]) -> None:
         if not claimed:

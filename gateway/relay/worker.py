@@ -255,7 +255,7 @@ class Relay:
         # is kept until it passes.
         kept = self._next_due if self._next_due is not None and self._next_due > now else None
         self._next_due = min((d for d in (batch.next_due, kept) if d is not None), default=None)
-        counts = dict.fromkeys(quotas, 0)
+        counts, allowed = dict.fromkeys(quotas, 0), batch.allowed or {}
         for item in batch.claimed:
             counts[item.target] += 1
             # Reloaded during the claim: the new lane, or the old one if the target is gone.
@@ -265,8 +265,8 @@ class Relay:
             else:
                 self._start(item, lane)
         # Allowed nothing: paused, or its breaker tripped (other relays' results).
-        self._ahead.give_back(n for n in quotas if batch.allowed and not batch.allowed.get(n))
-        return counts, batch.allowed or {}
+        self._ahead.give_back(name for name in quotas if allowed.get(name) == 0)
+        return counts, allowed
 
     async def run(self) -> None:
         """Claim and send until stopped: a claim on each wake, up to `CLAIMS` at once (slots
@@ -406,16 +406,17 @@ class Relay:
     def _free(self, claimed: Claimed) -> None:
         """One slot of the delivery's target is free: send one claimed ahead, and claim
         again when enough are."""
-        self._busy[claimed.target] -= 1
-        current = self.lanes.get(claimed.target)
+        name = claimed.target
+        self._busy[name] -= 1
+        current = self.lanes.get(name)
         if current is None:  # removed by a reload: nothing more to claim for it
-            if not self._busy[claimed.target]:
-                del self._busy[claimed.target]
+            if not self._busy[name]:
+                del self._busy[name]
             return
-        self._send_ahead(claimed.target, current)
-        if claimed.target not in self._saturated:
+        self._send_ahead(name, current)
+        if name not in self._saturated:
             return  # it took all that was due: new work comes with a NOTIFY or a due time
-        cap, name = self._cap(claimed.target, current), claimed.target
+        cap = self._cap(name, current)
         free = cap + self._room(name, current) - self._busy[name] - self._ahead.count(name)
         if free >= max(1, min(self.config.batch_size, cap) // 2):
             self.wake()
