@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per ingest request, counted by valgrind's callgrind: unlike time, the count
-# does not move with the machine's load (runs at one commit agree within ~0.5%), so two commits can be
-# compared on a shared machine. It runs `hookgate serve` (default settings and log level)
+# does not move with the machine's load (runs at one commit agree within ~0.5%), so two
+# commits can be compared on a shared machine. It runs `hookgate serve` (default settings and log level)
 # under callgrind, warms it with 200 requests, zeroes the counters, sends N more with the
 # bundled generator (64 connections, 1 KiB bodies), dumps and prints the count per request.
 # Slow server, big batches: the group commit's share is smaller than at full speed.
