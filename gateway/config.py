@@ -69,7 +69,7 @@ class IngestConfig:
     """Group commit: whatever arrived while the previous write ran goes in one transaction."""
 
     writers: int = 4
-    max_batch_rows: int = 256
+    max_batch_rows: int = 32
     max_batch_bytes: int = 8 * 1024 * 1024
     retry_after: int = 5
 
