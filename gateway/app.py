@@ -28,7 +28,7 @@ from gateway.ingress.passthrough import PassThrough
 from gateway.lifecycle import purge_forever
 from gateway.logging import quiet_libraries
 from gateway.metrics import Metrics
-from gateway.middleware import handle_errors, identify
+from gateway.middleware import handle_errors
 from gateway.plugins import Registry, Resources, load_registry
 from gateway.relay.lanes import build_lanes
 from gateway.relay.listener import listen
@@ -74,7 +74,6 @@ def create_app(
         # inflates a copy itself, bounded, where routing needs the JSON.
         handler_args={"max_field_size": 16384, "lingering_time": 1.0, "auto_decompress": False},
     )
-    app.on_response_prepare.append(identify)
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock
     app[keys.REGISTRY] = registry or load_registry()

@@ -83,16 +83,54 @@ class _Gathered:
             self._out.flush()
 
 
+class _Direct:
+    """The way out of `info` while structlog is configured as `configure` left it for JSON:
+    the same two processors called directly, the line handed to the same output, without
+    a bound logger made, its context copied and its processors looped over per line."""
+
+    def __init__(self, processors: list[Any], wrapper: Any, out: _Gathered, level: int) -> None:
+        self._processors = processors
+        self._render: _JSONLine = processors[1]
+        self._wrapper = wrapper
+        self._out = out
+        self.level = level
+
+    def holds(self) -> bool:
+        """structlog still runs these processors through this wrapper (a test's
+        `capture_logs` or a `structlog.configure` elsewhere changes them)."""
+        config = structlog.get_config()
+        processors = config["processors"]
+        return (
+            processors is self._processors
+            and len(processors) == 2
+            and processors[1] is self._render
+            and processors[0] is structlog.contextvars.merge_contextvars
+            and config["wrapper_class"] is self._wrapper
+        )
+
+    def write(self, event_dict: dict[str, Any]) -> None:
+        merged = structlog.contextvars.merge_contextvars(None, "info", event_dict)
+        self._out.write(self._render(None, "info", merged) + b"\n")
+
+
+_direct: _Direct | None = None
+
+
 def configure(level: str = "info", json: bool | None = None) -> None:
     """Configure structlog (and route stdlib logging through the same output)."""
+    global _direct
     if json is None:
         json = not sys.stderr.isatty()
+    number = logging.getLevelNamesMapping()[level.upper()]
+    wrapper = structlog.make_filtering_bound_logger(number)
     processors: list[structlog.typing.Processor] = [structlog.contextvars.merge_contextvars]
+    _direct = None
     if json:
         processors.append(_JSONLine())
         gathered = _Gathered(_Stderr())
         atexit.register(gathered.write_out)  # what the last loop iteration left
         factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(gathered)  # type: ignore[arg-type]
+        _direct = _Direct(processors, wrapper, gathered, number)
     else:
         processors += [
             structlog.processors.add_log_level,
@@ -104,9 +142,7 @@ def configure(level: str = "info", json: bool | None = None) -> None:
         factory = structlog.PrintLoggerFactory(_Stderr())  # type: ignore[arg-type]
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=wrapper,
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
@@ -146,7 +182,13 @@ class _JSONLine:
 def info(logger: Any, event: str, fields: dict[str, Any]) -> None:
     """`logger.info(event, **fields)`, with `fields` (a dict made for this line) taken as
     the event's dict: the one line per request skips the bound logger's keyword
-    arguments, copied once per call layer. Same processors, same output."""
+    arguments, copied once per call layer. Same processors, same output (`_Direct`)."""
+    direct = _direct
+    if direct is not None and direct.holds():
+        if direct.level <= logging.INFO:
+            fields["event"] = event
+            direct.write(fields)
+        return
     bound = logger.bind()  # the configured logger (cached after the first use)
     enabled = getattr(bound, "is_enabled_for", None)
     if enabled is None or not hasattr(bound, "_process_event"):  # another wrapper class

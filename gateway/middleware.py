@@ -50,9 +50,13 @@ def http_error(exc: web.HTTPException) -> web.StreamResponse:
     return web.json_response({"error": exc.reason.lower()}, status=exc.status, headers=headers)
 
 
-async def identify(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: hookgate's name without a version in place of aiohttp's."""
+def identify(response: web.StreamResponse) -> web.StreamResponse:
+    """hookgate's name without a version in place of aiohttp's, before `response` is
+    prepared: `handle_errors` does it for what a handler returns, a handler that prepares
+    a response itself (a stream) before it does. (Not an `on_response_prepare` signal:
+    awaiting one costs every answer a coroutine, for a header that every answer gets.)"""
     response.headers["Server"] = SERVER
+    return response
 
 
 # Request ids: this process's random prefix and a counter. Unique per process run and
@@ -98,6 +102,8 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         site = logging.crash_site(exc)  # not the message: it may carry request data
         log.error("request_crashed", method=request.method, path=request.path, **site, **fields)
         response = web.json_response({"error": "internal error", "request_id": rid}, status=500)
+    if not response.prepared:
+        identify(response)
     seconds = time.perf_counter() - started
     _count(request, fields, response.status, seconds)
     line: dict[str, object] = {

@@ -28,7 +28,7 @@ from gateway.app import create_app
 from gateway.config import Config
 from gateway.errors import HookgateError
 from gateway.ingress import scrape
-from gateway.middleware import handle_errors, identify
+from gateway.middleware import handle_errors
 from gateway.reload import pid_file, reload
 from gateway.server import GatewayRunner
 from gateway.storage.connect import describe
@@ -86,7 +86,6 @@ def _metrics_listener(
     async def listener(app: web.Application) -> AsyncIterator[None]:
         config = app[keys.CONFIG]
         metrics_app = web.Application(middlewares=[handle_errors])
-        metrics_app.on_response_prepare.append(identify)
         metrics_app[keys.CONFIG] = config
         metrics_app.router.add_get("/metrics", scrape.metrics_of(app, gauges=False))
         addresses = [sock.getsockname() for sock in sockets]

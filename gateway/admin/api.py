@@ -22,6 +22,7 @@ from gateway.admin import openapi
 from gateway.admin.auth import identity
 from gateway.admin.model import DEFAULT_LIMIT, AdminModel, TargetHealth
 from gateway.errors import AdminError
+from gateway.middleware import identify
 from gateway.storage.admin import EventFilter, ReplayFilter, StreamEvent
 from gateway.units import parse_duration
 
@@ -295,7 +296,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",
     })  # fmt: skip
-    await response.prepare(request)
+    await identify(response).prepare(request)
     follow = request.app[keys.ADMIN_STREAM].follow(_text(request.query, "source"))
     try:
         async for item in follow:

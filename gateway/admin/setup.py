@@ -28,7 +28,7 @@ from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import HookgateError
 from gateway.ingress import scrape
-from gateway.middleware import handle_errors, identify
+from gateway.middleware import handle_errors
 from gateway.server import GatewayRunner
 from gateway.storage.replay import Replays
 from gateway.ui import pages
@@ -122,7 +122,6 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
         ],
         handler_args={"max_field_size": 16384, "lingering_time": 1.0},
     )
-    admin_app.on_response_prepare.append(identify)
     admin_app[keys.CONFIG] = config
     admin_app[keys.CLOCK] = app[keys.CLOCK]
     admin_app[keys.STORE] = app[keys.STORE]

@@ -41,7 +41,7 @@ from gateway.errors import IngressError, RequestTimeout
 from gateway.ingress import forwarded, websocket
 from gateway.ingress.request import bounded
 from gateway.logging import crash_site
-from gateway.middleware import log_fields
+from gateway.middleware import identify, log_fields
 from gateway.sources import IPNetwork
 from gateway.upstream import UpstreamConfig
 
@@ -177,7 +177,7 @@ class PassThrough:
             reason=upstream.reason,
             headers=forwarded.to_client(upstream.headers),
         )
-        await response.prepare(request)
+        await identify(response).prepare(request)
         try:
             async for chunk in upstream.iter_chunks():
                 await response.write(chunk)

@@ -32,7 +32,7 @@ from gateway.ingress.guard import Guard
 from gateway.ingress.live import Snapshot
 from gateway.ingress.network import client_address, is_in, public_url
 from gateway.ingress.request import check_length, read_body, to_record, to_rejected
-from gateway.middleware import error_response, log_fields
+from gateway.middleware import error_response, identify, log_fields
 from gateway.paths import reserved
 from gateway.sources import IPNetwork, SourceConfig
 from gateway.storage.migrate import latest_version
@@ -59,10 +59,10 @@ async def expect_continue(
     try:
         source_for(request, live, name)
         check_length(request, config.server.max_body)
-    except IngressError as exc:
-        return error_response(exc, config.ingest.retry_after)
+    except IngressError as exc:  # answered past the middleware: named here
+        return identify(error_response(exc, config.ingest.retry_after))
     if request.headers.get("Expect", "").lower() != "100-continue":
-        return web.json_response({"error": "unsupported Expect header"}, status=417)
+        return identify(web.json_response({"error": "unsupported Expect header"}, status=417))
     if request.version >= (1, 1):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the 100 is not part of the real response

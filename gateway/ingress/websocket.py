@@ -19,7 +19,7 @@ from yarl import URL
 
 from gateway.ingress.forwarded import connection_tokens
 from gateway.logging import crash_site
-from gateway.middleware import log_fields
+from gateway.middleware import identify, log_fields
 
 # Codes a peer may not send in a close frame (RFC 6455 §7.4.1); said instead as 1011.
 _NOT_SENDABLE = frozenset({1005, 1006, 1015})
@@ -71,7 +71,7 @@ async def proxy(
     async with upstream:
         chosen = [upstream.protocol] if upstream.protocol else []
         client = web.WebSocketResponse(protocols=chosen, autoclose=False)
-        await client.prepare(request)
+        await identify(client).prepare(request)
         await _copy_both_ways(client, upstream)
         fields.update(close_code=client.close_code, upstream_close_code=upstream.close_code)
     return client

@@ -168,6 +168,7 @@ async def test_the_stream_sends_new_events_and_attempts(database_url, target, ga
     kinds: dict[str, dict] = {}
     async with client.get("/admin/api/stream", headers=AUTH) as stream:
         assert stream.headers["Content-Type"] == "text/event-stream"
+        assert stream.headers["Server"] == "hookgate"
         event_id = await ingest(client, b'{"type": "live"}')
         kind = ""
         async with asyncio.timeout(15):

@@ -96,6 +96,7 @@ async def test_the_app_goes_down_and_the_webhook_still_arrives_at_its_own_path(f
     # Up: normal routes, a streamed upload and a websocket pass through.
     hello = await client.get("/hello")
     assert (hello.status, await hello.text()) == (200, "hello from the app")
+    assert hello.headers["Server"] == "hookgate"  # not the app's
     upload = os.urandom(3 * 1024 * 1024 + 17)
     answer = await client.post("/upload", data=chunks(upload))
     assert await answer.json() == {
@@ -104,6 +105,7 @@ async def test_the_app_goes_down_and_the_webhook_still_arrives_at_its_own_path(f
     }
     async with client.ws_connect("/ws", protocols=["chat.v2"]) as ws:
         assert ws.protocol == "chat.v2"
+        assert ws._response.headers["Server"] == "hookgate"  # the 101's (no public accessor)
         await ws.send_str("hi")
         assert (await ws.receive()).data == "HI"
         await ws.send_bytes(b"\x00\x01\x02")
@@ -175,6 +177,7 @@ async def test_an_answer_cut_short_upstream_is_cut_short_for_the_client(front):
     _, _, client, _ = await front()
     response = await client.get("/broken")
     assert response.status == 200  # the status was already on its way
+    assert response.headers["Server"] == "hookgate"  # streamed: named before it was sent
     with pytest.raises(aiohttp.ClientPayloadError):
         await response.read()  # never a clean end: the client knows it is incomplete
     assert client.app[keys.UPSTREAM].counts.failures["cut_short"] == 1

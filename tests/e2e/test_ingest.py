@@ -149,6 +149,7 @@ async def test_expect_100_continue_is_refused_before_the_body_is_sent(database_u
         "/in/shop", data=b"x" * 4096, headers={"Expect": "100-continue"}, expect100=True
     )
     assert response.status == 413
+    assert response.headers["Server"] == "hookgate"  # answered before the middleware runs
 
 
 async def test_raw_request_round_trips_byte_for_byte(database_url, gateway):

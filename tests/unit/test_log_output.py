@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from gateway.logging import _Gathered, configure
+from gateway.logging import _Gathered, configure, info
 
 
 class Out:
@@ -104,3 +104,38 @@ def test_a_json_line_names_levels_and_renders_exceptions_as_structlog_does(capsy
     assert "exc_info" not in two and two["exception"].startswith("Traceback")
     assert "ValueError: boom" in two["exception"]
     assert "stack_info" not in three and "test_log_output.py" in three["stack"]
+
+
+def test_the_request_line_written_directly_is_the_line_structlog_writes(capsys):
+    def calls(log: Any) -> None:
+        structlog.contextvars.bind_contextvars(target="sink")
+        try:
+            log.info("request_handled", status=202, peer=None, source="bench")
+            info(log, "request_handled", {"status": 202, "peer": None, "source": "bench"})
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    through_structlog, direct = _json_lines(capsys, calls)
+
+    assert list(direct) == list(through_structlog)  # same keys, same order
+    assert direct | {"timestamp": None} == through_structlog | {"timestamp": None}
+    assert direct["target"] == "sink" and direct["event"] == "request_handled"
+
+
+def test_the_direct_request_line_keeps_the_level(capsys):
+    configure("warning", json=True)
+    try:
+        info(structlog.get_logger("hookgate.test"), "request_handled", {"status": 202})
+    finally:
+        structlog.reset_defaults()
+    assert capsys.readouterr().err == ""
+
+
+def test_captured_logs_still_see_the_request_line():
+    configure("info", json=True)
+    try:
+        with structlog.testing.capture_logs() as captured:
+            info(structlog.get_logger("hookgate.test"), "request_handled", {"status": 202})
+    finally:
+        structlog.reset_defaults()
+    assert captured == [{"status": 202, "event": "request_handled", "log_level": "info"}]
