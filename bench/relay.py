@@ -218,6 +218,13 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy so far, every process and the kernel
+    (/proc/stat: all but idle and iowait)."""
+    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_pids(url: str) -> list[int]:
     """The server processes working for the database at `url`: its backends (the
     workers' connections, autovacuum) and the WAL writer, checkpointer and background
@@ -247,13 +254,17 @@ def wait_for(
     per delivery from the first arrival on (start-up not counted)."""
     seen, moved = -1, time.monotonic()
     cpu_from: tuple[int, dict[str, tuple[Sequence[int], float]]] | None = None
+    machine_from = machine_to = (0.0, 0.0)  # (busy seconds, when) inside the drain
     while time.monotonic() - moved < STALL_SECONDS:
         unique, duplicates, first, last = totals(bases)
         if pids and cpu_from is None and unique > 0:
             found = {name: find() for name, find in pids.items()}
             cpu_from = (unique, {name: (p, cpu_seconds(p)) for name, p in found.items()})
+            machine_from = (machine_busy(), time.monotonic())
         if unique >= count:
             break
+        if cpu_from is not None:
+            machine_to = (machine_busy(), time.monotonic())
         if unique != seen:
             seen, moved = unique, time.monotonic()
         time.sleep(0.1)
@@ -261,11 +272,14 @@ def wait_for(
         problems.append(f"{label}: stalled at {seen} of {count} deliveries")
     span = (last - first) if first is not None and last is not None else 0.0
     cpu: dict[str, float] = {}
+    machine = None  # cores the machine kept busy, between polls that saw it still draining
     if cpu_from is not None and unique > cpu_from[0]:
         for name, (them, before) in cpu_from[1].items():
             cpu[name] = (cpu_seconds(them) - before) / (unique - cpu_from[0])
+        if machine_to[1] > machine_from[1]:
+            machine = (machine_to[0] - machine_from[0]) / (machine_to[1] - machine_from[1])
     return {"delivered": unique, "duplicates": duplicates, "seconds": span, "last_at": last,
-            "rate": unique / span if span else 0.0, "cpu": cpu}  # fmt: skip
+            "rate": unique / span if span else 0.0, "cpu": cpu, "machine": machine}  # fmt: skip
 
 
 def note_output(service: Service, problems: list[str]) -> None:
@@ -372,14 +386,18 @@ def report(args: argparse.Namespace, db: Database, bare: dict[str, Any], runs: d
     base = bare["rate"]
     print(f"bare aiohttp client loop, 1 sink: {base:,.0f} deliveries/s ({bare['seconds']:.2f} s)")
     print(f"\n{'history':>10}{'sinks':>7}{'workers':>9}{'per s':>9}{'x bare':>8}{'dups':>6}"
-          f"{'cpu us/dlv: worker':>20}{'postgres':>10}{'sink':>6}{'cores busy':>12}")  # fmt: skip
+          f"{'cpu us/dlv: worker':>20}{'postgres':>10}{'sink':>6}{'cores busy':>12}"
+          f"{'machine':>9}")  # fmt: skip
     for (history, sink_count, workers), r in runs.items():
         cpu = {name: f"{seconds * 1e6:,.0f}" for name, seconds in r["cpu"].items()}
         # What the three kept busy of the machine: the rate times their CPU per delivery.
         busy = f"{r['rate'] * sum(r['cpu'].values()):.2f}" if r["cpu"] else "-"
+        # ... and what the whole machine was (autovacuum, the kernel, this script too).
+        machine = f"{r['machine']:.2f}" if r.get("machine") else "-"
         print(f"{history:>10,}{sink_count:>7}{workers:>9}{r['rate']:>9,.0f}"
               f"{r['rate'] / base:>8.2f}{r['duplicates']:>6}{cpu.get('worker', '-'):>20}"
-              f"{cpu.get('postgres', '-'):>10}{cpu.get('sink', '-'):>6}{busy:>12}")  # fmt: skip
+              f"{cpu.get('postgres', '-'):>10}{cpu.get('sink', '-'):>6}{busy:>12}"
+              f"{machine:>9}")  # fmt: skip
     one = runs.get((0, 1, 1))
     if one:
         print(f"\nbudget 1 worker >= 0.6x bare:  {verdict(one['rate'] >= 0.6 * base)} "
@@ -388,6 +406,11 @@ def report(args: argparse.Namespace, db: Database, bare: dict[str, Any], runs: d
         if two:
             ratio = two["rate"] / one["rate"]
             print(f"budget 2 workers >= 1.3x one:  {verdict(ratio >= 1.3)} ({ratio:.2f})")
+            if one.get("machine"):
+                # Two workers can at most use the whole machine, at no extra cost a delivery.
+                cores = os.cpu_count() or 1
+                print(f"  ceiling here: one worker kept {one['machine']:.2f} of {cores} cores "
+                      f"busy, so two reach at most {cores / one['machine']:.2f}x")  # fmt: skip
         old = runs.get((args.history, 1, 1))
         if old and args.history:
             ratio = old["rate"] / one["rate"]
