@@ -25,11 +25,14 @@ def _random_bits() -> int:
     return int.from_bytes(_pool[start:_used], "big")
 
 
+_new, _set, _UNKNOWN = object.__new__, object.__setattr__, uuid.SafeUUID.unknown
+
+
 def _uuid(value: int) -> uuid.UUID:
     """`uuid.UUID(int=value)` without its checks: `value` is built in range here."""
-    made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    made = _new(uuid.UUID)
+    _set(made, "int", value)
+    _set(made, "is_safe", _UNKNOWN)
     return made
 
 

@@ -105,8 +105,11 @@ async def _ingest(request: web.Request, name: str | None, traced: Ingest | None)
         record = replace(record, traceparent=traced.started)
     fields = log_fields(request)
     fields.update(event_type=record.event_type, size=len(body))  # its source is there already
-    with NO_SPAN if traced is None else traced.child("commit"):
+    if traced is None:
         stored = await app[keys.INGEST].write(record)
+    else:
+        with traced.child("commit"):
+            stored = await app[keys.INGEST].write(record)
     quoted = _quoted(stored.event_id)
     event_id = quoted[1:-1].decode()
     fields.update(event_id=event_id, deliveries=len(record.deliveries), duplicate=stored.duplicate)
