@@ -41,6 +41,7 @@ from typing import Any
 
 import structlog
 
+from gateway import logging as hg_logging
 from gateway.alerting import Alerting, set_paused
 from gateway.clock import Clock
 from gateway.config import RelayConfig
@@ -579,11 +580,12 @@ def _log_attempt(
         "dead": "delivery_dead",
         "pending": "delivery_retry_scheduled",
     }[status]
-    log.info(
-        event if kept else "delivery_lease_lost",
-        outcome=str(result.outcome),
-        status_code=result.status,
-        duration_ms=round(duration_ms, 2),
-        error=result.error,
-        retry_in_s=round((due - now).total_seconds(), 1) if status == "pending" else None,
-    )
+    fields: dict[str, object] = {
+        "outcome": str(result.outcome),
+        "status_code": result.status,
+        "duration_ms": round(duration_ms, 2),
+        "error": result.error,
+        "retry_in_s": round((due - now).total_seconds(), 1) if status == "pending" else None,
+    }
+    # One line per attempt, like ingest's per request: the same direct way out.
+    hg_logging.info(log, event if kept else "delivery_lease_lost", fields)
