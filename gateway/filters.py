@@ -88,13 +88,10 @@ class Filter:
 
     def matches(self, event_type: str | None, headers: Mapping[str, str], body: bytes) -> bool:
         """Whether the event passes; False, never an exception, for odd bodies or headers."""
-        if not self.headers:  # most filters (and every target's default): no generator
-            return self._event_type_matches(event_type) and (
-                self.query is None or _query_matches(self.query, body)
-            )
         return (
             self._event_type_matches(event_type)
-            and all(_header_matches(headers, name, globs) for name, globs in self.headers)
+            # Most filters (every target's default) have no header rules: no generator then.
+            and (not self.headers or all(_header_matches(headers, n, g) for n, g in self.headers))
             and (self.query is None or _query_matches(self.query, body))
         )
 

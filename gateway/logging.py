@@ -88,9 +88,9 @@ class _Direct:
     the same two processors called directly, the line handed to the same output, without
     a bound logger made, its context copied and its processors looped over per line."""
 
-    def __init__(self, processors: list[Any], wrapper: Any, out: _Gathered, level: int) -> None:
-        self._processors = processors
-        self._render: _JSONLine = processors[1]
+    def __init__(self, render: _JSONLine, wrapper: Any, out: _Gathered, level: int) -> None:
+        self._processors = [structlog.contextvars.merge_contextvars, render]
+        self._render = render
         self._wrapper = wrapper
         self._out = out
         self.level = level
@@ -99,14 +99,7 @@ class _Direct:
         """structlog still runs these processors through this wrapper (a test's
         `capture_logs` or a `structlog.configure` elsewhere changes them)."""
         config = structlog.get_config()
-        processors = config["processors"]
-        return (
-            processors is self._processors
-            and len(processors) == 2
-            and processors[1] is self._render
-            and processors[0] is structlog.contextvars.merge_contextvars
-            and config["wrapper_class"] is self._wrapper
-        )
+        return config["processors"] == self._processors and config["wrapper_class"] is self._wrapper
 
     def write(self, event_dict: dict[str, Any]) -> None:
         merged = structlog.contextvars.merge_contextvars(None, "info", event_dict)
@@ -126,11 +119,12 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     processors: list[structlog.typing.Processor] = [structlog.contextvars.merge_contextvars]
     _direct = None
     if json:
-        processors.append(_JSONLine())
+        render = _JSONLine()
+        processors.append(render)
         gathered = _Gathered(_Stderr())
         atexit.register(gathered.write_out)  # what the last loop iteration left
         factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(gathered)  # type: ignore[arg-type]
-        _direct = _Direct(processors, wrapper, gathered, number)
+        _direct = _Direct(render, wrapper, gathered, number)
     else:
         processors += [
             structlog.processors.add_log_level,

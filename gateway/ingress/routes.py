@@ -105,11 +105,8 @@ async def _ingest(request: web.Request, name: str | None, traced: Ingest | None)
         record = replace(record, traceparent=traced.started)
     fields = log_fields(request)
     fields.update(event_type=record.event_type, size=len(body))  # its source is there already
-    if traced is None:
+    with NO_SPAN if traced is None else traced.child("commit"):
         stored = await app[keys.INGEST].write(record)
-    else:
-        with traced.child("commit"):
-            stored = await app[keys.INGEST].write(record)
     quoted = _quoted(stored.event_id)
     event_id = quoted[1:-1].decode()
     fields.update(event_id=event_id, deliveries=len(record.deliveries), duplicate=stored.duplicate)
