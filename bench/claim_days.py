@@ -11,7 +11,9 @@ step a fresh backlog due today and ``VACUUM ANALYZE``. At each step:
    ``finish_many``; the server backend's CPU time (``/proc/<pid>/schedstat``) over the
    claims alone, per claimed delivery. With ``--compare FILE`` (a ``queries.sql``, e.g.
    ``git show main:gateway/storage/queries.sql``), its ``claim_deliveries`` and this
-   checkout's take turns, claim by claim, so both see the same load.
+   checkout's take turns, claim by claim, so both see the same load (both taking the
+   same parameters: twelve since migration 0024's open floor, which each step raises
+   as housekeeping would).
 2. **plan**: ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim's generic plan, rolled back:
    how many of the ``deliveries`` day partitions the ``UPDATE`` reads, and the buffers.
 
@@ -91,6 +93,7 @@ async def add_backlog(conn: asyncpg.Connection, count: int) -> None:
     start = max(dt.datetime.combine(now.date(), dt.time(), dt.UTC), now - dt.timedelta(hours=1))
     await conn.execute(FILL, count, start, (now - start) * 0.9 / count, TARGET, "pending")
     await conn.execute("VACUUM ANALYZE")
+    await conn.execute("SELECT hookgate.raise_open_floor(now(), 3600)")  # as housekeeping does
 
 
 async def claim_and_finish(store: Store, batch: int, pid: int) -> tuple[int, int]:
@@ -117,6 +120,8 @@ async def explain_update(conn: asyncpg.Connection, query: str, batch: int) -> di
     args = [list(quotas), [batch], dt.datetime.now(dt.UTC), 30.0, "w", blocks, concurrency,
             rate, burst, breaker, [False]]  # fmt: skip
     params = (await conn.prepare(query)).get_parameters()
+    if len(params) > len(args):  # the open floor (migration 0024), as the relay passes it
+        args.append(await conn.fetchval("SELECT floor FROM hookgate.open_floor"))
     types = [await conn.fetchval("SELECT $1::oid::regtype::text", p.oid) for p in params]
     literals = [
         await conn.fetchval(f"SELECT format('%L::{t}', $1::{t})", arg)

@@ -110,6 +110,11 @@ async def retention_pass(
     counts = await purger.retention(per_source, to_cutoff(retention.default, now), now, audit)
     if counts:
         log.info("retention_purged", dry_run=dry_run, **_fields(counts))
+    if not dry_run:
+        try:  # for three passes' time: if housekeeping stops, claims read every day again
+            await purger.raise_open_floor(now, 3 * retention.interval)
+        except StorageError as exc:  # the floor stays where it was: never too high
+            log.warning("open_floor_not_raised", error=exc.message)
     return counts
 
 

@@ -244,7 +244,14 @@ WITH matched AS (
              ELSE d.id END
     FROM matched AS m
     WHERE d.id = m.id
-    RETURNING d.id, m.id AS previous_id, m.target, m.status AS previous_status, m.attempts
+    RETURNING d.id, d.event_id, m.id AS previous_id, m.target, m.status AS previous_status,
+              m.attempts
+), lowered AS (
+    -- Open again, maybe on a day before the open floor (migration 0024): lowered to it.
+    UPDATE hookgate.open_floor AS f
+    SET floor = least(f.floor, r.low)
+    FROM (SELECT event_id AS low FROM requeued ORDER BY 1 LIMIT 1) AS r  -- no min(uuid)
+    WHERE r.low IS NOT NULL
 ), moved AS (
     -- new_key: the attempts go with the new id (the foreign key is checked at the end
     -- of the statement, when both have moved).
@@ -316,6 +323,11 @@ WITH chosen AS (
     FROM chosen AS c
     WHERE d.id = c.id
     RETURNING d.id, c.id AS previous_id, c.target, c.status AS previous_status, c.attempts
+), lowered AS (
+    -- Open again, maybe on a day before the open floor (migration 0024): lowered to it.
+    UPDATE hookgate.open_floor AS f
+    SET floor = least(f.floor, $4)
+    WHERE EXISTS (SELECT FROM requeued)
 ), moved AS (
     UPDATE hookgate.attempts AS a
     SET delivery_id = r.id
@@ -342,6 +354,11 @@ WITH added AS (
     FROM unnest($4::text[], $5::uuid[]) AS t (target, id)
     ON CONFLICT DO NOTHING
     RETURNING id, target
+), lowered AS (
+    -- New and open, maybe on a day before the open floor (migration 0024): lowered to it.
+    UPDATE hookgate.open_floor AS f
+    SET floor = least(f.floor, $3)
+    WHERE EXISTS (SELECT FROM added)
 ), audit AS (
     INSERT INTO hookgate.replayed (replay_id, delivery_id, attempts_before)
     SELECT $1, id, 0 FROM added

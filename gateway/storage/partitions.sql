@@ -20,3 +20,7 @@ SELECT dropped, kept FROM hookgate.retire_day($1::date, $2::text[], $3::timestam
 -- name: drop_retired
 -- The retired days' tables, detached already: dropping them locks nothing in use.
 SELECT hookgate.drop_retired() AS dropped;
+
+-- name: raise_open_floor
+-- The open floor from the day partitions (migration 0024), valid $2 seconds from $1.
+SELECT hookgate.raise_open_floor($1, $2) AS floor;

@@ -103,6 +103,13 @@ class Purger:
         async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             return await partitions.ensure(conn, now.astimezone(dt.UTC).date())
 
+    async def raise_open_floor(self, now: dt.datetime, valid: float) -> UUID:
+        """Set the open floor (migration 0024) from the day partitions, for `valid`
+        seconds: claims then start no partition of a day before it."""
+        async with translated(), self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            floor: UUID = await conn.fetchval(QUERIES["raise_open_floor"], now, valid)
+            return floor
+
     async def _retire(
         self,
         conn: asyncpg.Connection,

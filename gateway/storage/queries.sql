@@ -121,7 +121,9 @@ ON CONFLICT (name) DO NOTHING;
 -- per target: concurrency, rate, burst, breaker on (NULL concurrency/rate: no limit);
 -- $11 per target: does this relay hold a share of its concurrency (migration 0022; then
 -- it keeps within its share, and the target is neither counted nor, unless its rate
--- limit or a tripped breaker needs it, locked).
+-- limit or a tripped breaker needs it, locked); $12 the open floor (migration 0024): no
+-- open delivery's event id is lower, so the day partitions before it are not even
+-- started (the pruning happens at start-up, the floor being a parameter).
 -- `claim_allowance` (migrations 0010, 0022) runs first: it takes the advisory locks the
 -- targets need and says how many each may start. Then each target is looked up on its own
 -- (LATERAL, by the claim index), so one target's backlog cannot fill another's quota.
@@ -132,8 +134,8 @@ ON CONFLICT (name) DO NOTHING;
 -- cannot be flattened, so it is a nested loop over the events' index whatever the
 -- estimates say): the cost never depends on how many events are stored.
 -- The final row (id NULL) says when the earliest delivery not claimed now comes due,
--- or what held a target back ends, so the relay can sleep until then; and how many
--- each target was allowed.
+-- or what held a target back ends, so the relay can sleep until then; how many
+-- each target was allowed; and the open floor for the next claim.
 WITH allowance AS (
     SELECT *
     FROM hookgate.claim_allowance($1::text[], $2::integer[], $3, $7::integer[],
@@ -150,6 +152,7 @@ WITH allowance AS (
         WHERE c.target = t.target
           AND c.status IN ('pending', 'in_flight')
           AND c.due_at <= $3
+          AND c.event_id >= $12
           -- FIFO per ordering key: nothing else with the key in flight, nothing earlier
           -- waiting (or dead, when dead deliveries block their key).
           AND (c.ordering_key IS NULL OR NOT EXISTS (
@@ -189,6 +192,8 @@ WITH allowance AS (
     WHERE d.id >= w.id AND d.id <= w.id
       AND d.event_id >= w.event_id AND d.event_id <= w.event_id
       AND d.id IS NOT DISTINCT FROM w.id
+    -- (Not `d.event_id >= $12` here: given a bound it can use alone, the planner chose a
+    -- scan of every partition joined to `wanted` again.)
     RETURNING d.id, d.event_id, d.target, d.attempts, d.interruptions, d.route,
               d.budget_from, w.previous_status, w.previous_worker, w.previous_start
 ), expired AS (
@@ -222,13 +227,14 @@ WITH allowance AS (
 )
 SELECT c.id, c.event_id, c.target, c.attempts, c.interruptions, c.route, c.budget_from,
        e.source, e.event_type, e.received_at, e.headers, e.body, e.method, e.path, e.query,
-       e.key_id, e.traceparent, NULL::timestamptz AS next_due, NULL::integer[] AS allowed
+       e.key_id, e.traceparent, NULL::timestamptz AS next_due, NULL::integer[] AS allowed,
+       NULL::uuid AS floor
 FROM claimed AS c
 CROSS JOIN LATERAL (
     SELECT ev.source, ev.event_type, ev.received_at, ev.headers, ev.body, ev.method, ev.path,
            ev.query, ev.key_id, ev.traceparent
     FROM hookgate.events AS ev
-    WHERE ev.id = c.event_id
+    WHERE ev.id = c.event_id AND ev.id >= $12
     OFFSET 0
 ) AS e
 UNION ALL
@@ -242,6 +248,7 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, N
                   WHERE c.target = a.target
                     AND c.status IN ('pending', 'in_flight')
                     AND c.due_at > $3
+                    AND c.event_id >= $12
                   ORDER BY c.due_at
                   LIMIT 1
               ) AS f)),
@@ -251,7 +258,12 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, N
        ARRAY(SELECT coalesce(a.allowed, 0)
              FROM unnest($1::text[]) WITH ORDINALITY AS q (target, n)
              LEFT JOIN allowance AS a ON a.target = q.target
-             ORDER BY q.n);
+             ORDER BY q.n),
+       -- The floor for the next claim (the minimum while housekeeping has not set one
+       -- lately).
+       (SELECT CASE WHEN f.valid_until > $3 THEN f.floor
+                    ELSE '00000000-0000-0000-0000-000000000000'::uuid END
+        FROM hookgate.open_floor AS f);
 
 -- name: finish_attempts
 -- A batch of attempt results and what they say about their targets' health, in one

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.storage.writers import Connections
 
 ACQUIRE_TIMEOUT = 5.0
+NO_FLOOR = UUID(int=0)  # every day partition read
 # hookgate's statements are small and reach rows by index: JIT compiling them (which
 # the planner does once a big table makes a plan look costly) only adds milliseconds.
 SESSION = {"jit": "off"}
@@ -204,6 +205,9 @@ class Store:
         self.sealer = sealer or Sealer()  # encryption at rest; off by default
         self._ensured: set[str] = set()
         self._via = via
+        # The open floor the last claim reported (migration 0024): the next one starts no
+        # partition of a day before it. The lowest id until a claim has said.
+        self._floor = NO_FLOOR
 
     def through(self, connections: Connections) -> Store:
         """This store with its statements run on `connections` (the ingest writers' own,
@@ -337,16 +341,19 @@ class Store:
             if not self._ensured.issuperset(limited):  # their health is recorded there
                 await conn.execute(QUERIES["ensure_targets"], limited, now)
                 self._ensured.update(limited)
+            floor = self._floor
             rows = await conn.fetch(
                 QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now, lease,
                 worker, blocks, concurrency, rate, burst, breaker,
-                [name in shared for name in quotas],
+                [name in shared for name in quotas], floor,
             )  # fmt: skip
         claimed = [self._claimed(row, now) for row in rows if row["id"] is not None]
         last = next(row for row in rows if row["id"] is None)
-        return ClaimBatch(
-            claimed, last["next_due"], dict(zip(quotas, last["allowed"], strict=True))
-        )
+        self._floor = last["floor"]
+        # Lowered since (a replay reopened an older day): what it reopened was not looked
+        # at, so it is due now.
+        next_due = now if self._floor < floor else last["next_due"]
+        return ClaimBatch(claimed, next_due, dict(zip(quotas, last["allowed"], strict=True)))
 
     async def take_shares(
         self, worker: str, in_flight: Mapping[str, tuple[int, int]], now: dt.datetime, term: float

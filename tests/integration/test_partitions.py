@@ -122,6 +122,15 @@ async def test_retention_drops_a_whole_day_and_keeps_what_must_outlive_it(store)
         assert await conn.fetchval("SELECT count(*) FROM hookgate.attempts_default") == 2
         assert await conn.fetchval("SELECT status FROM hookgate.deliveries WHERE event_id = $1",
                                    pending.id) == "pending"  # fmt: skip
+        # The pass set the open floor (migration 0024): the pending delivery, moved to
+        # the default partition with its old event id, holds it down to that id.
+        floor = await conn.fetchrow("SELECT floor, valid_until FROM hookgate.open_floor")
+        assert floor["valid_until"] > T0 + dt.timedelta(days=2, hours=12)
+        assert floor["floor"] == pending.id
+    store._floor = floor["floor"]  # as the relay's store learns it from its claims
+    batch = await store.claim_batch({"billing": 10}, T0 + dt.timedelta(days=2, hours=12), 60.0, "w")
+    assert [c.event_id for c in batch.claimed] == [pending.id]
+    await store.unclaim(batch.claimed, T0 + dt.timedelta(days=2, hours=12), "w")  # as it was
 
     await retention_pass(purger, config, T0 + dt.timedelta(days=11), "t")
 

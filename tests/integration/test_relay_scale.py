@@ -28,7 +28,7 @@ from gateway.relay.lanes import build_lanes
 from gateway.relay.worker import Relay
 from gateway.storage.limits import limit_columns
 from gateway.storage.queries import QUERIES
-from gateway.storage.store import RELAY_SESSION, EventRecord, Store
+from gateway.storage.store import NO_FLOOR, RELAY_SESSION, EventRecord, Store
 
 TARGETS = {
     "ok1": "ok", "ok2": "ok", "ok3": "ok",
@@ -190,7 +190,7 @@ async def test_the_claim_reaches_events_by_primary_key_whatever_the_history(stor
         (row,) = await conn.fetch(
             "EXPLAIN (FORMAT JSON) " + QUERIES["claim_deliveries"],
             list(quotas), list(quotas.values()), SystemClock().now(), 60.0, "w",
-            blocks, concurrency, rate, burst, breaker, [True, False],
+            blocks, concurrency, rate, burst, breaker, [True, False], NO_FLOOR,
         )  # fmt: skip
         # Day partitions (migration 0017) the planner knows to be small (today's, holding
         # the test's 200 events) may be scanned sequentially; the history must not be.
@@ -281,7 +281,7 @@ async def test_the_claims_update_reads_only_the_days_of_the_rows_it_claims(datab
             concurrency, rate, burst, breaker, blocks = limit_columns(quotas, {})
             explained = await explain_generic(
                 conn, QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now,
-                60.0, "w", blocks, concurrency, rate, burst, breaker, [False],
+                60.0, "w", blocks, concurrency, rate, burst, breaker, [False], NO_FLOOR,
             )  # fmt: skip
         batch = await store.claim_batch(quotas, now, 60.0, "w")
     finally:
@@ -332,7 +332,7 @@ async def test_a_claim_reads_the_claim_index_in_order_whatever_the_statistics_sa
             explained = await explain_generic(
                 conn, QUERIES["claim_deliveries"], list(quotas), list(quotas.values()),
                 now + dt.timedelta(seconds=1), 60.0, "w", blocks, concurrency, rate, burst,
-                breaker, [False],
+                breaker, [False], NO_FLOOR,
             )  # fmt: skip
             partitions = await conn.fetchval(
                 "SELECT count(*) FROM pg_inherits WHERE inhparent = 'hookgate.deliveries'::regclass"
