@@ -7,14 +7,12 @@ import datetime as dt
 import uuid
 
 import asyncpg
-from test_relay_scale import event, explain_generic, plan_nodes
+from test_relay_scale import event, explain_claim, plan_nodes
 
 from gateway.clock import SystemClock
 from gateway.ids import event_id
 from gateway.storage.admin import ReplayFilter
-from gateway.storage.limits import limit_columns
 from gateway.storage.purge import Purger
-from gateway.storage.queries import QUERIES
 from gateway.storage.replay import ReplayRequest, Replays
 from gateway.storage.store import NO_FLOOR, RELAY_SESSION, Store
 
@@ -88,21 +86,14 @@ async def test_a_claim_starts_no_partition_before_the_floor(database_url: str) -
         await store.insert_events([event(event_id(now), now, ["hot"]) for _ in range(3)])
         floor = await Purger(pool).raise_open_floor(now, 60)
         async with pool.acquire() as conn:
-            quotas = {"hot": 10}
-            concurrency, rate, burst, breaker, blocks = limit_columns(quotas, {})
-            explained = await explain_generic(
-                conn, QUERIES["claim_deliveries"], list(quotas), list(quotas.values()),
-                now + dt.timedelta(seconds=1), 60.0, "w", blocks, concurrency, rate, burst,
-                breaker, [False], floor,
-            )  # fmt: skip
-            before = {f"deliveries_p{today - dt.timedelta(days=k):%Y%m%d}" for k in range(2, 7)} | {
-                "deliveries_p20251231",
-                "deliveries_p20260101",
-            }  # the template's
-        batch = await store.claim_batch(quotas, now + dt.timedelta(seconds=1), 60.0, "w")
+            later = now + dt.timedelta(seconds=1)
+            explained = await explain_claim(conn, {"hot": 10}, later, floor)
+        batch = await store.claim_batch({"hot": 10}, later, 60.0, "w")
     finally:
         await pool.close()
 
+    before = {f"deliveries_p{today - dt.timedelta(days=k):%Y%m%d}" for k in range(2, 7)}
+    before |= {"deliveries_p20251231", "deliveries_p20260101"}  # the template's days
     nodes = plan_nodes(explained["Plan"])
     claim_index = [n for n in nodes if n.get("Index Name", "").endswith("_target_due_at_idx")]
     started = {n["Relation Name"] for n in claim_index}

@@ -248,6 +248,17 @@ async def explain_generic(conn: asyncpg.Connection, query: str, *args: Any) -> d
     return explained
 
 
+async def explain_claim(
+    conn: asyncpg.Connection, quotas: dict[str, int], now: dt.datetime, floor: Any = NO_FLOOR
+) -> dict[str, Any]:
+    """`explain_generic` of the relay's claim of `quotas` (no limits, no shares) at `now`."""
+    concurrency, rate, burst, breaker, blocks = limit_columns(quotas, {})
+    return await explain_generic(
+        conn, QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now, 60.0, "w",
+        blocks, concurrency, rate, burst, breaker, [False] * len(quotas), floor,
+    )  # fmt: skip
+
+
 async def test_the_claims_update_reads_only_the_days_of_the_rows_it_claims(database_url):
     """Each claimed row is updated in its own day's partition: under the generic plan, the
     days of history holding none of them are not probed at all, however many are kept."""
@@ -278,11 +289,7 @@ async def test_the_claims_update_reads_only_the_days_of_the_rows_it_claims(datab
         async with pool.acquire() as conn:
             await conn.execute("ANALYZE")
             quotas = {"hot": 10}
-            concurrency, rate, burst, breaker, blocks = limit_columns(quotas, {})
-            explained = await explain_generic(
-                conn, QUERIES["claim_deliveries"], list(quotas), list(quotas.values()), now,
-                60.0, "w", blocks, concurrency, rate, burst, breaker, [False], NO_FLOOR,
-            )  # fmt: skip
+            explained = await explain_claim(conn, quotas, now)
         batch = await store.claim_batch(quotas, now, 60.0, "w")
     finally:
         await pool.close()
@@ -327,13 +334,7 @@ async def test_a_claim_reads_the_claim_index_in_order_whatever_the_statistics_sa
                 " + CASE WHEN seq % 2 = 0 THEN interval '1 hour' ELSE interval '0' END",
                 now,
             )
-            quotas = {"hot": 10}
-            concurrency, rate, burst, breaker, blocks = limit_columns(quotas, {})
-            explained = await explain_generic(
-                conn, QUERIES["claim_deliveries"], list(quotas), list(quotas.values()),
-                now + dt.timedelta(seconds=1), 60.0, "w", blocks, concurrency, rate, burst,
-                breaker, [False], NO_FLOOR,
-            )  # fmt: skip
+            explained = await explain_claim(conn, {"hot": 10}, now + dt.timedelta(seconds=1))
             partitions = await conn.fetchval(
                 "SELECT count(*) FROM pg_inherits WHERE inhparent = 'hookgate.deliveries'::regclass"
             )
