@@ -156,7 +156,7 @@ async def test_a_replay_to_a_new_target_lowers_the_floor_too(store: Store) -> No
         assert await floor_day(conn) == today - dt.timedelta(days=3)
 
 
-async def test_a_floor_housekeeping_stopped_renewing_no_longer_applies(store: Store) -> None:
+async def test_a_floor_not_renewed_or_missing_is_no_floor(store: Store) -> None:
     now = SystemClock().now()
     await history(store, now.date(), 3)
     await Purger(store.pool).raise_open_floor(now - dt.timedelta(seconds=120), 60)
@@ -165,3 +165,7 @@ async def test_a_floor_housekeeping_stopped_renewing_no_longer_applies(store: St
     await Purger(store.pool).raise_open_floor(now, 60)
     await store.claim_batch({"hot": 1}, now, 60.0, "w")
     assert store._floor != NO_FLOOR
+    async with store.pool.acquire() as conn:  # its row gone: every partition, not none
+        await conn.execute("DELETE FROM hookgate.open_floor")
+    await store.claim_batch({"hot": 1}, now, 60.0, "w")
+    assert store._floor == NO_FLOOR
