@@ -259,10 +259,9 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, N
              FROM unnest($1::text[]) WITH ORDINALITY AS q (target, n)
              LEFT JOIN allowance AS a ON a.target = q.target
              ORDER BY q.n),
-       -- The floor for the next claim: the lowest id while housekeeping has not set one
-       -- lately (or its row is gone: never NULL, which would match nothing).
-       coalesce((SELECT f.floor FROM hookgate.open_floor AS f WHERE f.valid_until > $3),
-                '00000000-0000-0000-0000-000000000000'::uuid);
+       -- The floor for the next claim; NULL while housekeeping has not set one lately
+       -- (or its row is gone): none.
+       (SELECT f.floor FROM hookgate.open_floor AS f WHERE f.valid_until > $3);
 
 -- name: finish_attempts
 -- A batch of attempt results and what they say about their targets' health, in one

@@ -349,7 +349,7 @@ class Store:
             )  # fmt: skip
         claimed = [self._claimed(row, now) for row in rows if row["id"] is not None]
         last = next(row for row in rows if row["id"] is None)
-        self._floor = last["floor"]
+        self._floor = last["floor"] or NO_FLOOR  # never NULL, which would match nothing
         # Lowered since (a replay reopened an older day): what it reopened was not looked
         # at, so it is due now.
         next_due = now if self._floor < floor else last["next_due"]
